@@ -1,0 +1,139 @@
+"""The bundled model catalog (``models.yaml``) and user catalogs layered over it.
+
+An entry holds a model's published ``config.json`` fields as they are, the
+defaults its transformers config class fills for keys the file omits (so the
+catalog path never imports transformers), and where the fields came from.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from kvsize.errors import KvsizeError
+
+CATALOG_ENV = "KVSIZE_CATALOG"
+
+
+class CatalogEntry(BaseModel):
+    """One model: its config fields, the defaults filled for omitted keys, and their source."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source: str
+    revision: str | None = None
+    filled_by: str | None = None
+    """The transformers version whose config class filled ``defaults``."""
+    config: dict[str, Any]
+    defaults: dict[str, Any] = {}
+
+
+class CatalogFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: Literal[1]
+    models: dict[str, CatalogEntry]
+
+
+def bundled_catalog_path() -> Path:
+    """``models.yaml`` inside the installed package, else at the source checkout's root."""
+    here = Path(__file__).resolve().parent
+    packaged = here / "models.yaml"
+    return packaged if packaged.is_file() else here.parent / "models.yaml"
+
+
+def _yaml_loader() -> type[yaml.SafeLoader]:
+    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@lru_cache(maxsize=8)
+def _load_file(path: str, mtime_ns: int) -> dict[str, CatalogEntry]:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as error:
+        raise KvsizeError(f"cannot read catalog {path}: {error.strerror}; check the --catalog path") from None
+    try:
+        data = yaml.load(text, Loader=_yaml_loader())  # noqa: S506 - a SafeLoader
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise KvsizeError(f"catalog {path} is not valid YAML{where}; fix the file") from None
+    try:
+        return CatalogFile.model_validate(data).models
+    except ValidationError as error:
+        first = error.errors()[0]
+        location = ".".join(str(part) for part in first["loc"])
+        raise KvsizeError(f"catalog {path}: {location}: {first['msg']}; fix the entry") from None
+
+
+def load_catalog_file(path: Path) -> dict[str, CatalogEntry]:
+    """Read and validate one catalog file."""
+    try:
+        mtime = path.stat().st_mtime_ns
+    except OSError:
+        raise KvsizeError(f"catalog {path} does not exist; check the --catalog path or {CATALOG_ENV}") from None
+    return _load_file(str(path), mtime)
+
+
+class Catalog:
+    """The bundled catalog, with a user catalog's entries taking precedence by name."""
+
+    def __init__(self, user_path: Path | None = None) -> None:
+        if user_path is None and os.environ.get(CATALOG_ENV):
+            user_path = Path(os.environ[CATALOG_ENV])
+        self.bundled_path = bundled_catalog_path()
+        self.user_path = user_path
+        entries = dict(load_catalog_file(self.bundled_path))
+        if user_path is not None:
+            entries.update(load_catalog_file(user_path))
+        self.entries = entries
+        self._by_lower = {name.lower(): name for name in entries}
+
+    def origin(self, name: str) -> str:
+        if self.user_path is not None and name in load_catalog_file(self.user_path):
+            return f"catalog {self.user_path}"
+        return "bundled catalog"
+
+    def find(self, query: str) -> str | None:
+        """The catalog name for ``query``: case-insensitive, or a unique name without its org."""
+        exact = self._by_lower.get(query.lower())
+        if exact:
+            return exact
+        if "/" not in query:
+            tails = [name for lower, name in self._by_lower.items() if lower.split("/", 1)[-1] == query.lower()]
+            if len(tails) == 1:
+                return tails[0]
+        return None
+
+    def suggest(self, query: str, n: int = 3) -> list[str]:
+        lowered = list(self._by_lower)
+        close = difflib.get_close_matches(query.lower(), lowered, n=n, cutoff=0.5)
+        if not close:
+            tail = query.lower().split("/")[-1]
+            close = [low for low in lowered if tail and tail in low][:n]
+        return [self._by_lower[low] for low in close]
+
+
+def dump_catalog(models: dict[str, CatalogEntry], header: str = "") -> str:
+    """YAML text for a catalog; loads back to the same entries."""
+    data = {"version": 1, "models": {name: _entry_dict(entry) for name, entry in models.items()}}
+    body = yaml.dump(data, sort_keys=False, default_flow_style=None, width=120, allow_unicode=True)
+    return header + body
+
+
+def _entry_dict(entry: CatalogEntry) -> dict[str, Any]:
+    out: dict[str, Any] = {"source": entry.source}
+    if entry.revision is not None:
+        out["revision"] = entry.revision
+    if entry.filled_by is not None:
+        out["filled_by"] = entry.filled_by
+    out["config"] = entry.config
+    if entry.defaults:
+        out["defaults"] = entry.defaults
+    return out

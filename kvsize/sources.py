@@ -1,0 +1,131 @@
+"""Where a model's config comes from: the catalog, a local file, (later) the Hub.
+
+Resolution order: catalog name → local path. Each source yields a raw config and
+the defaults for its omitted keys; ``kvsize.normalize`` turns both into a spec.
+transformers is imported only when a config must be normalised (a local file),
+never on the catalog path.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from kvsize.catalog import Catalog, CatalogEntry
+from kvsize.errors import KvsizeError
+from kvsize.normalize import ALIAS_GROUPS, FILL_FIELDS, TEXT_CONFIG_KEYS, spec_from_config
+from kvsize.spec import ModelSpec
+
+
+def resolve_model(model: str, *, catalog: Catalog | None = None, catalog_path: Path | None = None) -> ModelSpec:
+    """A catalog name (case-insensitive), a ``config.json`` path, or a directory holding one."""
+    if not model or not model.strip():
+        raise KvsizeError("no model given: name a catalog model (see 'kvsize models') or a config.json path")
+    catalog = catalog or Catalog(catalog_path)
+    name = catalog.find(model)
+    if name is not None:
+        entry = catalog.entries[name]
+        return spec_from_config(
+            entry.config, name=name, origin=f"{catalog.origin(name)}: {name}", defaults=entry.defaults,
+            revision=entry.revision,
+        )
+    path = Path(model).expanduser()
+    if path.exists():
+        return spec_from_path(path)
+    suggestions = catalog.suggest(model)
+    hint = f"; did you mean {', '.join(suggestions)}?" if suggestions else "; 'kvsize models' lists the catalog"
+    if model.endswith(".json") or model.startswith((".", "/", "~")):
+        raise KvsizeError(f"no such file {model!r}: give the path of a config.json or of a directory holding one")
+    raise KvsizeError(f"unknown model {model!r}: not in the catalog and not a local path{hint}")
+
+
+def spec_from_path(path: Path) -> ModelSpec:
+    """A local ``config.json`` (or a directory holding one), normalised like the real loader."""
+    file = path / "config.json" if path.is_dir() else path
+    if not file.is_file():
+        raise KvsizeError(f"{path} has no config.json: point kvsize at a model directory or its config.json")
+    raw = read_config(file)
+    defaults, warnings = transformers_defaults(raw, str(file))
+    return spec_from_config(raw, name=_local_name(file), origin=str(file), defaults=defaults, warnings=warnings)
+
+
+def read_config(file: Path) -> dict[str, Any]:
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise KvsizeError(f"cannot read {file}: {getattr(error, 'strerror', None) or error}") from None
+    if not text.strip():
+        raise KvsizeError(f"{file} is empty: it should hold the model's config.json")
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise KvsizeError(f"{file} is not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})") from None
+    if not isinstance(raw, dict):
+        raise KvsizeError(f"{file} is JSON but not an object: a config.json is a {{...}} of fields")
+    return raw
+
+
+def _local_name(file: Path) -> str:
+    """A readable name for a local config: ``_name_or_path`` if set, else the directory's name."""
+    return file.parent.name or str(file)
+
+
+def transformers_defaults(raw: Mapping[str, Any], origin: str) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """What the model's transformers config class fills for the KV fields the file omits.
+
+    vLLM reads the config object, defaults included, so kvsize does too. A model
+    type transformers does not know is sized from its raw fields, with a warning.
+    """
+    model_type = raw.get("model_type")
+    if not isinstance(model_type, str):
+        return {}, ()
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    import transformers
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+    if model_type not in CONFIG_MAPPING:
+        return {}, (
+            f"transformers {transformers.__version__} does not know model_type {model_type!r}: sized from the "
+            "config's own fields, with no class defaults for omitted keys",
+        )
+    try:
+        config = CONFIG_MAPPING[model_type].from_dict(copy.deepcopy(dict(raw)))
+    except Exception as error:  # transformers validates fields; any failure is the config's
+        raise KvsizeError(
+            f"{origin}: transformers rejects this {model_type} config ({type(error).__name__}: {error}); fix the config"
+        ) from None
+    text_key = next((key for key in TEXT_CONFIG_KEYS if isinstance(raw.get(key), Mapping)), None)
+    if text_key is None:
+        return _missing(raw, config.to_dict()), ()
+    text_config = config.get_text_config()
+    filled = _missing(raw[text_key], text_config.to_dict())
+    return ({text_key: filled} if filled else {}), ()
+
+
+def _missing(raw: Mapping[str, Any], filled: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    grouped = {field: group for group in ALIAS_GROUPS for field in group}
+    for key in FILL_FIELDS:
+        if raw.get(key) is not None or filled.get(key) is None:
+            continue
+        group = grouped.get(key)
+        if group and any(raw.get(alias) is not None or alias in out for alias in group):
+            continue
+        out[key] = filled[key]
+    return out
+
+
+def catalog_entry(raw: Mapping[str, Any], *, source: str, revision: str | None = None, origin: str = "config") -> CatalogEntry:
+    """A catalog entry for a raw config: its fields as published plus the filled defaults."""
+    defaults, _ = transformers_defaults(raw, origin)
+    import transformers
+
+    return CatalogEntry(
+        source=source, revision=revision, filled_by=f"transformers {transformers.__version__}",
+        config=dict(raw), defaults=defaults,
+    )

@@ -1,0 +1,103 @@
+"""The normalized architecture: what kvsize knows of a model once its config is read.
+
+Layer kinds are small types that know their own byte rule, after vLLM's
+``vllm/v1/kv_cache_interface.py`` (one spec per kind). Family quirks never live
+here: ``kvsize.normalize`` turns a raw config into a ``ModelSpec``.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from pydantic import BaseModel, ConfigDict
+
+
+class LayerKind(str, Enum):
+    """What one decoder layer keeps per token."""
+
+    FULL = "full_attention"
+    SLIDING = "sliding_attention"
+    CHUNKED = "chunked_attention"
+    MLA = "mla"
+    MAMBA = "mamba"
+    LINEAR = "linear_attention"
+    CONV = "conv"
+    MLP = "mlp"
+
+    @property
+    def keeps_kv(self) -> bool:
+        """True when the layer has a KV cache that grows with every token."""
+        return self in _KV_KINDS
+
+    @property
+    def kv_factor(self) -> int:
+        """Tensors per token: K and V (2), or one latent for MLA (1); 0 when no KV grows.
+
+        LMCache's ``kv_shape`` uses ``1 if use_mla else 2``
+        (``lmcache/integration/vllm/vllm_service_factory.py``).
+        """
+        if self is LayerKind.MLA:
+            return 1
+        return 2 if self.keeps_kv else 0
+
+    def bytes_per_token(self, heads: int, head_size: int, dtype_bytes: int) -> int:
+        """KV bytes this layer adds per token for ``heads`` KV heads of ``head_size``."""
+        return self.kv_factor * heads * head_size * dtype_bytes
+
+
+_KV_KINDS = frozenset({LayerKind.FULL, LayerKind.SLIDING, LayerKind.CHUNKED, LayerKind.MLA})
+
+
+class FieldSource(BaseModel):
+    """Where a spec value came from: the config field(s) and the file."""
+
+    model_config = ConfigDict(frozen=True)
+
+    value: str
+    field: str
+    origin: str
+
+
+class ModelSpec(BaseModel):
+    """A model's KV-relevant architecture, independent of how it is served."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    model_type: str
+    source: str
+    layer_kinds: tuple[LayerKind, ...]
+    num_attention_heads: int
+    num_kv_heads: int
+    head_size: int
+    config_dtype: str | None
+    kv_cache_quant: str | None = None
+    draft_layers: int = 0
+    revision: str | None = None
+    fields: dict[str, FieldSource] = {}
+    warnings: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.layer_kinds)
+
+    @property
+    def kv_layers(self) -> int:
+        """Layers whose KV grows per token: the layers LMCache stores."""
+        return sum(1 for kind in self.layer_kinds if kind.keeps_kv)
+
+    @property
+    def use_mla(self) -> bool:
+        return LayerKind.MLA in self.layer_kinds
+
+    @property
+    def is_hybrid(self) -> bool:
+        """True for Mamba / linear-attention / conv hybrids (layers with state, not per-token KV)."""
+        return any(kind in (LayerKind.MAMBA, LayerKind.LINEAR, LayerKind.CONV) for kind in self.layer_kinds)
+
+    def kind_counts(self) -> dict[LayerKind, int]:
+        counts: dict[LayerKind, int] = {}
+        for kind in self.layer_kinds:
+            counts[kind] = counts.get(kind, 0) + 1
+        return counts
