@@ -29,12 +29,10 @@ class DefaultCommandGroup(TyperGroup):
     def main(self, *args: Any, **kwargs: Any) -> Any:
         standalone = kwargs.pop("standalone_mode", True)
         try:
-            return super().main(*args, standalone_mode=False, **kwargs)
-        except _click.exceptions.Exit as done:
-            if standalone:
-                sys.exit(done.exit_code)
-            raise
-        except (_click.exceptions.UsageError, _click.exceptions.BadParameter) as error:
+            # Not standalone: typer returns an Exit's code instead of exiting, and
+            # re-raises click errors so they are printed here, on one line.
+            result = super().main(*args, standalone_mode=False, **kwargs)
+        except _click.exceptions.UsageError as error:
             command = error.ctx.command_path if error.ctx is not None else "kvsize"
             _fail(f"{error.format_message()} (see '{command} --help')")
         except KvsizeError as error:
@@ -44,11 +42,9 @@ class DefaultCommandGroup(TyperGroup):
         except _click.exceptions.Abort:
             sys.stderr.write("kvsize: aborted\n")
             sys.exit(130)
-        except typer.Exit as done:
-            sys.exit(done.exit_code)
         if standalone:
-            sys.exit(0)
-        return None
+            sys.exit(result if isinstance(result, int) else 0)
+        return result
 
 
 def _fail(message: str) -> None:

@@ -94,11 +94,13 @@ class _Reader:
     def path(self, key: str) -> str:
         return f"{self.text_key}.{key}" if self.text_key else key
 
-    def get(self, *keys: str) -> tuple[str, Any] | None:
-        """First key present (and not null) in the text config, then its defaults."""
+    def get(self, *keys: str, defaults: bool = True) -> tuple[str, Any] | None:
+        """First key present (and not null) in the text config, then (if asked) its defaults."""
         for key in keys:
             if self.text.get(key) is not None:
                 return self.path(key), self.text[key]
+        if not defaults:
+            return None
         for key in keys:
             if self.text_defaults.get(key) is not None:
                 return self.path(key) + " (transformers default)", self.text_defaults[key]
@@ -268,11 +270,25 @@ def _is_mla(reader: _Reader, model_type: str) -> bool:
 
 
 def _layer_kinds(reader: _Reader, model_type: str, num_layers: int, use_mla: bool) -> list[LayerKind]:
-    """Per-layer kinds, by the first rule that the config speaks to (ENGINE-FACTS §4)."""
-    origin = reader.origin
+    """Per-layer kinds, by the first rule that the config speaks to (ENGINE-FACTS §4).
+
+    The published fields are tried first, through every rule; class defaults only
+    after: a default ``layer_types`` must not outrank a published ``attn_type_list``
+    (transformers' MiniMaxConfig fills a layer_types of its own; vLLM reads attn_type_list).
+    """
     if use_mla:
         reader.note("layer kinds", f"{num_layers} MLA", reader.path("kv_lora_rank"))
         return [LayerKind.MLA] * num_layers
+    kinds = _layer_rules(reader, num_layers, defaults=False)
+    if kinds is None:
+        kinds = _layer_rules(reader, num_layers, defaults=True)
+    if kinds is None:
+        kinds = _sliding_rule(reader, model_type, num_layers)
+    return _chunked_layers(reader, kinds)
+
+
+def _layer_rules(reader: _Reader, num_layers: int, *, defaults: bool) -> list[LayerKind] | None:
+    origin = reader.origin
 
     def check_length(field: str, length: int) -> None:
         if length != num_layers:
@@ -281,7 +297,7 @@ def _layer_kinds(reader: _Reader, model_type: str, num_layers: int, use_mla: boo
                 "fix the config so they agree"
             )
 
-    found = reader.get("hybrid_override_pattern")
+    found = reader.get("hybrid_override_pattern", defaults=defaults)
     if found is not None:
         field, pattern = found
         if not isinstance(pattern, str):
@@ -298,7 +314,7 @@ def _layer_kinds(reader: _Reader, model_type: str, num_layers: int, use_mla: boo
         reader.note("layer kinds", _describe_kinds(kinds), field)
         return kinds
 
-    found = reader.get("layer_types")
+    found = reader.get("layer_types", defaults=defaults)
     if found is not None:
         field, names = found
         if not isinstance(names, list):
@@ -314,9 +330,9 @@ def _layer_kinds(reader: _Reader, model_type: str, num_layers: int, use_mla: boo
                 )
             kinds.append(kind)
         reader.note("layer kinds", _describe_kinds(kinds), field)
-        return _chunked_layers(reader, kinds)
+        return kinds
 
-    found = reader.get("layers_block_type")
+    found = reader.get("layers_block_type", defaults=defaults)
     if found is not None:
         field, names = found
         if not isinstance(names, list):
@@ -333,9 +349,9 @@ def _layer_kinds(reader: _Reader, model_type: str, num_layers: int, use_mla: boo
         reader.note("layer kinds", _describe_kinds(kinds), field)
         return kinds
 
-    period = reader.get("attn_layer_period")
+    period = reader.get("attn_layer_period", defaults=defaults)
     if period is not None:
-        offset = reader.get("attn_layer_offset")
+        offset = reader.get("attn_layer_offset", defaults=defaults)
         if offset is None:
             raise KvsizeError(f"{origin}: {period[0]} is set without attn_layer_offset; kvsize cannot place the attention layers")
         p, o = period[1], offset[1]
@@ -346,7 +362,7 @@ def _layer_kinds(reader: _Reader, model_type: str, num_layers: int, use_mla: boo
         reader.note("layer kinds", _describe_kinds(kinds), f"{period[0]} = {p}, {offset[0]} = {o} (i % {p} == {o})")
         return kinds
 
-    found = reader.get("attn_type_list")
+    found = reader.get("attn_type_list", defaults=defaults)
     if found is not None:
         field, values = found
         if not isinstance(values, list):
@@ -360,7 +376,7 @@ def _layer_kinds(reader: _Reader, model_type: str, num_layers: int, use_mla: boo
         reader.note("layer kinds", _describe_kinds(kinds), f"{field} (1 = attention, 0 = linear)")
         return kinds
 
-    found = reader.get("full_attention_interval")
+    found = reader.get("full_attention_interval", defaults=defaults)
     if found is not None:
         field, interval = found
         if isinstance(interval, bool) or not isinstance(interval, int) or interval <= 0:
@@ -370,8 +386,7 @@ def _layer_kinds(reader: _Reader, model_type: str, num_layers: int, use_mla: boo
         reader.note("layer kinds", _describe_kinds(kinds), f"{field} = {interval} ((i + 1) % {interval} == 0)")
         return kinds
 
-    kinds = _sliding_rule(reader, model_type, num_layers)
-    return _chunked_layers(reader, kinds)
+    return None
 
 
 def _sliding_rule(reader: _Reader, model_type: str, num_layers: int) -> list[LayerKind]:
