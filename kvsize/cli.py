@@ -32,6 +32,8 @@ class DefaultCommandGroup(TyperGroup):
             # Not standalone: typer returns an Exit's code instead of exiting, and
             # re-raises click errors so they are printed here, on one line.
             result = super().main(*args, standalone_mode=False, **kwargs)
+        except _click.exceptions.NoArgsIsHelpError:
+            sys.exit(2)  # the help was printed: no model given
         except _click.exceptions.UsageError as error:
             command = error.ctx.command_path if error.ctx is not None else "kvsize"
             _fail(f"{error.format_message()} (see '{command} --help')")
@@ -39,7 +41,7 @@ class DefaultCommandGroup(TyperGroup):
             _fail(str(error))
         except _click.exceptions.ClickException as error:
             _fail(error.format_message())
-        except _click.exceptions.Abort:
+        except typer.Abort:
             sys.stderr.write("kvsize: aborted\n")
             sys.exit(130)
         if standalone:

@@ -125,8 +125,11 @@ class _Reader:
         return chosen
 
 
-def _int_field(reader: _Reader, name: str, keys: tuple[str, ...], *, low: int, high: int, required: bool = True) -> int | None:
-    found = reader.get(*keys)
+def _int_field(
+    reader: _Reader, name: str, keys: tuple[str, ...], *, low: int, high: int, required: bool = True,
+    defaults: bool = True,
+) -> int | None:
+    found = reader.get(*keys, defaults=defaults)
     if found is None:
         if not required:
             return None
@@ -180,7 +183,9 @@ def spec_from_config(
             "so kvsize does not size encoder-decoder models"
         )
 
-    num_layers = _int_field(reader, "layers", LAYER_FIELDS, low=1, high=MAX_LAYERS)
+    # The layer count must be published: a config that leaves even that to class
+    # defaults is not a model's config (transformers would size a default model).
+    num_layers = _int_field(reader, "layers", LAYER_FIELDS, low=1, high=MAX_LAYERS, defaults=False)
     num_heads = _int_field(reader, "attention heads", HEAD_FIELDS, low=1, high=MAX_HEADS)
     assert num_layers is not None and num_heads is not None
 

@@ -56,7 +56,7 @@ class SweepRow(BaseModel):
     header_bytes: int
     stored_bytes: int
     reduction_vs_256: float | None
-    """LMCache-default (256-token) objects divided by this row's; None when this row stores nothing."""
+    """LMCache-default (256-token) objects divided by this row's; None when either stores nothing."""
     stages: tuple[StageObjects, ...]
 
 
@@ -136,7 +136,7 @@ def plan_sweep(
     rows = []
     for chunk in sorted(set(chunk_sizes)):
         row = plan_row(layout, prompt_tokens, chunk)
-        reduction = baseline / row.objects if row.objects else None
+        reduction = baseline / row.objects if row.objects and baseline else None
         rows.append(row.model_copy(update={"reduction_vs_256": reduction}))
 
     warnings = [*spec.warnings, *layout.warnings]

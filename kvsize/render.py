@@ -79,10 +79,11 @@ def render_csv(sweep: Sweep) -> str:
     return buffer.getvalue()
 
 
-def headline(sweep: Sweep) -> str:
+def headline(sweep: Sweep, sep: str = "\n") -> str:
+    """The model, then bytes/token, parallelism, writers and the resolved prompt."""
     layout = sweep.layout
     return (
-        f"{sweep.spec.name}: {format_count(layout.bytes_per_token)} B/token ({format_iec(layout.bytes_per_token)}), "
+        f"{sweep.spec.name}{sep}{format_count(layout.bytes_per_token)} B/token ({format_iec(layout.bytes_per_token)}), "
         f"TP {layout.options.tp} x PP {layout.options.pp}, {layout.writers} writer{'s' if layout.writers != 1 else ''}, "
         f"prompt {format_count(sweep.prompt_tokens)} tokens"
     )
@@ -145,7 +146,7 @@ def footnotes(sweep: Sweep) -> list[str]:
 
 
 def render_markdown(sweep: Sweep) -> str:
-    lines = [f"### {headline(sweep)}", "", subtitle(sweep), ""]
+    lines = [f"### {sweep.spec.name}", "", headline(sweep).split("\n", 1)[1] + ".", subtitle(sweep) + ".", ""]
     lines.append("| " + " | ".join(TABLE_HEADERS) + " |")
     lines.append("|" + "|".join("---:" for _ in TABLE_HEADERS) + "|")
     for row in sweep.rows:
