@@ -165,10 +165,15 @@ def pp_split(num_layers: int, pp: int) -> list[int]:
 def resolve_kv_dtype(spec: ModelSpec, kv_dtype: str) -> tuple[str, str, list[str]]:
     """The KV-cache dtype LMCache stores, why, and any warning (ENGINE-FACTS §2)."""
     warnings: list[str] = []
+
+    def field(name: str, fallback: str) -> str:
+        source = spec.fields.get(name)
+        return source.field if source else fallback
+
     if kv_dtype != "auto":
         return kv_dtype, "--kv-dtype", warnings
     if spec.kv_cache_quant:
-        return spec.kv_cache_quant, spec.fields["kv cache quant"].field, warnings
+        return spec.kv_cache_quant, field("kv cache quant", "the checkpoint's KV-cache scheme"), warnings
     if spec.config_dtype is None:
         warnings.append(
             "the config names no dtype: sized as bfloat16, as vLLM serves it (falls back to the weights' dtype, "
@@ -177,8 +182,8 @@ def resolve_kv_dtype(spec: ModelSpec, kv_dtype: str) -> tuple[str, str, list[str
         return "bfloat16", "no dtype in config: bfloat16", warnings
     if spec.config_dtype == "float32":
         warnings.append("the config's dtype is float32: sized as bfloat16, as current GPUs serve it; pass --kv-dtype float16 if not")
-        return "bfloat16", f"{spec.fields['dtype'].field} = float32, served as bfloat16", warnings
-    return spec.config_dtype, spec.fields["dtype"].field, warnings
+        return "bfloat16", f"{field('dtype', 'config dtype')} = float32, served as bfloat16", warnings
+    return spec.config_dtype, field("dtype", "config dtype"), warnings
 
 
 def plan_layout(spec: ModelSpec, options: EngineOptions) -> Layout:
