@@ -1,10 +1,10 @@
 """kvsize: size LMCache KV-cache offloading for LLM serving.
 
-    >>> import kvsize
-    >>> spec = kvsize.resolve_model("Qwen/Qwen3-4B-Instruct-2507")
-    >>> sweep = kvsize.plan_sweep(spec, kvsize.EngineOptions(tp=4), 100_000, (256, 2048))
-    >>> [(row.chunk_tokens, row.objects) for row in sweep.rows]
-    [(256, 1560), (2048, 192)]
+>>> import kvsize
+>>> spec = kvsize.resolve_model("Qwen/Qwen3-4B-Instruct-2507")
+>>> sweep = kvsize.plan_sweep(spec, kvsize.EngineOptions(tp=4), 100_000, (256, 2048))
+>>> [(row.chunk_tokens, row.objects) for row in sweep.rows]
+[(256, 1560), (2048, 192)]
 """
 
 from kvsize.catalog import Catalog, CatalogEntry
@@ -19,8 +19,30 @@ from kvsize.units import format_iec, parse_count, parse_duration, parse_rate, pa
 __version__ = "0.1.0"
 
 __all__ = [
-    "CONNECTORS", "DEFAULT_CHUNK_SIZES", "Catalog", "CatalogEntry", "Connector", "EngineOptions", "KvsizeError",
-    "LayerKind", "Layout", "ModelSpec", "Stage", "Sweep", "SweepRow", "__version__", "format_iec", "parse_count",
-    "parse_duration", "parse_rate", "parse_size", "plan_layout", "plan_row", "plan_sweep", "pp_split",
-    "resolve_model", "spec_from_config", "spec_from_path",
+    "CONNECTORS",
+    "DEFAULT_CHUNK_SIZES",
+    "Catalog",
+    "CatalogEntry",
+    "Connector",
+    "EngineOptions",
+    "KvsizeError",
+    "LayerKind",
+    "Layout",
+    "ModelSpec",
+    "Stage",
+    "Sweep",
+    "SweepRow",
+    "__version__",
+    "format_iec",
+    "parse_count",
+    "parse_duration",
+    "parse_rate",
+    "parse_size",
+    "plan_layout",
+    "plan_row",
+    "plan_sweep",
+    "pp_split",
+    "resolve_model",
+    "spec_from_config",
+    "spec_from_path",
 ]

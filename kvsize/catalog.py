@@ -7,7 +7,6 @@ catalog path never imports transformers), and where the fields came from.
 
 from __future__ import annotations
 
-import difflib
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -59,7 +58,7 @@ def _load_file(path: str, mtime_ns: int) -> dict[str, CatalogEntry]:
     except OSError as error:
         raise KvsizeError(f"cannot read catalog {path}: {error.strerror}; check the --catalog path") from None
     try:
-        data = yaml.load(text, Loader=_yaml_loader())  # noqa: S506 - a SafeLoader
+        data = yaml.load(text, Loader=_yaml_loader())
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -112,6 +111,8 @@ class Catalog:
         return None
 
     def suggest(self, query: str, n: int = 3) -> list[str]:
+        import difflib  # only on the error path: kept out of start-up
+
         lowered = list(self._by_lower)
         close = difflib.get_close_matches(query.lower(), lowered, n=n, cutoff=0.5)
         if not close:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -26,12 +27,20 @@ class DefaultCommandGroup(TyperGroup):
             args = [DEFAULT_COMMAND, *args]
         return super().parse_args(ctx, args)
 
-    def main(self, *args: Any, **kwargs: Any) -> Any:
-        standalone = kwargs.pop("standalone_mode", True)
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        standalone = standalone_mode
         try:
             # Not standalone: typer returns an Exit's code instead of exiting, and
             # re-raises click errors so they are printed here, on one line.
-            result = super().main(*args, standalone_mode=False, **kwargs)
+            result = super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
         except _click.exceptions.NoArgsIsHelpError:
             sys.exit(2)  # the help was printed: no model given
         except _click.exceptions.UsageError as error:
@@ -102,16 +111,39 @@ def size(
     prompt: Annotated[str, typer.Option("--prompt", "-p", help="Prompt tokens: 100000, 100k, 128Ki, 1M.")] = "100k",
     chunk_sizes: Annotated[str | None, typer.Option("--chunk-sizes", help="Candidate chunk sizes, e.g. 256,512,2048.")] = None,
     chunk_size: Annotated[str | None, typer.Option("--chunk-size", help="One chunk size (instead of --chunk-sizes).")] = None,
-    kv_dtype: Annotated[KvDtypeChoice, typer.Option("--kv-dtype", help="KV-cache dtype; auto follows the checkpoint.")] = KvDtypeChoice.auto,
-    save_unfull_chunk: Annotated[bool, typer.Option("--save-unfull-chunk", help="Store the tail past the last whole chunk (LMCache <= 0.3.10 default).")] = False,
-    layerwise: Annotated[bool, typer.Option("--layerwise", help="LMCache use_layerwise: one object per layer per chunk.")] = False,
-    connector: Annotated[str, typer.Option("--connector", help="LMCache backend: s3, fs, redis, valkey, resp, mooncakestore, gds, weka, local-disk, cpu.")] = "s3",
-    mtp: Annotated[bool, typer.Option("--mtp", help="Speculative decoding with the config's num_nextn_predict_layers draft layers.")] = False,
+    kv_dtype: Annotated[
+        KvDtypeChoice, typer.Option("--kv-dtype", help="KV-cache dtype; auto follows the checkpoint.")
+    ] = KvDtypeChoice.auto,
+    save_unfull_chunk: Annotated[
+        bool,
+        typer.Option("--save-unfull-chunk", help="Store the tail past the last whole chunk (LMCache <= 0.3.10 default)."),
+    ] = False,
+    layerwise: Annotated[
+        bool, typer.Option("--layerwise", help="LMCache use_layerwise: one object per layer per chunk.")
+    ] = False,
+    connector: Annotated[
+        str,
+        typer.Option(
+            "--connector",
+            help="LMCache backend: s3, fs, redis, valkey, resp, mooncakestore, gds, weka, local-disk, cpu.",
+        ),
+    ] = "s3",
+    mtp: Annotated[
+        bool,
+        typer.Option("--mtp", help="Speculative decoding with the config's num_nextn_predict_layers draft layers."),
+    ] = False,
     draft_layers: Annotated[int | None, typer.Option("--draft-layers", help="Speculative decoding with N draft layers.")] = None,
-    pp_partition: Annotated[str | None, typer.Option("--pp-partition", help="Layers per stage, as VLLM_PP_LAYER_PARTITION.")] = None,
+    pp_partition: Annotated[
+        str | None, typer.Option("--pp-partition", help="Layers per stage, as VLLM_PP_LAYER_PARTITION.")
+    ] = None,
     output: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")] = OutputFormat.table,
-    explain: Annotated[bool, typer.Option("--explain", help="Show which config field gave each value and every formula.")] = False,
-    catalog: Annotated[Path | None, typer.Option("--catalog", help="A catalog YAML whose entries override the bundled ones (or KVSIZE_CATALOG).")] = None,
+    explain: Annotated[
+        bool, typer.Option("--explain", help="Show which config field gave each value and every formula.")
+    ] = False,
+    catalog: Annotated[
+        Path | None,
+        typer.Option("--catalog", help="A catalog YAML whose entries override the bundled ones (or KVSIZE_CATALOG)."),
+    ] = None,
 ) -> None:
     """Objects and bytes LMCache stores for one prompt, per candidate chunk size."""
     from kvsize.layout import EngineOptions
@@ -141,8 +173,14 @@ def size(
             raise KvsizeError(f"--mtp: {spec.name}'s config has no num_nextn_predict_layers; use --draft-layers N")
         drafts = spec.draft_layers
     options = EngineOptions(
-        tp=tp, pp=pp, kv_dtype=kv_dtype.value, connector=connector, layerwise=layerwise,
-        save_unfull_chunk=save_unfull_chunk, draft_layers=drafts, pp_partition=partition,
+        tp=tp,
+        pp=pp,
+        kv_dtype=kv_dtype.value,
+        connector=connector,
+        layerwise=layerwise,
+        save_unfull_chunk=save_unfull_chunk,
+        draft_layers=drafts,
+        pp_partition=partition,
     )
     sweep = plan_sweep(spec, options, prompt_tokens, sizes)
     _emit_sweep(sweep, output, explain)
@@ -173,8 +211,7 @@ def _print_table(sweep: Any, explain: bool) -> None:
     from kvsize import render
 
     console = Console(highlight=False, soft_wrap=False)
-    table = Table(title=render.headline(sweep), caption=render.subtitle(sweep), title_justify="left",
-                  caption_justify="left")
+    table = Table(title=render.headline(sweep), caption=render.subtitle(sweep), title_justify="left", caption_justify="left")
     for header in render.TABLE_HEADERS:
         table.add_column(header, justify="right", no_wrap=header not in ("tail",))
     for row in sweep.rows:

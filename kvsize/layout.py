@@ -45,38 +45,106 @@ class Connector(BaseModel):
 CONNECTORS: dict[str, Connector] = {
     c.name: c
     for c in (
-        Connector(name="s3", url="s3://", header_bytes=0, requests_per_object=1, stores_partial_chunks=False,
-                  int32_header=False, layout="raw bytes, one object; only whole chunks are uploaded",
-                  source="lmcache/v1/storage_backend/connector/s3_connector.py"),
-        Connector(name="fs", url="fs://", header_bytes=28, requests_per_object=1, stores_partial_chunks=True,
-                  int32_header=True, layout="28-byte RemoteMetadata header + bytes, one file (tmp write + rename)",
-                  source="lmcache/v1/storage_backend/connector/fs_connector.py"),
-        Connector(name="mooncakestore", url="mooncakestore://", header_bytes=28, requests_per_object=1,
-                  stores_partial_chunks=True, int32_header=True, layout="28-byte RemoteMetadata header + bytes",
-                  source="lmcache/v1/storage_backend/connector/mooncakestore_connector.py"),
-        Connector(name="redis", url="redis://", header_bytes=28, requests_per_object=2, stores_partial_chunks=True,
-                  int32_header=True, layout="two keys per chunk: <key>kv_bytes (raw) and <key>metadata (28 bytes)",
-                  source="lmcache/v1/storage_backend/connector/redis_connector.py"),
-        Connector(name="valkey", url="valkey://", header_bytes=0, requests_per_object=1, stores_partial_chunks=True,
-                  int32_header=False, layout="raw bytes, one key",
-                  source="lmcache/v1/storage_backend/connector/valkey_connector.py"),
-        Connector(name="resp", url="resp://", header_bytes=0, requests_per_object=1, stores_partial_chunks=True,
-                  int32_header=False, layout="raw bytes, one key",
-                  source="lmcache/v1/storage_backend/connector/resp_connector.py"),
-        Connector(name="local-disk", url="local_disk", header_bytes=0, requests_per_object=1,
-                  stores_partial_chunks=True, int32_header=False, layout="raw bytes, one file",
-                  source="lmcache/v1/storage_backend/local_disk_backend.py"),
-        Connector(name="gds", url="gds_path", header_bytes=8192, requests_per_object=2, stores_partial_chunks=True,
-                  int32_header=True,
-                  layout="4,096-byte header inside the data file + a 4,096-byte .metadata file (two files per chunk)",
-                  source="lmcache/v1/storage_backend/gds_backend.py"),
-        Connector(name="weka", url="weka_path", header_bytes=8192, requests_per_object=2, stores_partial_chunks=True,
-                  int32_header=True,
-                  layout="as gds: 4,096-byte header in the data file + a 4,096-byte .metadata file",
-                  source="lmcache/v1/storage_backend/weka_gds_backend.py"),
-        Connector(name="cpu", url="local_cpu", header_bytes=0, requests_per_object=1, stores_partial_chunks=True,
-                  int32_header=False, layout="pinned CPU memory, one buffer per chunk",
-                  source="lmcache/v1/storage_backend/local_cpu_backend.py"),
+        Connector(
+            name="s3",
+            url="s3://",
+            header_bytes=0,
+            requests_per_object=1,
+            stores_partial_chunks=False,
+            int32_header=False,
+            layout="raw bytes, one object; only whole chunks are uploaded",
+            source="lmcache/v1/storage_backend/connector/s3_connector.py",
+        ),
+        Connector(
+            name="fs",
+            url="fs://",
+            header_bytes=28,
+            requests_per_object=1,
+            stores_partial_chunks=True,
+            int32_header=True,
+            layout="28-byte RemoteMetadata header + bytes, one file (tmp write + rename)",
+            source="lmcache/v1/storage_backend/connector/fs_connector.py",
+        ),
+        Connector(
+            name="mooncakestore",
+            url="mooncakestore://",
+            header_bytes=28,
+            requests_per_object=1,
+            stores_partial_chunks=True,
+            int32_header=True,
+            layout="28-byte RemoteMetadata header + bytes",
+            source="lmcache/v1/storage_backend/connector/mooncakestore_connector.py",
+        ),
+        Connector(
+            name="redis",
+            url="redis://",
+            header_bytes=28,
+            requests_per_object=2,
+            stores_partial_chunks=True,
+            int32_header=True,
+            layout="two keys per chunk: <key>kv_bytes (raw) and <key>metadata (28 bytes)",
+            source="lmcache/v1/storage_backend/connector/redis_connector.py",
+        ),
+        Connector(
+            name="valkey",
+            url="valkey://",
+            header_bytes=0,
+            requests_per_object=1,
+            stores_partial_chunks=True,
+            int32_header=False,
+            layout="raw bytes, one key",
+            source="lmcache/v1/storage_backend/connector/valkey_connector.py",
+        ),
+        Connector(
+            name="resp",
+            url="resp://",
+            header_bytes=0,
+            requests_per_object=1,
+            stores_partial_chunks=True,
+            int32_header=False,
+            layout="raw bytes, one key",
+            source="lmcache/v1/storage_backend/connector/resp_connector.py",
+        ),
+        Connector(
+            name="local-disk",
+            url="local_disk",
+            header_bytes=0,
+            requests_per_object=1,
+            stores_partial_chunks=True,
+            int32_header=False,
+            layout="raw bytes, one file",
+            source="lmcache/v1/storage_backend/local_disk_backend.py",
+        ),
+        Connector(
+            name="gds",
+            url="gds_path",
+            header_bytes=8192,
+            requests_per_object=2,
+            stores_partial_chunks=True,
+            int32_header=True,
+            layout="4,096-byte header inside the data file + a 4,096-byte .metadata file (two files per chunk)",
+            source="lmcache/v1/storage_backend/gds_backend.py",
+        ),
+        Connector(
+            name="weka",
+            url="weka_path",
+            header_bytes=8192,
+            requests_per_object=2,
+            stores_partial_chunks=True,
+            int32_header=True,
+            layout="as gds: 4,096-byte header in the data file + a 4,096-byte .metadata file",
+            source="lmcache/v1/storage_backend/weka_gds_backend.py",
+        ),
+        Connector(
+            name="cpu",
+            url="local_cpu",
+            header_bytes=0,
+            requests_per_object=1,
+            stores_partial_chunks=True,
+            int32_header=False,
+            layout="pinned CPU memory, one buffer per chunk",
+            source="lmcache/v1/storage_backend/local_cpu_backend.py",
+        ),
     )
 }
 
@@ -181,7 +249,9 @@ def resolve_kv_dtype(spec: ModelSpec, kv_dtype: str) -> tuple[str, str, list[str
         )
         return "bfloat16", "no dtype in config: bfloat16", warnings
     if spec.config_dtype == "float32":
-        warnings.append("the config's dtype is float32: sized as bfloat16, as current GPUs serve it; pass --kv-dtype float16 if not")
+        warnings.append(
+            "the config's dtype is float32: sized as bfloat16, as current GPUs serve it; pass --kv-dtype float16 if not"
+        )
         return "bfloat16", f"{field('dtype', 'config dtype')} = float32, served as bfloat16", warnings
     return spec.config_dtype, field("dtype", "config dtype"), warnings
 
@@ -209,9 +279,7 @@ def plan_layout(spec: ModelSpec, options: EngineOptions) -> Layout:
         replication = 1
         if options.layerwise:
             writers_per_stage = tp
-            warnings.append(
-                "layerwise MLA has no first-rank check in LMCache: every TP rank stores its own copy of the latent"
-            )
+            warnings.append("layerwise MLA has no first-rank check in LMCache: every TP rank stores its own copy of the latent")
         else:
             writers_per_stage = 1
             if tp > 1:
@@ -260,18 +328,20 @@ def plan_layout(spec: ModelSpec, options: EngineOptions) -> Layout:
     stages: list[Stage] = []
     first = 0
     for index, count in enumerate(partition):
-        kinds = spec.layer_kinds[first:first + count]
+        kinds = spec.layer_kinds[first : first + count]
         kv_layers = sum(1 for kind in kinds if kind.keeps_kv)
         draft = options.draft_layers if index == len(partition) - 1 else 0
-        stages.append(Stage(
-            index=index,
-            first_layer=first,
-            layers=count,
-            kv_layers=kv_layers,
-            draft_layers=draft,
-            writers=writers_per_stage,
-            bytes_per_token_per_rank=(kv_layers + draft) * per_layer_rank,
-        ))
+        stages.append(
+            Stage(
+                index=index,
+                first_layer=first,
+                layers=count,
+                kv_layers=kv_layers,
+                draft_layers=draft,
+                writers=writers_per_stage,
+                bytes_per_token_per_rank=(kv_layers + draft) * per_layer_rank,
+            )
+        )
         first += count
     stored_layers = spec.kv_layers + options.draft_layers
     bytes_per_token = stored_layers * kv_factor * heads * spec.head_size * dtype_bytes

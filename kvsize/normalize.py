@@ -31,11 +31,27 @@ TEXT_CONFIG_KEYS = ("text_config", "llm_config", "language_config")
 
 # Keys whose defaults the loader may fill from transformers (kvsize.sources).
 FILL_FIELDS = (
-    *LAYER_FIELDS, *HEAD_FIELDS, *KV_HEAD_FIELDS, *HIDDEN_FIELDS, *HEAD_SIZE_FIELDS,
-    "layer_types", "sliding_window", "use_sliding_window", "max_window_layers", "no_rope_layers",
-    "attention_chunk_size", "kv_lora_rank", "qk_rope_head_dim", "num_nextn_predict_layers",
-    "multi_query", "new_decoder_architecture", "full_attention_interval", "attn_layer_period",
-    "attn_layer_offset", "attn_type_list", "hybrid_override_pattern",
+    *LAYER_FIELDS,
+    *HEAD_FIELDS,
+    *KV_HEAD_FIELDS,
+    *HIDDEN_FIELDS,
+    *HEAD_SIZE_FIELDS,
+    "layer_types",
+    "sliding_window",
+    "use_sliding_window",
+    "max_window_layers",
+    "no_rope_layers",
+    "attention_chunk_size",
+    "kv_lora_rank",
+    "qk_rope_head_dim",
+    "num_nextn_predict_layers",
+    "multi_query",
+    "new_decoder_architecture",
+    "full_attention_interval",
+    "attn_layer_period",
+    "attn_layer_offset",
+    "attn_type_list",
+    "hybrid_override_pattern",
 )
 # Fields that are aliases of one another: a default is filled only when the raw
 # config has none of its group, so a default never outranks a published alias.
@@ -62,9 +78,14 @@ UNSIZED_FIELDS = {
 }
 
 DTYPE_NAMES = {
-    "bfloat16": "bfloat16", "bf16": "bfloat16",
-    "float16": "float16", "fp16": "float16", "half": "float16",
-    "float32": "float32", "fp32": "float32", "float": "float32",
+    "bfloat16": "bfloat16",
+    "bf16": "bfloat16",
+    "float16": "float16",
+    "fp16": "float16",
+    "half": "float16",
+    "float32": "float32",
+    "fp32": "float32",
+    "float": "float32",
 }
 MAX_LAYERS = 10_000
 MAX_HEADS = 100_000
@@ -126,7 +147,13 @@ class _Reader:
 
 
 def _int_field(
-    reader: _Reader, name: str, keys: tuple[str, ...], *, low: int, high: int, required: bool = True,
+    reader: _Reader,
+    name: str,
+    keys: tuple[str, ...],
+    *,
+    low: int,
+    high: int,
+    required: bool = True,
     defaults: bool = True,
 ) -> int | None:
     found = reader.get(*keys, defaults=defaults)
@@ -174,8 +201,7 @@ def spec_from_config(
     for field, why in UNSIZED_FIELDS.items():
         if reader.value(field) is not None:
             raise KvsizeError(
-                f"{origin}: {reader.path(field)} is set ({why}); kvsize does not size this cache kind yet "
-                "and will not guess"
+                f"{origin}: {reader.path(field)} is set ({why}); kvsize does not size this cache kind yet and will not guess"
             )
     if raw.get("is_encoder_decoder") is True:
         raise KvsizeError(
@@ -204,7 +230,11 @@ def spec_from_config(
         rope = _int_field(reader, "qk_rope_head_dim", ("qk_rope_head_dim",), low=0, high=MAX_HEAD_SIZE)
         assert rank is not None and rope is not None
         head_size = rank + rope
-        reader.note("head size", head_size, f"{reader.path('kv_lora_rank')} + {reader.path('qk_rope_head_dim')} = {rank} + {rope}")
+        reader.note(
+            "head size",
+            head_size,
+            f"{reader.path('kv_lora_rank')} + {reader.path('qk_rope_head_dim')} = {rank} + {rope}",
+        )
     else:
         kv_heads = _kv_heads(reader, model_type, num_heads)
         head_size = _head_size(reader, num_heads)
@@ -376,7 +406,9 @@ def _layer_rules(reader: _Reader, num_layers: int, *, defaults: bool) -> list[La
         kinds = []
         for index, value in enumerate(values):
             if value not in (0, 1) or isinstance(value, bool):
-                raise KvsizeError(f"{origin}: {field}[{index}] = {value!r} is not 0 (linear) or 1 (attention); kvsize will not guess")
+                raise KvsizeError(
+                    f"{origin}: {field}[{index}] = {value!r} is not 0 (linear) or 1 (attention); kvsize will not guess"
+                )
             kinds.append(LayerKind.FULL if value == 1 else LayerKind.LINEAR)
         reader.note("layer kinds", _describe_kinds(kinds), f"{field} (1 = attention, 0 = linear)")
         return kinds
@@ -422,10 +454,7 @@ def _chunked_layers(reader: _Reader, kinds: list[LayerKind]) -> list[LayerKind]:
     field, flags = rope_flags
     if not isinstance(flags, list) or len(flags) != len(kinds):
         raise KvsizeError(f"{reader.origin}: {field} must list one flag per layer; fix the config")
-    out = [
-        LayerKind.CHUNKED if flag == 1 and kind is LayerKind.FULL else kind
-        for kind, flag in zip(kinds, flags, strict=True)
-    ]
+    out = [LayerKind.CHUNKED if flag == 1 and kind is LayerKind.FULL else kind for kind, flag in zip(kinds, flags, strict=True)]
     reader.note("layer kinds", _describe_kinds(out), f"{field} == 1 with {chunk[0]} = {chunk[1]}")
     return out
 
@@ -468,7 +497,11 @@ def _head_size(reader: _Reader, num_heads: int) -> int:
             f"{reader.fields['attention heads'].field} = {num_heads}; add head_dim to the config"
         )
     size = hidden // num_heads
-    reader.note("head size", size, f"{reader.fields['hidden size'].field} / {reader.fields['attention heads'].field} = {hidden} / {num_heads}")
+    reader.note(
+        "head size",
+        size,
+        f"{reader.fields['hidden size'].field} / {reader.fields['attention heads'].field} = {hidden} / {num_heads}",
+    )
     return size
 
 
@@ -507,8 +540,10 @@ def _kv_cache_quant(reader: _Reader) -> str | None:
             )
         reader.note("kv cache quant", "fp8", "quantization_config.kv_cache_scheme (compressed-tensors)")
         return "fp8"
-    for field, algo in (("quantization_config.kv_cache_quant_algo", quant.get("kv_cache_quant_algo")),
-                        ("kv_cache_quant_algo", reader.root.get("kv_cache_quant_algo"))):
+    for field, algo in (
+        ("quantization_config.kv_cache_quant_algo", quant.get("kv_cache_quant_algo")),
+        ("kv_cache_quant_algo", reader.root.get("kv_cache_quant_algo")),
+    ):
         if algo:
             if "FP8" not in str(algo).upper():
                 raise KvsizeError(

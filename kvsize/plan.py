@@ -89,13 +89,15 @@ def plan_row(layout: Layout, prompt_tokens: int, chunk_tokens: int) -> SweepRow:
         objects = stage.writers * chunks * per_object
         bytes_per_token = stage.bytes_per_token_per_rank
         layer_share = stage.stored_layers if options.layerwise else 1
-        stages.append(StageObjects(
-            stage=stage.index,
-            objects=objects,
-            object_bytes=chunk_tokens * bytes_per_token // layer_share if stage.stored_layers else 0,
-            tail_object_bytes=saved_tail * bytes_per_token // layer_share if stage.stored_layers else 0,
-            total_bytes=stage.writers * (full_chunks * chunk_tokens + saved_tail) * bytes_per_token,
-        ))
+        stages.append(
+            StageObjects(
+                stage=stage.index,
+                objects=objects,
+                object_bytes=chunk_tokens * bytes_per_token // layer_share if stage.stored_layers else 0,
+                tail_object_bytes=saved_tail * bytes_per_token // layer_share if stage.stored_layers else 0,
+                total_bytes=stage.writers * (full_chunks * chunk_tokens + saved_tail) * bytes_per_token,
+            )
+        )
     largest = stages[layout.largest_stage.index]
     objects = sum(s.objects for s in stages)
     total_bytes = sum(s.total_bytes for s in stages)

@@ -16,8 +16,18 @@ from kvsize.plan import LMCACHE_DEFAULT_CHUNK, Sweep, SweepRow
 from kvsize.units import format_count, format_iec
 
 ROW_FIELDS = (
-    "chunk_tokens", "full_chunks", "tail_tokens", "tail_saved", "object_bytes", "tail_object_bytes",
-    "objects", "objects_per_writer", "total_bytes", "header_bytes", "stored_bytes", "reduction_vs_256",
+    "chunk_tokens",
+    "full_chunks",
+    "tail_tokens",
+    "tail_saved",
+    "object_bytes",
+    "tail_object_bytes",
+    "objects",
+    "objects_per_writer",
+    "total_bytes",
+    "header_bytes",
+    "stored_bytes",
+    "reduction_vs_256",
 )
 
 
@@ -51,8 +61,14 @@ def sweep_dict(sweep: Sweep, explain: bool = False) -> dict[str, Any]:
         "head_size": spec.head_size,
         "use_mla": spec.use_mla,
         "stages": [
-            {"stage": s.index, "first_layer": s.first_layer, "layers": s.layers, "stored_layers": s.stored_layers,
-             "writers": s.writers, "bytes_per_token_per_rank": s.bytes_per_token_per_rank}
+            {
+                "stage": s.index,
+                "first_layer": s.first_layer,
+                "layers": s.layers,
+                "stored_layers": s.stored_layers,
+                "writers": s.writers,
+                "bytes_per_token_per_rank": s.bytes_per_token_per_rank,
+            }
             for s in layout.stages
         ],
     }
@@ -68,11 +84,30 @@ def render_json(sweep: Sweep, explain: bool = False) -> str:
 def render_csv(sweep: Sweep) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["model", "tp", "pp", "prompt_tokens", "kv_dtype", "bytes_per_token", "bytes_per_token_per_rank",
-                     "writers", *ROW_FIELDS])
+    writer.writerow(
+        [
+            "model",
+            "tp",
+            "pp",
+            "prompt_tokens",
+            "kv_dtype",
+            "bytes_per_token",
+            "bytes_per_token_per_rank",
+            "writers",
+            *ROW_FIELDS,
+        ]
+    )
     layout = sweep.layout
-    head = [sweep.spec.name, layout.options.tp, layout.options.pp, sweep.prompt_tokens, layout.kv_dtype,
-            layout.bytes_per_token, layout.bytes_per_token_per_rank, layout.writers]
+    head = [
+        sweep.spec.name,
+        layout.options.tp,
+        layout.options.pp,
+        sweep.prompt_tokens,
+        layout.kv_dtype,
+        layout.bytes_per_token,
+        layout.bytes_per_token_per_rank,
+        layout.writers,
+    ]
     for row in sweep.rows:
         values = [getattr(row, field) for field in ROW_FIELDS]
         writer.writerow([*head, *["" if v is None else v for v in values]])
@@ -138,8 +173,9 @@ def footnotes(sweep: Sweep) -> list[str]:
         lines.append("Tail stored as one partial object per writer (save_unfull_chunk on); counted in objects.")
     connector = sweep.layout.connector
     if connector.header_bytes:
-        lines.append(f"stored = KV payload + {connector.header_bytes:,} B of {connector.name} metadata per object "
-                     f"({connector.layout}).")
+        lines.append(
+            f"stored = KV payload + {connector.header_bytes:,} B of {connector.name} metadata per object ({connector.layout})."
+        )
     lines.append("object = one writer's object of one full chunk; objects = all writers and stages.")
     lines.extend(sweep.notes)
     return lines

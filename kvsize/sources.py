@@ -30,7 +30,10 @@ def resolve_model(model: str, *, catalog: Catalog | None = None, catalog_path: P
     if name is not None:
         entry = catalog.entries[name]
         return spec_from_config(
-            entry.config, name=name, origin=f"{catalog.origin(name)}: {name}", defaults=entry.defaults,
+            entry.config,
+            name=name,
+            origin=f"{catalog.origin(name)}: {name}",
+            defaults=entry.defaults,
             revision=entry.revision,
         )
     path = Path(model).expanduser()
@@ -126,6 +129,9 @@ def catalog_entry(raw: Mapping[str, Any], *, source: str, revision: str | None =
     import transformers
 
     return CatalogEntry(
-        source=source, revision=revision, filled_by=f"transformers {transformers.__version__}",
-        config=dict(raw), defaults=defaults,
+        source=source,
+        revision=revision,
+        filled_by=f"transformers {transformers.__version__}",
+        config=dict(raw),
+        defaults=defaults,
     )

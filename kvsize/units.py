@@ -40,9 +40,7 @@ def parse_count(text: str, what: str = "count") -> int:
     value, suffix = _split(text, what, "100000, 100k, 128Ki or 1M")
     scale = _BINARY.get(suffix) or _DECIMAL.get(suffix)
     if scale is None:
-        raise KvsizeError(
-            f"{what} {text!r} has an unknown suffix {suffix!r}: use k, M, G (decimal) or Ki, Mi, Gi (binary)"
-        )
+        raise KvsizeError(f"{what} {text!r} has an unknown suffix {suffix!r}: use k, M, G (decimal) or Ki, Mi, Gi (binary)")
     count = _whole(value * scale, text, what)
     if count <= 0:
         raise KvsizeError(f"{what} must be at least 1, got {text!r}")
@@ -74,8 +72,16 @@ def parse_size(text: str, what: str = "size") -> int:
     return size
 
 
-_DURATIONS = {"": 1, "s": 1, "ms": Decimal("0.001"), "us": Decimal("0.000001"), "µs": Decimal("0.000001"),
-              "min": 60, "m": 60, "h": 3600}
+_DURATIONS: dict[str, Decimal | int] = {
+    "": 1,
+    "s": 1,
+    "ms": Decimal("0.001"),
+    "us": Decimal("0.000001"),
+    "µs": Decimal("0.000001"),
+    "min": 60,
+    "m": 60,
+    "h": 3600,
+}
 
 
 def parse_duration(text: str, what: str = "duration") -> float:
@@ -101,10 +107,7 @@ def parse_rate(text: str, what: str = "bandwidth") -> float:
     value, suffix = _split(body, what, "90MB/s, 1GiB/s or 10Gbit/s")
     if suffix in _BITS:
         return float(value * _BITS[suffix] / 8)
-    if suffix == "" and not per_second:
-        scale = 1
-    else:
-        scale = {**_SIZE_DECIMAL, **_SIZE_BINARY, "": 1}.get(suffix, 0)
+    scale = {**_SIZE_DECIMAL, **_SIZE_BINARY, "": 1}.get(suffix, 0)
     if not scale:
         raise KvsizeError(f"{what} {text!r} has an unknown unit {suffix!r}: write it like 90MB/s, 1GiB/s or 10Gbit/s")
     rate = float(value * scale)

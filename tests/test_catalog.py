@@ -35,7 +35,7 @@ def test_catalog_entry_matches_the_local_config(name):
     for field in ("layer_kinds", "num_attention_heads", "num_kv_heads", "head_size", "config_dtype", "draft_layers"):
         assert getattr(from_catalog, field) == getattr(from_file, field), field
     options = kvsize.EngineOptions()
-    assert (kvsize.plan_sweep(from_catalog, options, 100_000).rows == kvsize.plan_sweep(from_file, options, 100_000).rows)
+    assert kvsize.plan_sweep(from_catalog, options, 100_000).rows == kvsize.plan_sweep(from_file, options, 100_000).rows
 
 
 # Bytes per token at TP 1, derived by hand: layers x (2 K/V | 1 MLA) x KV heads x head size x 2 B
@@ -85,7 +85,12 @@ def test_bytes_per_token_by_hand(run_json, name):
 
 
 def test_configs_without_dtype_warn(run):
-    for name in ("openai/gpt-oss-20b", "zai-org/GLM-4.5", "MiniMaxAI/MiniMax-M2", "mistralai/Mistral-Small-24B-Instruct-2501"):
+    for name in (
+        "openai/gpt-oss-20b",
+        "zai-org/GLM-4.5",
+        "MiniMaxAI/MiniMax-M2",
+        "mistralai/Mistral-Small-24B-Instruct-2501",
+    ):
         result = run(name)
         assert "names no dtype: sized as bfloat16" in result.stderr, name
 

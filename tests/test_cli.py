@@ -33,14 +33,23 @@ def test_table_is_readable_at_80_columns(run):
     assert len(rows) == 5
     # every row keeps its cells on one line: chunk, chunks, tail, object, objects, stored, reduction
     assert [cell.strip() for cell in rows[3].strip("│").split("│")] == [
-        "2,048", "48", "1,696 dropped", "72 MiB", "192", "13.5 GiB", "8.1x"]
+        "2,048",
+        "48",
+        "1,696 dropped",
+        "72 MiB",
+        "192",
+        "13.5 GiB",
+        "8.1x",
+    ]
 
 
 def test_csv_has_exact_bytes(run):
     result = run(SEED, "--tp", "4", "--chunk-sizes", "256,2048", "--format", "csv")
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert [(r["chunk_tokens"], r["objects"], r["total_bytes"]) for r in rows] == [
-        ("256", "1560", "14722007040"), ("2048", "192", "14495514624")]
+        ("256", "1560", "14722007040"),
+        ("2048", "192", "14495514624"),
+    ]
 
 
 def test_markdown_table(run):
@@ -63,11 +72,31 @@ def test_explain_shows_fields_and_formulas(run):
 
 def test_json_contract_keys(run_json):
     data = run_json(SEED, "--tp", "4")
-    for key in ("model", "tp", "pp", "prompt_tokens", "kv_dtype", "dtype_bytes", "bytes_per_token",
-                "bytes_per_token_per_rank", "writers", "warnings", "rows"):
+    for key in (
+        "model",
+        "tp",
+        "pp",
+        "prompt_tokens",
+        "kv_dtype",
+        "dtype_bytes",
+        "bytes_per_token",
+        "bytes_per_token_per_rank",
+        "writers",
+        "warnings",
+        "rows",
+    ):
         assert key in data
-    for key in ("chunk_tokens", "full_chunks", "tail_tokens", "tail_saved", "object_bytes", "objects",
-                "total_bytes", "header_bytes", "stored_bytes"):
+    for key in (
+        "chunk_tokens",
+        "full_chunks",
+        "tail_tokens",
+        "tail_saved",
+        "object_bytes",
+        "objects",
+        "total_bytes",
+        "header_bytes",
+        "stored_bytes",
+    ):
         assert key in data["rows"][0]
     assert all(isinstance(data["rows"][0][k], int) for k in ("object_bytes", "objects", "total_bytes"))
 
@@ -119,16 +148,21 @@ def test_bad_input_is_one_line_and_exit_2(run, args, message):
     assert result.stdout == ""
 
 
-@pytest.mark.parametrize(("content", "message"), [
-    ("", "is empty"),
-    ("{not json", "is not valid JSON (line 1"),
-    ("[1, 2]", "is JSON but not an object"),
-    ("{}", "the config is empty"),
-    ('{"model_type": "llama"}', "config has none of num_hidden_layers"),
-    ('{"num_hidden_layers": 2}', "config has no model_type"),
-    ('{"model_type": "llama", "num_hidden_layers": 100000, "num_attention_heads": 8, "hidden_size": 512}',
-     "num_hidden_layers = 100000 is out of range"),
-])
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("", "is empty"),
+        ("{not json", "is not valid JSON (line 1"),
+        ("[1, 2]", "is JSON but not an object"),
+        ("{}", "the config is empty"),
+        ('{"model_type": "llama"}', "config has none of num_hidden_layers"),
+        ('{"num_hidden_layers": 2}', "config has no model_type"),
+        (
+            '{"model_type": "llama", "num_hidden_layers": 100000, "num_attention_heads": 8, "hidden_size": 512}',
+            "num_hidden_layers = 100000 is out of range",
+        ),
+    ],
+)
 def test_bad_config_files(run, tmp_path: Path, content, message):
     file = tmp_path / "config.json"
     file.write_text(content)
@@ -164,11 +198,14 @@ def test_user_catalog_overrides_and_extends(run_json, run, tmp_path: Path):
     assert json.loads(via_env.stdout)["model"] == "acme/tiny"
 
 
-@pytest.mark.parametrize(("content", "message"), [
-    ("version: 1\nmodels:\n  a/b:\n    config: {}\n", "models.a/b.source: Field required"),
-    ("version: 2\nmodels: {}\n", "version"),
-    ("version: 1\nmodels: [\n", "is not valid YAML"),
-])
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("version: 1\nmodels:\n  a/b:\n    config: {}\n", "models.a/b.source: Field required"),
+        ("version: 2\nmodels: {}\n", "version"),
+        ("version: 1\nmodels: [\n", "is not valid YAML"),
+    ],
+)
 def test_invalid_catalog_is_rejected(run, tmp_path: Path, content, message):
     catalog = tmp_path / "bad.yaml"
     catalog.write_text(content)
@@ -190,8 +227,13 @@ def kvsize_executable() -> str:
 
 
 def test_installed_executable_headline_command():
-    result = subprocess.run([kvsize_executable(), SEED, "--tp", "4", "--prompt", "100000"],
-                            capture_output=True, text=True, env={**os.environ, "COLUMNS": "80"}, check=False)
+    result = subprocess.run(
+        [kvsize_executable(), SEED, "--tp", "4", "--prompt", "100000"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "80"},
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     assert "147,456 B/token" in result.stdout and "1,560" in result.stdout
 
@@ -204,7 +246,11 @@ def test_installed_executable_bad_input():
 
 
 def test_installed_executable_json():
-    result = subprocess.run([kvsize_executable(), "deepseek-ai/DeepSeek-R1", "--tp", "8", "-f", "json"],
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [kvsize_executable(), "deepseek-ai/DeepSeek-R1", "--tp", "8", "-f", "json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0
     assert json.loads(result.stdout)["writers"] == 1

@@ -9,13 +9,16 @@ import kvsize
 SEED = "Qwen/Qwen3-4B-Instruct-2507"  # 32 attention heads, 8 KV heads, 36 layers, D 128, bf16
 
 
-@pytest.mark.parametrize(("tp", "heads_per_rank", "per_rank", "writers", "object_256"), [
-    (1, 8, 147_456, 1, 37_748_736),
-    (2, 4, 73_728, 2, 18_874_368),
-    (4, 2, 36_864, 4, 9_437_184),
-    (8, 1, 18_432, 8, 4_718_592),
-    (16, 1, 18_432, 16, 4_718_592),  # TP > KV heads: each head on 2 ranks, every copy stored
-])
+@pytest.mark.parametrize(
+    ("tp", "heads_per_rank", "per_rank", "writers", "object_256"),
+    [
+        (1, 8, 147_456, 1, 37_748_736),
+        (2, 4, 73_728, 2, 18_874_368),
+        (4, 2, 36_864, 4, 9_437_184),
+        (8, 1, 18_432, 8, 4_718_592),
+        (16, 1, 18_432, 16, 4_718_592),  # TP > KV heads: each head on 2 ranks, every copy stored
+    ],
+)
 def test_tensor_parallel_heads_per_rank(run_json, tp, heads_per_rank, per_rank, writers, object_256):
     data = run_json(SEED, "--tp", str(tp), "--chunk-size", "256")
     assert data["kv_heads_per_rank"] == heads_per_rank
@@ -34,11 +37,14 @@ def test_replication_stores_every_copy(run_json):
     assert any("replicated on 2 ranks" in note for note in data["notes"])
 
 
-@pytest.mark.parametrize(("model", "tp", "message"), [
-    (SEED, "3", "TP 3 does not divide Qwen/Qwen3-4B-Instruct-2507's 32 attention heads"),
-    (SEED, "64", "does not divide"),
-    ("microsoft/phi-4", "4", "TP 4 neither divides nor is a multiple of microsoft/phi-4's 10 KV heads"),
-])
+@pytest.mark.parametrize(
+    ("model", "tp", "message"),
+    [
+        (SEED, "3", "TP 3 does not divide Qwen/Qwen3-4B-Instruct-2507's 32 attention heads"),
+        (SEED, "64", "does not divide"),
+        ("microsoft/phi-4", "4", "TP 4 neither divides nor is a multiple of microsoft/phi-4's 10 KV heads"),
+    ],
+)
 def test_invalid_tp_is_rejected_like_vllm(run, model, tp, message):
     result = run(model, "--tp", tp)
     assert result.exit_code == 2
@@ -51,14 +57,17 @@ def test_tp_multiple_of_kv_heads_is_valid(run_json):
     assert (data["kv_heads_per_rank"], data["writers"]) == (1, 20)
 
 
-@pytest.mark.parametrize(("layers", "pp", "expected"), [
-    (4, 3, [1, 2, 1]),
-    (61, 4, [15, 15, 16, 15]),
-    (36, 4, [9, 9, 9, 9]),
-    (36, 5, [7, 7, 7, 8, 7]),
-    (10, 4, [2, 3, 3, 2]),
-    (5, 5, [1, 1, 1, 1, 1]),
-])
+@pytest.mark.parametrize(
+    ("layers", "pp", "expected"),
+    [
+        (4, 3, [1, 2, 1]),
+        (61, 4, [15, 15, 16, 15]),
+        (36, 4, [9, 9, 9, 9]),
+        (36, 5, [7, 7, 7, 8, 7]),
+        (10, 4, [2, 3, 3, 2]),
+        (5, 5, [1, 1, 1, 1, 1]),
+    ],
+)
 def test_pp_split_matches_vllm_get_pp_indices(layers, pp, expected):
     assert kvsize.pp_split(layers, pp) == expected
 
@@ -83,10 +92,13 @@ def test_pp_partition_override(run_json):
     assert data["bytes_per_token_per_rank"] == 30 * 2 * 8 * 128 * 2
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (("--pp", "37"), "--pp 37 is more than the model's 36 layers"),
-    (("--pp", "2", "--pp-partition", "30,5"), "must give 2 stages"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--pp", "37"), "--pp 37 is more than the model's 36 layers"),
+        (("--pp", "2", "--pp-partition", "30,5"), "must give 2 stages"),
+    ],
+)
 def test_invalid_pp(run, args, message):
     result = run(SEED, *args)
     assert result.exit_code == 2
@@ -135,8 +147,9 @@ def test_mtp_without_nextn_layers_is_an_error(run):
     assert "no num_nextn_predict_layers" in result.stderr
 
 
-@pytest.mark.parametrize(("dtype", "dtype_bytes"), [("fp8", 1), ("fp8_e4m3", 1), ("fp8_e5m2", 1), ("float16", 2),
-                                                     ("bfloat16", 2)])
+@pytest.mark.parametrize(
+    ("dtype", "dtype_bytes"), [("fp8", 1), ("fp8_e4m3", 1), ("fp8_e5m2", 1), ("float16", 2), ("bfloat16", 2)]
+)
 def test_kv_dtype(run_json, dtype, dtype_bytes):
     data = run_json(SEED, "--tp", "4", "--kv-dtype", dtype, "--chunk-size", "256")
     assert (data["kv_dtype"], data["dtype_bytes"]) == (dtype, dtype_bytes)
@@ -183,10 +196,21 @@ def test_prompt_shorter_than_a_chunk_stores_nothing(run, run_json):
     assert saved["rows"][0]["objects"] == 1
 
 
-@pytest.mark.parametrize(("connector", "header", "requests"), [
-    ("s3", 0, 1), ("fs", 28, 1), ("mooncakestore", 28, 1), ("redis", 28, 2), ("valkey", 0, 1), ("resp", 0, 1),
-    ("local-disk", 0, 1), ("gds", 8192, 2), ("weka", 8192, 2), ("cpu", 0, 1),
-])
+@pytest.mark.parametrize(
+    ("connector", "header", "requests"),
+    [
+        ("s3", 0, 1),
+        ("fs", 28, 1),
+        ("mooncakestore", 28, 1),
+        ("redis", 28, 2),
+        ("valkey", 0, 1),
+        ("resp", 0, 1),
+        ("local-disk", 0, 1),
+        ("gds", 8192, 2),
+        ("weka", 8192, 2),
+        ("cpu", 0, 1),
+    ],
+)
 def test_connector_headers(run_json, connector, header, requests):
     row = run_json(SEED, "--tp", "4", "--connector", connector, "--chunk-size", "256")["rows"][0]
     assert row["header_bytes"] == 1_560 * header

@@ -13,17 +13,25 @@ from kvsize.spec import LayerKind, ModelSpec
 def served_models(draw):
     kv_heads = draw(st.sampled_from([1, 2, 4, 8, 16]))
     heads = kv_heads * draw(st.sampled_from([1, 2, 4, 8]))
-    layers = draw(st.lists(st.sampled_from([LayerKind.FULL, LayerKind.SLIDING, LayerKind.MAMBA]), min_size=1,
-                           max_size=64))
+    layers = draw(st.lists(st.sampled_from([LayerKind.FULL, LayerKind.SLIDING, LayerKind.MAMBA]), min_size=1, max_size=64))
     if not any(kind.keeps_kv for kind in layers):
         layers[0] = LayerKind.FULL
-    spec = ModelSpec(name="m", model_type="test", source="hypothesis", layer_kinds=tuple(layers),
-                     num_attention_heads=heads, num_kv_heads=kv_heads,
-                     head_size=draw(st.sampled_from([64, 80, 128, 256])), config_dtype="bfloat16")
+    spec = ModelSpec(
+        name="m",
+        model_type="test",
+        source="hypothesis",
+        layer_kinds=tuple(layers),
+        num_attention_heads=heads,
+        num_kv_heads=kv_heads,
+        head_size=draw(st.sampled_from([64, 80, 128, 256])),
+        config_dtype="bfloat16",
+    )
     tp = draw(st.sampled_from([t for t in (1, 2, 4, 8, 16) if heads % t == 0 and (t % kv_heads == 0 or kv_heads % t == 0)]))
     pp = draw(st.integers(1, min(4, len(layers))))
     options = kvsize.EngineOptions(
-        tp=tp, pp=pp, kv_dtype=draw(st.sampled_from(["auto", "fp8"])),
+        tp=tp,
+        pp=pp,
+        kv_dtype=draw(st.sampled_from(["auto", "fp8"])),
         connector=draw(st.sampled_from(["s3", "fs", "redis", "gds"])),
         save_unfull_chunk=draw(st.booleans()),
     )

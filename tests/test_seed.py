@@ -34,8 +34,17 @@ def test_seed_case_table_shows_the_figures(run):
     result = run(SEED, "--tp", "4", "--prompt", "100000")
     assert result.exit_code == 0
     out = result.stdout
-    for text in ("147,456 B/token", "36,864 B/token per writer", "1,560", "192", "9 MiB", "72 MiB", "8.1x",
-                 "160 dropped", "prompt 100,000 tokens"):
+    for text in (
+        "147,456 B/token",
+        "36,864 B/token per writer",
+        "1,560",
+        "192",
+        "9 MiB",
+        "72 MiB",
+        "8.1x",
+        "160 dropped",
+        "prompt 100,000 tokens",
+    ):
         assert text in out, text
 
 
@@ -43,7 +52,9 @@ def test_seed_case_through_the_library():
     spec = kvsize.resolve_model("qwen/qwen3-4b-instruct-2507")  # case-insensitive
     sweep = kvsize.plan_sweep(spec, kvsize.EngineOptions(tp=4), 100_000, [2048, 256])
     assert [(r.chunk_tokens, r.objects, r.object_bytes) for r in sweep.rows] == [
-        (256, 1560, 9_437_184), (2048, 192, 75_497_472)]
+        (256, 1560, 9_437_184),
+        (2048, 192, 75_497_472),
+    ]
     assert sweep.layout.bytes_per_token == 147_456
 
 

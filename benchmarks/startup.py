@@ -1,0 +1,104 @@
+"""Start-up time of `kvsize <catalog model>` against the smallest app of the same shape.
+
+The baseline is one typer command with the same options that builds a pydantic
+row model, imports yaml and prints a five-row rich table: what any CLI on this
+stack pays before doing work. Both run interleaved in the same process loop, so
+machine load affects them alike; the ratio is what counts (target <= 1.25x).
+
+    python benchmarks/startup.py [--runs 15] [--model Qwen/Qwen3-4B-Instruct-2507]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BASELINE = '''
+from typing import Annotated, Optional
+import typer, yaml
+from pydantic import BaseModel
+from rich.console import Console
+from rich.table import Table
+
+class Row(BaseModel):
+    chunk_tokens: int
+    objects: int
+    object_bytes: int
+
+app = typer.Typer(add_completion=False)
+
+@app.command()
+def size(
+    model: str,
+    tp: Annotated[int, typer.Option("--tp")] = 1,
+    pp: Annotated[int, typer.Option("--pp")] = 1,
+    prompt: Annotated[str, typer.Option("--prompt")] = "100k",
+    chunk_sizes: Annotated[Optional[str], typer.Option("--chunk-sizes")] = None,
+    chunk_size: Annotated[Optional[str], typer.Option("--chunk-size")] = None,
+    kv_dtype: Annotated[str, typer.Option("--kv-dtype")] = "auto",
+    save_unfull_chunk: Annotated[bool, typer.Option("--save-unfull-chunk")] = False,
+    layerwise: Annotated[bool, typer.Option("--layerwise")] = False,
+    connector: Annotated[str, typer.Option("--connector")] = "s3",
+    output: Annotated[str, typer.Option("--format")] = "table",
+    explain: Annotated[bool, typer.Option("--explain")] = False,
+) -> None:
+    rows = [Row(chunk_tokens=c, objects=100000 // c * tp, object_bytes=c * 36864) for c in (256, 512, 1024, 2048, 4096)]
+    table = Table(title=model)
+    for name in ("chunk", "objects", "object"):
+        table.add_column(name)
+    for row in rows:
+        table.add_row(str(row.chunk_tokens), str(row.objects), str(row.object_bytes))
+    Console().print(table)
+
+app()
+'''
+
+
+def timed(command: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--model", default="Qwen/Qwen3-4B-Instruct-2507")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        baseline_file = Path(tmp) / "baseline.py"
+        baseline_file.write_text(BASELINE)
+        local = Path(tmp) / "config.json"
+        config = Path(__file__).resolve().parents[1] / "tests/data/configs" / (args.model.replace("/", "__") + ".json")
+        local.write_text(config.read_text())
+        commands = {
+            "import floor (typer, rich, pydantic, yaml)": [sys.executable, "-c", "import typer, rich, pydantic, yaml"],
+            "baseline app": [sys.executable, str(baseline_file), args.model, "--tp", "4", "--prompt", "100000"],
+            "kvsize, catalog model": [sys.executable, "-m", "kvsize.cli", args.model, "--tp", "4", "--prompt", "100000"],
+            "kvsize, local config.json": [sys.executable, "-m", "kvsize.cli", str(local), "--tp", "4", "--prompt", "100000"],
+        }
+        for command in commands.values():  # warm the file cache and byte-code
+            timed(command)
+        samples: dict[str, list[float]] = {name: [] for name in commands}
+        for _ in range(args.runs):
+            for name, command in commands.items():
+                samples[name].append(timed(command))
+
+    medians = {name: statistics.median(values) for name, values in samples.items()}
+    base = medians["baseline app"]
+    print(f"{args.runs} interleaved runs, median wall time")
+    for name, median in medians.items():
+        spread = max(samples[name]) - min(samples[name])
+        print(f"  {name:45s} {median * 1000:7.1f} ms  (spread {spread * 1000:5.1f} ms)  {median / base:5.2f}x baseline")
+    ratio = medians["kvsize, catalog model"] / base
+    print(f"catalog run / baseline app = {ratio:.2f}x (target <= 1.25x): {'OK' if ratio <= 1.25 else 'OVER'}")
+
+
+if __name__ == "__main__":
+    main()
