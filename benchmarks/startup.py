@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-BASELINE = '''
+BASELINE = """
 from typing import Annotated, Optional
 import typer, yaml
 from pydantic import BaseModel
@@ -56,7 +56,7 @@ def size(
     Console().print(table)
 
 app()
-'''
+"""
 
 
 def timed(command: list[str]) -> float:
