@@ -186,6 +186,91 @@ def size(
     _emit_sweep(sweep, output, explain)
 
 
+@app.command("models")
+def models(
+    output: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")] = OutputFormat.table,
+    catalog: Annotated[Path | None, typer.Option("--catalog", help="A catalog YAML layered over the bundled one.")] = None,
+) -> None:
+    """The model catalog, with each model's KV bytes per token (TP 1, the config's dtype)."""
+    from kvsize.catalog import Catalog
+    from kvsize.layout import EngineOptions, plan_layout
+    from kvsize.render import catalog_rows, render_rows
+    from kvsize.sources import resolve_model
+
+    book = Catalog(catalog)
+    specs = []
+    for name in sorted(book.entries, key=str.lower):
+        spec = resolve_model(name, catalog=book)
+        specs.append((spec, plan_layout(spec, EngineOptions())))
+    rows = catalog_rows(specs)
+    if output is not OutputFormat.table:
+        sys.stdout.write(render_rows(rows, output.value))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    from kvsize.units import format_count
+
+    table = Table(title=f"{len(rows)} models (bundled catalog{' + ' + str(catalog) if catalog else ''})", title_justify="left")
+    for header, justify in (
+        ("model", "left"),
+        ("type", "left"),
+        ("layers", "right"),
+        ("KV heads", "right"),
+        ("head", "right"),
+        ("dtype", "left"),
+        ("B/token", "right"),
+    ):
+        table.add_column(header, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    for row in rows:
+        layers = f"{row['kv_layers']}/{row['layers']}" if row["kv_layers"] != row["layers"] else str(row["layers"])
+        heads = "MLA" if row["use_mla"] else str(row["kv_heads"])
+        table.add_row(
+            row["model"],
+            row["model_type"],
+            layers,
+            heads,
+            str(row["head_size"]),
+            row["kv_dtype"],
+            format_count(row["bytes_per_token"]),
+        )
+    Console(highlight=False).print(table)
+
+
+@app.command("inspect")
+def inspect(
+    model: Annotated[str, typer.Argument(help="Catalog name, a config.json, or a directory holding one.")],
+    output: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format (table or json).")] = OutputFormat.table,
+    catalog: Annotated[Path | None, typer.Option("--catalog", help="A catalog YAML layered over the bundled one.")] = None,
+) -> None:
+    """The normalised spec: each value beside the config field (and file) it came from."""
+    import json
+
+    from kvsize.render import spec_dict
+    from kvsize.sources import resolve_model
+
+    spec = resolve_model(model, catalog_path=catalog)
+    for warning in spec.warnings:
+        sys.stderr.write(f"kvsize: warning: {warning}\n")
+    if output is OutputFormat.json:
+        sys.stdout.write(json.dumps(spec_dict(spec), indent=2) + "\n")
+        return
+    if output is not OutputFormat.table:
+        raise KvsizeError(f"inspect prints table or json, not {output.value}")
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{spec.name}\n{spec.source}", title_justify="left")
+    table.add_column("what")
+    table.add_column("value", overflow="fold")
+    table.add_column("from config field", overflow="fold")
+    for name, source in spec.fields.items():
+        table.add_row(name, source.value, source.field)
+    Console(highlight=False).print(table)
+    for note in spec.notes:
+        Console(highlight=False).print(note, markup=False)
+
+
 def _emit_sweep(sweep: Any, output: OutputFormat, explain: bool) -> None:
     from kvsize import render
 

@@ -12,7 +12,9 @@ import io
 import json
 from typing import Any
 
+from kvsize.layout import Layout
 from kvsize.plan import LMCACHE_DEFAULT_CHUNK, Sweep, SweepRow
+from kvsize.spec import ModelSpec
 from kvsize.units import format_count, format_iec
 
 ROW_FIELDS = (
@@ -242,3 +244,60 @@ def explain_lines(sweep: Sweep) -> list[str]:
             f"{row.stored_bytes:,} B stored"
         )
     return lines
+
+
+def catalog_rows(specs: list[tuple[ModelSpec, Layout]]) -> list[dict[str, Any]]:
+    """One row per catalog model: the normalised architecture and its bytes per token at TP 1."""
+    return [
+        {
+            "model": spec.name,
+            "model_type": spec.model_type,
+            "layers": spec.num_layers,
+            "kv_layers": spec.kv_layers,
+            "kv_heads": spec.num_kv_heads,
+            "head_size": spec.head_size,
+            "use_mla": spec.use_mla,
+            "kv_dtype": layout.kv_dtype,
+            "bytes_per_token": layout.bytes_per_token,
+        }
+        for spec, layout in specs
+    ]
+
+
+def render_rows(rows: list[dict[str, Any]], output: str) -> str:
+    """JSON, CSV or Markdown for a list of flat rows."""
+    if output == "json":
+        return json.dumps(rows, indent=2) + "\n"
+    if output == "csv":
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]) if rows else [], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return buffer.getvalue()
+    headers = list(rows[0]) if rows else []
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(str(row[h]) for h in headers) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def spec_dict(spec: ModelSpec) -> dict[str, Any]:
+    """The normalised spec, each value beside the config field it came from."""
+    return {
+        "model": spec.name,
+        "source": spec.source,
+        "revision": spec.revision,
+        "model_type": spec.model_type,
+        "layers": spec.num_layers,
+        "layer_kinds": {kind.value: count for kind, count in spec.kind_counts().items()},
+        "kv_layers": spec.kv_layers,
+        "num_attention_heads": spec.num_attention_heads,
+        "kv_heads": spec.num_kv_heads,
+        "head_size": spec.head_size,
+        "use_mla": spec.use_mla,
+        "config_dtype": spec.config_dtype,
+        "kv_cache_quant": spec.kv_cache_quant,
+        "draft_layers": spec.draft_layers,
+        "fields": {name: source.model_dump() for name, source in spec.fields.items()},
+        "warnings": list(spec.warnings),
+        "notes": list(spec.notes),
+    }
