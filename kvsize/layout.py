@@ -321,8 +321,13 @@ def plan_layout(spec: ModelSpec, options: EngineOptions) -> Layout:
     kv_dtype, dtype_field, dtype_warnings = resolve_kv_dtype(spec, options.kv_dtype)
     warnings.extend(dtype_warnings)
     dtype_bytes = DTYPE_BYTES[kv_dtype]
-    kv_factor = 1 if spec.use_mla else 2
-    per_layer_rank = kv_factor * heads_per_rank * spec.head_size * dtype_bytes
+    # Each layer kind knows its byte rule (kvsize.spec.LayerKind); draft layers are of the model's attention kind.
+    draft_kind = LayerKind.MLA if spec.use_mla else LayerKind.FULL
+    kv_factor = draft_kind.kv_factor
+
+    def per_token(kinds: tuple[LayerKind, ...], drafts: int, kv_heads: int) -> int:
+        layers = sum(kind.bytes_per_token(kv_heads, spec.head_size, dtype_bytes) for kind in kinds)
+        return layers + drafts * draft_kind.bytes_per_token(kv_heads, spec.head_size, dtype_bytes)
 
     partition = _partition(spec, options)
     stages: list[Stage] = []
@@ -339,12 +344,11 @@ def plan_layout(spec: ModelSpec, options: EngineOptions) -> Layout:
                 kv_layers=kv_layers,
                 draft_layers=draft,
                 writers=writers_per_stage,
-                bytes_per_token_per_rank=(kv_layers + draft) * per_layer_rank,
+                bytes_per_token_per_rank=per_token(kinds, draft, heads_per_rank),
             )
         )
         first += count
-    stored_layers = spec.kv_layers + options.draft_layers
-    bytes_per_token = stored_layers * kv_factor * heads * spec.head_size * dtype_bytes
+    bytes_per_token = per_token(spec.layer_kinds, options.draft_layers, heads)
     return Layout(
         options=options,
         connector=connector,
