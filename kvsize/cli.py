@@ -271,6 +271,49 @@ def inspect(
         Console(highlight=False).print(note, markup=False)
 
 
+catalog_app = typer.Typer(help="Manage catalog files of your own.", no_args_is_help=True)
+app.add_typer(catalog_app, name="catalog")
+
+
+@catalog_app.command("add")
+def catalog_add(
+    models: Annotated[list[str], typer.Argument(help="config.json files or directories holding one.")],
+    catalog: Annotated[Path | None, typer.Option("--catalog", help="The catalog file to write (or KVSIZE_CATALOG).")] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="The entry's name (one MODEL only); default: the directory's name.")
+    ] = None,
+) -> None:
+    """Normalise local configs and write them as entries of a catalog file; they load back to the same numbers."""
+    import os
+
+    from kvsize.catalog import CATALOG_ENV, CatalogEntry, dump_catalog, load_catalog_file
+    from kvsize.normalize import spec_from_config
+    from kvsize.sources import catalog_entry, config_file, read_config
+
+    target = catalog or (Path(os.environ[CATALOG_ENV]) if os.environ.get(CATALOG_ENV) else None)
+    if target is None:
+        raise KvsizeError(f"catalog add needs a file to write: give --catalog PATH or set {CATALOG_ENV}")
+    if name is not None and len(models) != 1:
+        raise KvsizeError("--name names one entry: give one MODEL with it")
+    entries: dict[str, CatalogEntry] = dict(load_catalog_file(target)) if target.exists() else {}
+    added = []
+    for model in models:
+        file = config_file(Path(model).expanduser())
+        raw = read_config(file)
+        entry = catalog_entry(raw, source=f"local file {file.resolve()}", origin=str(file))
+        entry_name = name or file.resolve().parent.name
+        # Fail closed before writing: the entry must size exactly as the file does.
+        spec = spec_from_config(entry.config, name=entry_name, origin=str(file), defaults=entry.defaults)
+        entries[entry_name] = entry
+        added.append(spec)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(target.name + ".tmp")
+    temporary.write_text(dump_catalog(entries, "# kvsize catalog (written by 'kvsize catalog add')\n"), encoding="utf-8")
+    temporary.replace(target)
+    for spec in added:
+        sys.stdout.write(f"added {spec.name} ({spec.model_type}, {spec.num_layers} layers) to {target}\n")
+
+
 def _emit_sweep(sweep: Any, output: OutputFormat, explain: bool) -> None:
     from kvsize import render
 

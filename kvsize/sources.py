@@ -46,11 +46,19 @@ def resolve_model(model: str, *, catalog: Catalog | None = None, catalog_path: P
     raise KvsizeError(f"unknown model {model!r}: not in the catalog and not a local path{hint}")
 
 
-def spec_from_path(path: Path) -> ModelSpec:
-    """A local ``config.json`` (or a directory holding one), normalised like the real loader."""
+def config_file(path: Path) -> Path:
+    """``path`` itself, or the ``config.json`` in the directory ``path``."""
     file = path / "config.json" if path.is_dir() else path
     if not file.is_file():
+        if not path.exists():
+            raise KvsizeError(f"no such file {str(path)!r}: give the path of a config.json or of a directory holding one")
         raise KvsizeError(f"{path} has no config.json: point kvsize at a model directory or its config.json")
+    return file
+
+
+def spec_from_path(path: Path) -> ModelSpec:
+    """A local ``config.json`` (or a directory holding one), normalised like the real loader."""
+    file = config_file(path)
     raw = read_config(file)
     defaults, warnings = transformers_defaults(raw, str(file))
     return spec_from_config(raw, name=_local_name(file), origin=str(file), defaults=defaults, warnings=warnings)

@@ -60,3 +60,49 @@ def test_inspect_bad_input(run):
     assert result.exit_code == 2 and "unknown model 'nope/nothing'" in result.stderr
     result = run("inspect", "Qwen/Qwen3-8B", "--format", "csv")
     assert result.exit_code == 2 and "inspect prints table or json" in result.stderr
+
+
+def test_catalog_add_writes_entries_that_load_back_to_the_same_numbers(run, write_config, tmp_path):
+    from tests.conftest import reference_config
+
+    gemma = write_config(reference_config("google/gemma-3-12b-it"), name="gemma-local")
+    nemotron = write_config(reference_config("nvidia/NVIDIA-Nemotron-3-Nano-30B-A3B-BF16"), name="nemotron-local")
+    catalog = tmp_path / "cat" / "mine.yaml"
+    result = run("catalog", "add", str(gemma), str(nemotron / "config.json"), "--catalog", str(catalog))
+    assert result.exit_code == 0, result.stderr
+    assert "added gemma-local" in result.stdout and "added nemotron-local" in result.stdout
+    for name, directory in (("gemma-local", gemma), ("nemotron-local", nemotron)):
+        from_catalog = json.loads(run(name, "--catalog", str(catalog), "--tp", "2", "--format", "json").stdout)
+        from_file = json.loads(run(str(directory), "--tp", "2", "--format", "json").stdout)
+        assert from_catalog["rows"] == from_file["rows"]
+        assert from_catalog["bytes_per_token"] == from_file["bytes_per_token"]
+    # a second add updates the same file and keeps what was there
+    again = run("catalog", "add", str(gemma), "--name", "acme/gemma", "--catalog", str(catalog))
+    assert again.exit_code == 0
+    rows = json.loads(run("models", "--format", "json", "--catalog", str(catalog)).stdout)
+    assert {"gemma-local", "nemotron-local", "acme/gemma"} <= {row["model"] for row in rows}
+
+
+def test_catalog_add_refuses_what_it_cannot_size(run, write_config, tmp_path):
+    bad = write_config(
+        {
+            "model_type": "kvsize_test",
+            "num_hidden_layers": 2,
+            "num_attention_heads": 8,
+            "hidden_size": 512,
+            "layer_types": ["full_attention", "odd_attention"],
+        }
+    )
+    catalog = tmp_path / "mine.yaml"
+    result = run("catalog", "add", str(bad), "--catalog", str(catalog))
+    assert result.exit_code == 2
+    assert "layer_types[1] = 'odd_attention'" in result.stderr
+    assert not catalog.exists()
+
+
+def test_catalog_add_needs_a_target(run, write_config):
+    from tests.conftest import reference_config
+
+    result = run("catalog", "add", str(write_config(reference_config("Qwen/Qwen3-8B"))))
+    assert result.exit_code == 2
+    assert "give --catalog PATH or set KVSIZE_CATALOG" in result.stderr
