@@ -89,13 +89,16 @@ class Catalog:
         self.bundled_path = bundled_catalog_path()
         self.user_path = user_path
         entries = dict(load_catalog_file(self.bundled_path))
+        self.user_names: frozenset[str] = frozenset()
         if user_path is not None:
-            entries.update(load_catalog_file(user_path))
+            user_entries = load_catalog_file(user_path)
+            self.user_names = frozenset(user_entries)
+            entries.update(user_entries)
         self.entries = entries
         self._by_lower = {name.lower(): name for name in entries}
 
     def origin(self, name: str) -> str:
-        if self.user_path is not None and name in load_catalog_file(self.user_path):
+        if name in self.user_names:
             return f"catalog {self.user_path}"
         return "bundled catalog"
 

@@ -81,7 +81,7 @@ def read_config(file: Path) -> dict[str, Any]:
 
 
 def _local_name(file: Path) -> str:
-    """A readable name for a local config: ``_name_or_path`` if set, else the directory's name."""
+    """A readable name for a local config: the name of the directory holding it."""
     return file.parent.name or str(file)
 
 
