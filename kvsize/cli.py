@@ -103,6 +103,9 @@ def _root(
     """Size LMCache KV-cache offloading: `kvsize MODEL --tp 4 --prompt 100k`."""
 
 
+_TIME = "Storage time model"
+
+
 @app.command(DEFAULT_COMMAND)
 def size(
     model: Annotated[str, typer.Argument(help="Catalog name (see 'kvsize models'), a config.json, or a directory holding one.")],
@@ -115,8 +118,7 @@ def size(
         KvDtypeChoice, typer.Option("--kv-dtype", help="KV-cache dtype; auto follows the checkpoint.")
     ] = KvDtypeChoice.auto,
     save_unfull_chunk: Annotated[
-        bool,
-        typer.Option("--save-unfull-chunk", help="Store the tail past the last whole chunk (LMCache <= 0.3.10 default)."),
+        bool, typer.Option("--save-unfull-chunk", help="Store the tail past the last whole chunk (LMCache <= 0.3.10 default).")
     ] = False,
     layerwise: Annotated[
         bool, typer.Option("--layerwise", help="LMCache use_layerwise: one object per layer per chunk.")
@@ -124,13 +126,11 @@ def size(
     connector: Annotated[
         str,
         typer.Option(
-            "--connector",
-            help="LMCache backend: s3, fs, redis, valkey, resp, mooncakestore, gds, weka, local-disk, cpu.",
+            "--connector", help="LMCache backend: s3, fs, redis, valkey, resp, mooncakestore, gds, weka, local-disk, cpu."
         ),
     ] = "s3",
     mtp: Annotated[
-        bool,
-        typer.Option("--mtp", help="Speculative decoding with the config's num_nextn_predict_layers draft layers."),
+        bool, typer.Option("--mtp", help="Speculative decoding with the config's num_nextn_predict_layers draft layers.")
     ] = False,
     draft_layers: Annotated[int | None, typer.Option("--draft-layers", help="Speculative decoding with N draft layers.")] = None,
     pp_partition: Annotated[
@@ -141,11 +141,78 @@ def size(
         bool, typer.Option("--explain", help="Show which config field gave each value and every formula.")
     ] = False,
     catalog: Annotated[
+        Path | None, typer.Option("--catalog", help="A catalog YAML whose entries override the bundled ones (or KVSIZE_CATALOG).")
+    ] = None,
+    backend: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--backend",
+            "-b",
+            help="Time loads on a preset (s3, s3-express, nfs, nfs-100g, pnfs-rdma, nvme, redis, cpu) or a profile YAML.",
+            rich_help_panel=_TIME,
+        ),
+    ] = None,
+    latency: Annotated[
+        str | None, typer.Option("--latency", help="Per-operation latency, e.g. 100ms.", rich_help_panel=_TIME)
+    ] = None,
+    stream_bandwidth: Annotated[
+        str | None, typer.Option("--stream-bandwidth", help="Per-stream bandwidth, e.g. 90MB/s.", rich_help_panel=_TIME)
+    ] = None,
+    aggregate_bandwidth: Annotated[
+        str | None,
+        typer.Option(
+            "--aggregate-bandwidth", help="Bandwidth shared by all writers and prompts, e.g. 100Gbit/s.", rich_help_panel=_TIME
+        ),
+    ] = None,
+    concurrency: Annotated[
+        int | None, typer.Option("--concurrency", help="Requests in flight per writer.", rich_help_panel=_TIME)
+    ] = None,
+    max_requests_per_s: Annotated[
+        float | None,
+        typer.Option("--max-requests-per-s", help="Request-rate cap of the storage, e.g. 5500.", rich_help_panel=_TIME),
+    ] = None,
+    part_size: Annotated[str | None, typer.Option("--part-size", help="S3 part size, e.g. 8MiB.", rich_help_panel=_TIME)] = None,
+    concurrent_prompts: Annotated[
+        int, typer.Option("--concurrent-prompts", help="Prompts loading at once on the same storage.", rich_help_panel=_TIME)
+    ] = 1,
+    blocking_timeout: Annotated[
+        str, typer.Option("--blocking-timeout", help="LMCache blocking_timeout_secs.", rich_help_panel=_TIME)
+    ] = "10s",
+    cpu_buffer: Annotated[
+        str, typer.Option("--cpu-buffer", help="LMCache max_local_cpu_size per worker.", rich_help_panel=_TIME)
+    ] = "5GiB",
+    pinned_memory: Annotated[
+        str | None, typer.Option("--pinned-memory", help="Pinned memory available, for LMCache's S3 rule.", rich_help_panel=_TIME)
+    ] = None,
+    shared_prefix: Annotated[
+        str | None, typer.Option("--shared-prefix", help="Tokens another prompt shares with this one.", rich_help_panel=_TIME)
+    ] = None,
+    prefill_tps: Annotated[
+        float | None,
+        typer.Option("--prefill-tps", help="Measured prefill tokens/s, for the recompute cost.", rich_help_panel=_TIME),
+    ] = None,
+    gpu: Annotated[
+        str, typer.Option("--gpu", help="GPU for the prefill estimate: a100, h100, h200, l40s, b200.", rich_help_panel=_TIME)
+    ] = "h100",
+    mfu: Annotated[
+        float, typer.Option("--mfu", help="Utilisation of peak FLOP/s for the prefill estimate.", rich_help_panel=_TIME)
+    ] = 0.4,
+    search: Annotated[
+        bool,
+        typer.Option(
+            "--search", help="Also search every multiple of the vLLM block size between the candidates.", rich_help_panel=_TIME
+        ),
+    ] = False,
+    plot: Annotated[
         Path | None,
-        typer.Option("--catalog", help="A catalog YAML whose entries override the bundled ones (or KVSIZE_CATALOG)."),
+        typer.Option(
+            "--plot",
+            help="Draw load time against chunk size into FILE.png or FILE.svg (needs kvsize[plot]).",
+            rich_help_panel=_TIME,
+        ),
     ] = None,
 ) -> None:
-    """Objects and bytes LMCache stores for one prompt, per candidate chunk size."""
+    """Objects and bytes LMCache stores for one prompt, per candidate chunk size; with --backend, load time and a pick."""
     from kvsize.layout import EngineOptions
     from kvsize.plan import DEFAULT_CHUNK_SIZES, plan_sweep
     from kvsize.sources import resolve_model
@@ -165,6 +232,10 @@ def size(
     else:
         sizes = DEFAULT_CHUNK_SIZES
     partition = tuple(parse_int_list(pp_partition, "--pp-partition")) if pp_partition else None
+    overrides = _backend_overrides(latency, stream_bandwidth, aggregate_bandwidth, concurrency, max_requests_per_s, part_size)
+    timed = bool(backend) or bool(overrides)
+    if not timed and (search or plot):
+        raise KvsizeError(f"{'--search' if search else '--plot'} needs a storage backend: give --backend (e.g. s3)")
 
     spec = resolve_model(model, catalog_path=catalog)
     drafts = draft_layers or 0
@@ -183,7 +254,87 @@ def size(
         pp_partition=partition,
     )
     sweep = plan_sweep(spec, options, prompt_tokens, sizes)
-    _emit_sweep(sweep, output, explain)
+    if not timed:
+        _emit_sweep(sweep, output, explain, [])
+        return
+
+    from kvsize import storage
+    from kvsize.units import parse_duration, parse_size
+
+    if concurrent_prompts < 1:
+        raise KvsizeError(f"--concurrent-prompts must be at least 1, got {concurrent_prompts}")
+    if not 0 < mfu <= 1:
+        raise KvsizeError(f"--mfu is a fraction of peak FLOP/s, between 0 and 1; got {mfu}")
+    if prefill_tps is not None and prefill_tps <= 0:
+        raise KvsizeError(f"--prefill-tps must be more than 0, got {prefill_tps}")
+    extra_warnings: list[str] = []
+    assumption = None
+    if prefill_tps is None:
+        attention = (spec.kv_layers, spec.num_attention_heads, spec.head_size)
+        estimate = storage.estimate_prefill(spec.active_params, attention, tp * pp, gpu.lower(), mfu, prompt_tokens)
+        if estimate is None:
+            extra_warnings.append(
+                f"no recommendation: {spec.name}'s config does not give a parameter count kvsize can derive, so the "
+                "recompute cost is unknown; give --prefill-tps (measured prefill tokens/s)"
+            )
+        else:
+            prefill_tps, assumption = estimate.tokens_per_s, estimate.assumption
+    else:
+        assumption = f"prefill {prefill_tps:,.0f} tokens/s (given with --prefill-tps)"
+    time_options = storage.TimeOptions(
+        concurrent_prompts=concurrent_prompts,
+        blocking_timeout_s=parse_duration(blocking_timeout, "--blocking-timeout"),
+        cpu_buffer_bytes=parse_size(cpu_buffer, "--cpu-buffer"),
+        pinned_memory_bytes=parse_size(pinned_memory, "--pinned-memory") if pinned_memory else None,
+        shared_prefix_tokens=parse_count(shared_prefix, "--shared-prefix") if shared_prefix else None,
+        prefill_tokens_per_s=prefill_tps,
+    )
+    names: list[str | None] = list(backend) if backend else [None]
+    profiles = [storage.resolve_backend(name, overrides) for name in names]
+    if search:
+        block = 64 if spec.use_mla else 16  # vLLM's default block size (MLA backends 64 or more)
+        found = {
+            storage.search_chunk(sweep.layout, prompt_tokens, p, time_options, min(sizes), max(sizes), block) for p in profiles
+        }
+        extra = tuple(c for c in found if c is not None and c not in sizes)
+        if extra:
+            sweep = plan_sweep(spec, options, prompt_tokens, (*sizes, *extra))
+    plans = [storage.plan_storage(sweep.rows, sweep.layout, p, time_options, assumption) for p in profiles]
+    if plot is not None:
+        from kvsize.plot import plot_plans
+
+        plot_plans(sweep, plans, plot)
+    _emit_sweep(sweep, output, explain, plans, extra_warnings)
+
+
+def _backend_overrides(
+    latency: str | None,
+    stream: str | None,
+    aggregate: str | None,
+    concurrency: int | None,
+    max_requests: float | None,
+    part_size: str | None,
+) -> dict[str, Any]:
+    from kvsize.units import parse_duration, parse_rate, parse_size
+
+    out: dict[str, Any] = {}
+    if latency is not None:
+        out["latency_s"] = parse_duration(latency, "--latency")
+    if stream is not None:
+        out["stream_bytes_per_s"] = parse_rate(stream, "--stream-bandwidth")
+    if aggregate is not None:
+        out["aggregate_bytes_per_s"] = parse_rate(aggregate, "--aggregate-bandwidth")
+    if concurrency is not None:
+        if concurrency < 1:
+            raise KvsizeError(f"--concurrency must be at least 1, got {concurrency}")
+        out["concurrency"] = concurrency
+    if max_requests is not None:
+        if max_requests <= 0:
+            raise KvsizeError(f"--max-requests-per-s must be more than 0, got {max_requests}")
+        out["max_requests_per_s"] = max_requests
+    if part_size is not None:
+        out["part_size_bytes"] = parse_size(part_size, "--part-size")
+    return out
 
 
 @app.command("models")
@@ -314,25 +465,28 @@ def catalog_add(
         sys.stdout.write(f"added {spec.name} ({spec.model_type}, {spec.num_layers} layers) to {target}\n")
 
 
-def _emit_sweep(sweep: Any, output: OutputFormat, explain: bool) -> None:
+def _emit_sweep(
+    sweep: Any, output: OutputFormat, explain: bool, plans: list[Any], extra_warnings: list[str] | None = None
+) -> None:
     from kvsize import render
 
-    for warning in sweep.warnings:
+    warnings = [*sweep.warnings, *(extra_warnings or [])]
+    for warning in warnings:
         sys.stderr.write(f"kvsize: warning: {warning}\n")
     if output is OutputFormat.json:
-        sys.stdout.write(render.render_json(sweep, explain))
+        sys.stdout.write(render.render_json(sweep, explain, plans, extra_warnings or []))
     elif output is OutputFormat.csv:
-        sys.stdout.write(render.render_csv(sweep))
+        sys.stdout.write(render.render_csv(sweep, plans))
     elif output is OutputFormat.markdown:
-        text = render.render_markdown(sweep)
+        text = render.render_markdown(sweep, plans)
         if explain:
-            text += "\n```\n" + "\n".join(render.explain_lines(sweep)) + "\n```\n"
+            text += "\n```\n" + "\n".join(render.explain_lines(sweep, plans)) + "\n```\n"
         sys.stdout.write(text)
     else:
-        _print_table(sweep, explain)
+        _print_table(sweep, explain, plans)
 
 
-def _print_table(sweep: Any, explain: bool) -> None:
+def _print_table(sweep: Any, explain: bool, plans: list[Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -347,9 +501,19 @@ def _print_table(sweep: Any, explain: bool) -> None:
     console.print(table)
     for note in render.footnotes(sweep):
         console.print(note, markup=False)
+    for plan in plans:
+        console.print()
+        timing = Table(title=render.timing_title(plan), title_justify="left")
+        for header in render.TIMING_HEADERS:
+            timing.add_column(header, justify="left" if header in ("load", "risks") else "right", no_wrap=header != "risks")
+        for cells in render.timing_cells(plan):
+            timing.add_row(*cells)
+        console.print(timing)
+        for line in render.timing_footnotes(plan):
+            console.print(line, markup=False)
     if explain:
         console.print()
-        for line in render.explain_lines(sweep):
+        for line in render.explain_lines(sweep, plans):
             console.print(line, markup=False)
 
 

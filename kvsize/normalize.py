@@ -250,6 +250,10 @@ def spec_from_config(
         if draft_layers:
             reader.note("draft layers", draft_layers, draft[0])
 
+    active_params = None
+    if not use_mla and all(kind.keeps_kv for kind in kinds):
+        active_params = _active_params(reader, model_type, num_layers, num_heads, kv_heads, head_size)
+
     reader.note("layers", f"{num_layers} ({_describe_kinds(kinds)})", reader.fields["layers"].field)
     return ModelSpec(
         name=name,
@@ -262,6 +266,7 @@ def spec_from_config(
         config_dtype=config_dtype,
         kv_cache_quant=kv_quant,
         draft_layers=draft_layers,
+        active_params=active_params,
         revision=revision,
         fields=reader.fields,
         warnings=warnings,
@@ -553,3 +558,55 @@ def _kv_cache_quant(reader: _Reader) -> str | None:
             reader.note("kv cache quant", "fp8", f"{field} (ModelOpt)")
             return "fp8"
     return None
+
+
+# Families whose MLP is gated (gate, up, down projections), dense or routed.
+GATED_MLP_TYPES = frozenset({"llama", "mistral", "qwen2", "qwen3", "gemma3_text", "phi3", "smollm3"})
+MOE_TYPES = {
+    # model_type: (experts field, intermediate field)
+    "mixtral": ("num_local_experts", "intermediate_size"),
+    "qwen3_moe": ("num_experts", "moe_intermediate_size"),
+}
+
+
+def _active_params(reader: _Reader, model_type: str, layers: int, heads: int, kv_heads: int, head_size: int) -> int | None:
+    """Parameters one token passes through, from published fields only (no class defaults).
+
+    Attention (q, k, v, o) + gated MLP (3 x hidden x intermediate, routed experts: top-k of them)
+    + the LM head. None when the family or a field is missing: the time model then asks for
+    --prefill-tps instead of guessing.
+    """
+    if model_type not in GATED_MLP_TYPES and model_type not in MOE_TYPES:
+        return None
+    found = reader.get(*HIDDEN_FIELDS, defaults=False)
+    hidden = found[1] if found else None
+    vocab = reader.get("vocab_size", defaults=False)
+    if not isinstance(hidden, int) or vocab is None or not isinstance(vocab[1], int):
+        return None
+    attention = hidden * heads * head_size * 2 + hidden * kv_heads * head_size * 2
+    if model_type in MOE_TYPES:
+        experts_field, inter_field = MOE_TYPES[model_type]
+        experts = reader.get(experts_field, defaults=False)
+        top_k = reader.get("num_experts_per_tok", defaults=False)
+        inter = reader.get(inter_field, defaults=False)
+        if experts is None or top_k is None or inter is None:
+            return None
+        if model_type == "qwen3_moe" and (
+            reader.value("mlp_only_layers") or reader.value("decoder_sparse_step") not in (None, 1)
+        ):
+            return None
+        mlp = top_k[1] * 3 * hidden * inter[1] + hidden * experts[1]
+        formula = f"{top_k[0]} {top_k[1]} x 3 x {hidden} x {inter[0]} {inter[1]} + router"
+    else:
+        inter = reader.get("intermediate_size", defaults=False)
+        if inter is None or not isinstance(inter[1], int):
+            return None
+        mlp = 3 * hidden * inter[1]
+        formula = f"3 x {hidden} x {inter[0]} {inter[1]}"
+    total = layers * (attention + mlp) + hidden * vocab[1]
+    reader.note(
+        "active params",
+        f"{total:,}",
+        f"{layers} layers x (attention q,k,v,o + MLP {formula}) + LM head {hidden} x vocab_size {vocab[1]}",
+    )
+    return total

@@ -15,6 +15,7 @@ from typing import Any
 from kvsize.layout import Layout
 from kvsize.plan import LMCACHE_DEFAULT_CHUNK, Sweep, SweepRow
 from kvsize.spec import ModelSpec
+from kvsize.storage import FIGURE_NAMES, RowTiming, StoragePlan
 from kvsize.units import format_count, format_iec
 
 ROW_FIELDS = (
@@ -33,7 +34,9 @@ ROW_FIELDS = (
 )
 
 
-def sweep_dict(sweep: Sweep, explain: bool = False) -> dict[str, Any]:
+def sweep_dict(
+    sweep: Sweep, explain: bool = False, plans: list[StoragePlan] | None = None, extra_warnings: list[str] | None = None
+) -> dict[str, Any]:
     """The JSON contract (README, "JSON output"): extend it, never break it."""
     layout = sweep.layout
     spec = sweep.spec
@@ -47,7 +50,7 @@ def sweep_dict(sweep: Sweep, explain: bool = False) -> dict[str, Any]:
         "bytes_per_token": layout.bytes_per_token,
         "bytes_per_token_per_rank": layout.bytes_per_token_per_rank,
         "writers": layout.writers,
-        "warnings": list(sweep.warnings),
+        "warnings": [*sweep.warnings, *(extra_warnings or [])],
         "rows": [{field: getattr(row, field) for field in ROW_FIELDS} for row in sweep.rows],
         "notes": list(sweep.notes),
         "connector": layout.connector.name,
@@ -74,16 +77,66 @@ def sweep_dict(sweep: Sweep, explain: bool = False) -> dict[str, Any]:
             for s in layout.stages
         ],
     }
+    if plans:
+        # The first backend's figures extend the core contract; every backend is under "backends".
+        first = plans[0]
+        out["backend"] = backend_dict(first)
+        out["recommended_chunk_tokens"] = first.recommendation.chunk_tokens if first.recommendation else None
+        for row, timing in zip(out["rows"], first.timings, strict=True):
+            row.update(timing_dict(timing))
+        out["backends"] = [
+            {
+                "backend": backend_dict(plan),
+                "recommended_chunk_tokens": plan.recommendation.chunk_tokens if plan.recommendation else None,
+                "recommendation": plan.recommendation.reason if plan.recommendation else None,
+                "recommended_at_risk": plan.recommendation.at_risk if plan.recommendation else None,
+                "rows": [timing_dict(t) for t in plan.timings],
+                "notes": list(plan.notes),
+            }
+            for plan in plans
+        ]
+        out["time_options"] = first.options.model_dump()
+        out["prefill"] = first.prefill_assumption
     if explain:
-        out["explain"] = explain_lines(sweep)
+        out["explain"] = explain_lines(sweep, plans)
     return out
 
 
-def render_json(sweep: Sweep, explain: bool = False) -> str:
-    return json.dumps(sweep_dict(sweep, explain), indent=2) + "\n"
+def backend_dict(plan: StoragePlan) -> dict[str, Any]:
+    profile = plan.backend
+    out: dict[str, Any] = profile.model_dump(exclude={"figures", "missing"})
+    out["figures"] = dict(profile.figures)
+    out["missing"] = dict(profile.missing)
+    return out
 
 
-def render_csv(sweep: Sweep) -> str:
+def timing_dict(timing: RowTiming) -> dict[str, Any]:
+    data = timing.model_dump(exclude={"chunk_tokens"})
+    data["risks"] = list(timing.risks)
+    data["risk_details"] = list(timing.risk_details)
+    return data
+
+
+def render_json(
+    sweep: Sweep, explain: bool = False, plans: list[StoragePlan] | None = None, extra_warnings: list[str] | None = None
+) -> str:
+    return json.dumps(sweep_dict(sweep, explain, plans, extra_warnings), indent=2) + "\n"
+
+
+TIMING_CSV_FIELDS = (
+    "load_seconds",
+    "load_bound",
+    "store_seconds",
+    "wire_requests",
+    "max_concurrent_prompts",
+    "recompute_tokens",
+    "recompute_seconds",
+    "cost_seconds",
+    "risks",
+)
+
+
+def render_csv(sweep: Sweep, plans: list[StoragePlan] | None = None) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(
@@ -110,10 +163,20 @@ def render_csv(sweep: Sweep) -> str:
         layout.bytes_per_token_per_rank,
         layout.writers,
     ]
-    for row in sweep.rows:
-        values = [getattr(row, field) for field in ROW_FIELDS]
-        writer.writerow([*head, *["" if v is None else v for v in values]])
+    plan_list: list[StoragePlan | None] = list(plans) if plans else [None]
+    for plan in plan_list:
+        for index, row in enumerate(sweep.rows):
+            values = [getattr(row, field) for field in ROW_FIELDS]
+            if plan is not None:
+                timing = plan.timings[index]
+                picked = plan.recommendation is not None and plan.recommendation.chunk_tokens == row.chunk_tokens
+                values += [plan.backend.name, *(_csv_value(getattr(timing, f)) for f in TIMING_CSV_FIELDS), picked]
+            writer.writerow([*head, *["" if v is None else v for v in values]])
     return buffer.getvalue()
+
+
+def _csv_value(value: Any) -> Any:
+    return ";".join(value) if isinstance(value, tuple) else value
 
 
 def headline(sweep: Sweep, sep: str = "\n") -> str:
@@ -183,7 +246,7 @@ def footnotes(sweep: Sweep) -> list[str]:
     return lines
 
 
-def render_markdown(sweep: Sweep) -> str:
+def render_markdown(sweep: Sweep, plans: list[StoragePlan] | None = None) -> str:
     lines = [f"### {sweep.spec.name}", "", headline(sweep).split("\n", 1)[1] + ".", subtitle(sweep) + ".", ""]
     lines.append("| " + " | ".join(TABLE_HEADERS) + " |")
     lines.append("|" + "|".join("---:" for _ in TABLE_HEADERS) + "|")
@@ -192,10 +255,17 @@ def render_markdown(sweep: Sweep) -> str:
     lines.append("")
     lines.extend(f"- {note}" for note in footnotes(sweep))
     lines.extend(f"- **warning**: {w}" for w in sweep.warnings)
+    for plan in plans or []:
+        lines += ["", f"#### {timing_title(plan)}", ""]
+        lines.append("| " + " | ".join(TIMING_HEADERS) + " |")
+        lines.append("|" + "|".join("---" for _ in TIMING_HEADERS) + "|")
+        lines += ["| " + " | ".join(cells) + " |" for cells in timing_cells(plan, bars=False)]
+        lines.append("")
+        lines += [f"- {line}" for line in timing_footnotes(plan)]
     return "\n".join(lines) + "\n"
 
 
-def explain_lines(sweep: Sweep) -> list[str]:
+def explain_lines(sweep: Sweep, plans: list[StoragePlan] | None = None) -> list[str]:
     """The derivation of every number, from the objects that computed the table."""
     spec, layout = sweep.spec, sweep.layout
     lines = [f"Model {spec.name} ({spec.source})"]
@@ -243,6 +313,111 @@ def explain_lines(sweep: Sweep) -> list[str]:
             f"  total {row.total_bytes:,} B + headers {row.objects:,} x {layout.connector.header_bytes} B = "
             f"{row.stored_bytes:,} B stored"
         )
+    for plan in plans or []:
+        lines.extend(_explain_timing(sweep, plan))
+    return lines
+
+
+def _explain_timing(sweep: Sweep, plan: StoragePlan) -> list[str]:
+    profile, layout, options = plan.backend, sweep.layout, plan.options
+    connector = layout.connector
+    lines = [f"Load on {profile.name}: t_op = r x L + s / b; load = max(ceil(n_w / C) x t_op, N x bytes / B, N x wire / R)"]
+    for field, label in profile.figures.items():
+        lines.append(f"  {field}: {label}")
+    for field, why in profile.missing.items():
+        lines.append(f"  {field}: {why}")
+    latency, stream, concurrency = profile.latency_s or 0.0, profile.stream_bytes_per_s or 1.0, profile.concurrency or 1
+    header = connector.header_bytes if connector.requests_per_object == 1 else 0
+    for row, timing in zip(sweep.rows, plan.timings, strict=True):
+        s = row.object_bytes + header
+        t_op = connector.requests_per_object * latency + s / stream
+        waves = -(-row.objects_per_writer // concurrency)
+        parts = [
+            f"waves {waves} x ({connector.requests_per_object} x {latency:g} s + {s:,} B / {stream:,.0f} B/s) "
+            f"= {waves * t_op:.3f} s"
+        ]
+        if profile.aggregate_bytes_per_s:
+            parts.append(
+                f"bandwidth {options.concurrent_prompts} x {row.stored_bytes:,} B / {profile.aggregate_bytes_per_s:,.0f} B/s"
+            )
+        if profile.max_requests_per_s:
+            parts.append(f"rate {options.concurrent_prompts} x {timing.wire_requests:,} / {profile.max_requests_per_s:,.0f}/s")
+        lines.append(
+            f"  chunk {row.chunk_tokens:,}: n_w = {row.objects_per_writer:,}; "
+            + "; ".join(parts)
+            + f" -> {timing.load_seconds:.3f} s ({timing.load_bound})"
+        )
+    return lines
+
+
+RISK_LABELS = {
+    "blocking_timeout": "timeout",
+    "cpu_buffer": "CPU buffer",
+    "pinned_memory": "pinned mem",
+    "max_value_size": "max value",
+    "int32_header": "int32 header",
+}
+TIMING_HEADERS = ("chunk", "load", "bound", "wire reqs", "prompts", "risks")
+_BAR_WIDTH = 10
+_EIGHTHS = " ▏▎▍▌▋▊▉"
+
+
+def _bar(value: float, top: float) -> str:
+    if top <= 0:
+        return " " * _BAR_WIDTH
+    eighths = round(value / top * _BAR_WIDTH * 8)
+    full, part = divmod(eighths, 8)
+    return ("█" * full + (_EIGHTHS[part] if part else "")).ljust(_BAR_WIDTH)
+
+
+def _seconds(value: float) -> str:
+    return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
+
+
+def timing_title(plan: StoragePlan) -> str:
+    options = plan.options
+    prompts = f"{options.concurrent_prompts} prompt{'s' if options.concurrent_prompts != 1 else ''} at once"
+    return f"Load on {plan.backend.name}, {prompts}, blocking timeout {options.blocking_timeout_s:g} s"
+
+
+def timing_cells(plan: StoragePlan, bars: bool = True) -> list[list[str]]:
+    top = max((t.load_seconds for t in plan.timings), default=0.0)
+    picked = plan.recommendation.chunk_tokens if plan.recommendation else None
+    rows = []
+    for timing in plan.timings:
+        load = _seconds(timing.load_seconds)
+        prompts = "no cap" if timing.max_concurrent_prompts is None else format_count(timing.max_concurrent_prompts)
+        mark = " *" if timing.chunk_tokens == picked else ""
+        rows.append(
+            [
+                f"{format_count(timing.chunk_tokens)}{mark}",
+                f"{_bar(timing.load_seconds, top)} {load}" if bars else load,
+                timing.load_bound,
+                format_count(timing.wire_requests),
+                prompts,
+                ", ".join(RISK_LABELS.get(risk, risk) for risk in timing.risks) or "-",
+            ]
+        )
+    return rows
+
+
+def timing_footnotes(plan: StoragePlan) -> list[str]:
+    options = plan.options
+    lines = [f"prompts = how many such prompts can load at once within {options.blocking_timeout_s:g} s."]
+    if plan.recommendation:
+        flag = "at risk: " if plan.recommendation.at_risk else ""
+        lines.append(f"* recommended, {flag}{plan.recommendation.reason}.")
+    if plan.prefill_assumption:
+        lines.append(plan.prefill_assumption + ".")
+    for timing in plan.timings:
+        for detail in timing.risk_details:
+            lines.append(f"risk at chunk {timing.chunk_tokens:,}: {detail}.")
+    lines.append(f"Backend {plan.backend.name}, figures from {plan.backend.source}:")
+    for field, label in plan.backend.figures.items():
+        lines.append(f"  {FIGURE_NAMES.get(field, field)}: {label}")
+    for field, why in plan.backend.missing.items():
+        lines.append(f"  {FIGURE_NAMES.get(field, field)}: {why}")
+    lines.extend(plan.notes)
     return lines
 
 

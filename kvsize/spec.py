@@ -73,6 +73,8 @@ class ModelSpec(BaseModel):
     config_dtype: str | None
     kv_cache_quant: str | None = None
     draft_layers: int = 0
+    active_params: int | None = None
+    """Parameters one token passes through (for the prefill estimate); None when the config does not tell."""
     revision: str | None = None
     fields: dict[str, FieldSource] = {}
     warnings: tuple[str, ...] = ()

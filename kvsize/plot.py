@@ -1,0 +1,58 @@
+"""``--plot``: load time (and load + recompute) against chunk size, one line per backend.
+
+matplotlib is an optional extra: ``pip install 'kvsize[plot]'``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kvsize.errors import KvsizeError
+from kvsize.plan import Sweep
+from kvsize.storage import StoragePlan
+
+
+def plot_plans(sweep: Sweep, plans: list[StoragePlan], path: Path) -> None:
+    if path.suffix.lower() not in (".png", ".svg"):
+        raise KvsizeError(f"--plot {path}: give a .png or .svg file name")
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise KvsizeError("--plot needs matplotlib: pip install 'kvsize[plot]'") from None
+
+    chunks = [row.chunk_tokens for row in sweep.rows]
+    figure, axis = plt.subplots(figsize=(8, 4.5), dpi=120)
+    for plan in plans:
+        loads = [t.load_seconds for t in plan.timings]
+        (line,) = axis.plot(chunks, loads, marker="o", label=f"{plan.backend.name}: load")
+        costs = [t.cost_seconds for t in plan.timings]
+        if all(c is not None for c in costs):
+            axis.plot(chunks, costs, linestyle="--", color=line.get_color(), label=f"{plan.backend.name}: load + recompute")
+        if plan.recommendation:
+            picked = next(t for t in plan.timings if t.chunk_tokens == plan.recommendation.chunk_tokens)
+            axis.scatter(
+                [picked.chunk_tokens], [picked.load_seconds], s=160, facecolors="none", edgecolors=line.get_color(), linewidths=2
+            )
+    timeout = plans[0].options.blocking_timeout_s
+    axis.axhline(timeout, color="red", linewidth=1, linestyle=":", label=f"blocking timeout {timeout:g} s")
+    axis.set_xscale("log", base=2)
+    axis.set_xticks(chunks, [f"{c:,}" for c in chunks])
+    axis.set_xlabel("chunk size (tokens)")
+    axis.set_ylabel("seconds")
+    layout = sweep.layout
+    prompts = plans[0].options.concurrent_prompts
+    axis.set_title(
+        f"{sweep.spec.name}, TP {layout.options.tp}, {sweep.prompt_tokens:,}-token prompt, {prompts} at once", fontsize=10
+    )
+    axis.grid(True, alpha=0.3)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    try:
+        figure.savefig(path)
+    except OSError as error:
+        raise KvsizeError(f"cannot write --plot {path}: {error.strerror}") from None
+    finally:
+        plt.close(figure)
