@@ -28,8 +28,8 @@ def plot_plans(sweep: Sweep, plans: list[StoragePlan], path: Path) -> None:
     for plan in plans:
         loads = [t.load_seconds for t in plan.timings]
         (line,) = axis.plot(chunks, loads, marker="o", label=f"{plan.backend.name}: load")
-        costs = [t.cost_seconds for t in plan.timings]
-        if all(c is not None for c in costs):
+        costs = [t.cost_seconds for t in plan.timings if t.cost_seconds is not None]
+        if len(costs) == len(chunks):
             axis.plot(chunks, costs, linestyle="--", color=line.get_color(), label=f"{plan.backend.name}: load + recompute")
         if plan.recommendation:
             picked = next(t for t in plan.timings if t.chunk_tokens == plan.recommendation.chunk_tokens)
@@ -39,6 +39,9 @@ def plot_plans(sweep: Sweep, plans: list[StoragePlan], path: Path) -> None:
     timeout = plans[0].options.blocking_timeout_s
     axis.axhline(timeout, color="red", linewidth=1, linestyle=":", label=f"blocking timeout {timeout:g} s")
     axis.set_xscale("log", base=2)
+    values = [t.load_seconds for plan in plans for t in plan.timings if t.load_seconds > 0] + [timeout]
+    if max(values) / min(values) > 20:  # backends orders of magnitude apart: keep each line readable
+        axis.set_yscale("log")
     axis.set_xticks(chunks, [f"{c:,}" for c in chunks])
     axis.set_xlabel("chunk size (tokens)")
     axis.set_ylabel("seconds")

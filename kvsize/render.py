@@ -150,6 +150,7 @@ def render_csv(sweep: Sweep, plans: list[StoragePlan] | None = None) -> str:
             "bytes_per_token_per_rank",
             "writers",
             *ROW_FIELDS,
+            *(["backend", *TIMING_CSV_FIELDS, "recommended"] if plans else []),
         ]
     )
     layout = sweep.layout
