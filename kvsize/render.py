@@ -10,13 +10,15 @@ from __future__ import annotations
 import csv
 import io
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kvsize.layout import Layout
 from kvsize.plan import LMCACHE_DEFAULT_CHUNK, Sweep, SweepRow
 from kvsize.spec import ModelSpec
-from kvsize.storage import FIGURE_NAMES, RowTiming, StoragePlan
 from kvsize.units import format_count, format_iec
+
+if TYPE_CHECKING:  # the time model loads only when a backend is given
+    from kvsize.storage import RowTiming, StoragePlan
 
 ROW_FIELDS = (
     "chunk_tokens",
@@ -403,6 +405,8 @@ def timing_cells(plan: StoragePlan, bars: bool = True) -> list[list[str]]:
 
 
 def timing_footnotes(plan: StoragePlan) -> list[str]:
+    from kvsize.storage import FIGURE_NAMES
+
     options = plan.options
     lines = [f"prompts = how many such prompts can load at once within {options.blocking_timeout_s:g} s."]
     if plan.recommendation:
