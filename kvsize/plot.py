@@ -24,7 +24,7 @@ def plot_plans(sweep: Sweep, plans: list[StoragePlan], path: Path) -> None:
         raise KvsizeError("--plot needs matplotlib: pip install 'kvsize[plot]'") from None
 
     chunks = [row.chunk_tokens for row in sweep.rows]
-    figure, axis = plt.subplots(figsize=(8, 4.5), dpi=120)
+    figure, axis = plt.subplots(figsize=(10, 4.5), dpi=120)
     for plan in plans:
         loads = [t.load_seconds for t in plan.timings]
         (line,) = axis.plot(chunks, loads, marker="o", label=f"{plan.backend.name}: load")
@@ -41,7 +41,12 @@ def plot_plans(sweep: Sweep, plans: list[StoragePlan], path: Path) -> None:
     axis.set_xscale("log", base=2)
     values = [t.load_seconds for plan in plans for t in plan.timings if t.load_seconds > 0] + [timeout]
     if max(values) / min(values) > 20:  # backends orders of magnitude apart: keep each line readable
+        from matplotlib.ticker import FuncFormatter
+
         axis.set_yscale("log")
+        plain = FuncFormatter(lambda value, _position: f"{value:g}")
+        axis.yaxis.set_major_formatter(plain)
+        axis.yaxis.set_minor_formatter(plain)
     axis.set_xticks(chunks, [f"{c:,}" for c in chunks])
     axis.set_xlabel("chunk size (tokens)")
     axis.set_ylabel("seconds")
@@ -51,7 +56,7 @@ def plot_plans(sweep: Sweep, plans: list[StoragePlan], path: Path) -> None:
         f"{sweep.spec.name}, TP {layout.options.tp}, {sweep.prompt_tokens:,}-token prompt, {prompts} at once", fontsize=10
     )
     axis.grid(True, alpha=0.3)
-    axis.legend(fontsize=8)
+    axis.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     figure.tight_layout()
     try:
         figure.savefig(path)
