@@ -143,6 +143,12 @@ def size(
     catalog: Annotated[
         Path | None, typer.Option("--catalog", help="A catalog YAML whose entries override the bundled ones (or KVSIZE_CATALOG).")
     ] = None,
+    revision: Annotated[
+        str | None, typer.Option("--revision", help="Hub branch, tag or commit (goes to the Hub even for catalog names).")
+    ] = None,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="No network: Hub models from the cache only (as HF_HUB_OFFLINE=1).")
+    ] = False,
     backend: Annotated[
         list[str] | None,
         typer.Option(
@@ -237,7 +243,7 @@ def size(
     if not timed and (search or plot):
         raise KvsizeError(f"{'--search' if search else '--plot'} needs a storage backend: give --backend (e.g. s3)")
 
-    spec = resolve_model(model, catalog_path=catalog)
+    spec = resolve_model(model, catalog_path=catalog, revision=revision, offline=offline or None)
     drafts = draft_layers or 0
     if mtp:
         if not spec.draft_layers:
@@ -390,9 +396,11 @@ def models(
 
 @app.command("inspect")
 def inspect(
-    model: Annotated[str, typer.Argument(help="Catalog name, a config.json, or a directory holding one.")],
+    model: Annotated[str, typer.Argument(help="Catalog name, a config.json or its directory, or a Hub repo ORG/NAME.")],
     output: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format (table or json).")] = OutputFormat.table,
     catalog: Annotated[Path | None, typer.Option("--catalog", help="A catalog YAML layered over the bundled one.")] = None,
+    revision: Annotated[str | None, typer.Option("--revision", help="Hub branch, tag or commit.")] = None,
+    offline: Annotated[bool, typer.Option("--offline", help="No network: Hub models from the cache only.")] = False,
 ) -> None:
     """The normalised spec: each value beside the config field (and file) it came from."""
     import json
@@ -400,7 +408,7 @@ def inspect(
     from kvsize.render import spec_dict
     from kvsize.sources import resolve_model
 
-    spec = resolve_model(model, catalog_path=catalog)
+    spec = resolve_model(model, catalog_path=catalog, revision=revision, offline=offline or None)
     for warning in spec.warnings:
         sys.stderr.write(f"kvsize: warning: {warning}\n")
     if output is OutputFormat.json:
@@ -428,15 +436,18 @@ app.add_typer(catalog_app, name="catalog")
 
 @catalog_app.command("add")
 def catalog_add(
-    models: Annotated[list[str], typer.Argument(help="config.json files or directories holding one.")],
+    models: Annotated[list[str], typer.Argument(help="Hub repos ORG/NAME, config.json files or directories holding one.")],
     catalog: Annotated[Path | None, typer.Option("--catalog", help="The catalog file to write (or KVSIZE_CATALOG).")] = None,
     name: Annotated[
-        str | None, typer.Option("--name", help="The entry's name (one MODEL only); default: the directory's name.")
+        str | None, typer.Option("--name", help="The entry's name (one MODEL only); default: the repo id or directory name.")
     ] = None,
+    revision: Annotated[str | None, typer.Option("--revision", help="Hub branch, tag or commit.")] = None,
+    offline: Annotated[bool, typer.Option("--offline", help="No network: Hub models from the cache only.")] = False,
 ) -> None:
-    """Normalise local configs and write them as entries of a catalog file; they load back to the same numbers."""
+    """Normalise configs and write them as entries of a catalog file; they load back to the same numbers."""
     import os
 
+    from kvsize import hub
     from kvsize.catalog import CATALOG_ENV, CatalogEntry, dump_catalog, load_catalog_file
     from kvsize.normalize import spec_from_config
     from kvsize.sources import catalog_entry, config_file, read_config
@@ -449,12 +460,29 @@ def catalog_add(
     entries: dict[str, CatalogEntry] = dict(load_catalog_file(target)) if target.exists() else {}
     added = []
     for model in models:
-        file = config_file(Path(model).expanduser())
-        raw = read_config(file)
-        entry = catalog_entry(raw, source=f"local file {file.resolve()}", origin=str(file))
-        entry_name = name or file.resolve().parent.name
-        # Fail closed before writing: the entry must size exactly as the file does.
-        spec = spec_from_config(entry.config, name=entry_name, origin=str(file), defaults=entry.defaults)
+        path = Path(model).expanduser()
+        if path.exists() and revision is None:
+            file = config_file(path)
+            entry = catalog_entry(read_config(file), source=f"local file {file.resolve()}", origin=str(file))
+            entry_name, origin = name or file.resolve().parent.name, str(file)
+        elif hub.looks_like_repo_id(model):
+            is_offline = offline or hub.offline_from_env()
+            raw, defaults, commit, _ = hub.fetch_config(model, revision or "main", offline=is_offline)
+            import transformers
+
+            entry = CatalogEntry(
+                source=f"{hub.endpoint()}/{model} config.json at commit {commit}",
+                revision=commit,
+                filled_by=f"transformers {transformers.__version__}",
+                config=raw,
+                defaults=defaults,
+            )
+            entry_name, origin = name or model, f"{model}@{commit[:12]}"
+        else:
+            config_file(path)  # raises the missing-file error
+            raise AssertionError("unreachable")
+        # Fail closed before writing: the entry must size exactly as the source does.
+        spec = spec_from_config(entry.config, name=entry_name, origin=origin, defaults=entry.defaults)
         entries[entry_name] = entry
         added.append(spec)
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -21,29 +21,52 @@ from kvsize.normalize import ALIAS_GROUPS, FILL_FIELDS, TEXT_CONFIG_KEYS, spec_f
 from kvsize.spec import ModelSpec
 
 
-def resolve_model(model: str, *, catalog: Catalog | None = None, catalog_path: Path | None = None) -> ModelSpec:
-    """A catalog name (case-insensitive), a ``config.json`` path, or a directory holding one."""
+def resolve_model(
+    model: str,
+    *,
+    catalog: Catalog | None = None,
+    catalog_path: Path | None = None,
+    revision: str | None = None,
+    offline: bool | None = None,
+) -> ModelSpec:
+    """A catalog name (case-insensitive), a ``config.json`` path or a directory holding one,
+    else a Hugging Face Hub repo ``ORG/NAME``, in that order. A ``revision`` goes to the Hub directly.
+    ``offline`` defaults to ``HF_HUB_OFFLINE``.
+    """
+    from kvsize import hub
+
     if not model or not model.strip():
-        raise KvsizeError("no model given: name a catalog model (see 'kvsize models') or a config.json path")
+        raise KvsizeError("no model given: name a catalog model (see 'kvsize models'), a config.json path or a Hub repo")
     catalog = catalog or Catalog(catalog_path)
-    name = catalog.find(model)
-    if name is not None:
-        entry = catalog.entries[name]
-        return spec_from_config(
-            entry.config,
-            name=name,
-            origin=f"{catalog.origin(name)}: {name}",
-            defaults=entry.defaults,
-            revision=entry.revision,
-        )
-    path = Path(model).expanduser()
-    if path.exists():
-        return spec_from_path(path)
+    if revision is None:
+        name = catalog.find(model)
+        if name is not None:
+            entry = catalog.entries[name]
+            return spec_from_config(
+                entry.config,
+                name=name,
+                origin=f"{catalog.origin(name)}: {name}",
+                defaults=entry.defaults,
+                revision=entry.revision,
+            )
+        path = Path(model).expanduser()
+        if path.exists():
+            return spec_from_path(path)
+        if model.endswith(".json") or model.startswith((".", "/", "~")):
+            raise KvsizeError(f"no such file {model!r}: give the path of a config.json or of a directory holding one")
     suggestions = catalog.suggest(model)
     hint = f"; did you mean {', '.join(suggestions)}?" if suggestions else "; 'kvsize models' lists the catalog"
-    if model.endswith(".json") or model.startswith((".", "/", "~")):
-        raise KvsizeError(f"no such file {model!r}: give the path of a config.json or of a directory holding one")
-    raise KvsizeError(f"unknown model {model!r}: not in the catalog and not a local path{hint}")
+    if not hub.looks_like_repo_id(model):
+        raise KvsizeError(f"unknown model {model!r}: not in the catalog, not a local path, and not a Hub repo ORG/NAME{hint}")
+    is_offline = hub.offline_from_env() if offline is None else offline
+    try:
+        raw, defaults, commit, warnings = hub.fetch_config(model, revision or "main", offline=is_offline)
+    except KvsizeError as error:
+        if revision is None:
+            raise KvsizeError(f"unknown model {model!r}: not in the catalog, and from the Hub: {error}{hint}") from None
+        raise
+    origin = f"{hub.endpoint()}/{model} at {commit}"
+    return spec_from_config(raw, name=model, origin=origin, defaults=defaults, revision=commit, warnings=warnings)
 
 
 def config_file(path: Path) -> Path:

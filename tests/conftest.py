@@ -29,6 +29,17 @@ class Result:
         self.exit_code, self.stdout, self.stderr = exit_code, stdout, stderr
 
 
+@pytest.fixture(autouse=True)
+def isolated_caches(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """No test reaches the real Hub or writes to the user's caches: offline, with caches of its own."""
+    root = tmp_path_factory.mktemp("caches")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(root / "hf"))
+    monkeypatch.setenv("KVSIZE_CACHE", str(root / "kvsize"))
+    monkeypatch.delenv("HF_ENDPOINT", raising=False)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+
+
 @pytest.fixture
 def run(monkeypatch: pytest.MonkeyPatch):
     """Run ``kvsize ARGS`` in-process through the real typer app."""

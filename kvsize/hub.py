@@ -1,0 +1,174 @@
+"""Models from the Hugging Face Hub (or a mirror), through the real ``huggingface_hub`` client.
+
+Only ``config.json`` is downloaded. The client honours ``HF_TOKEN``, ``HF_ENDPOINT``,
+``HF_HUB_OFFLINE``, ``HF_HOME`` and ``HF_HUB_ETAG_TIMEOUT``. kvsize keeps a spec cache
+keyed by endpoint, repo and commit (the raw config plus the transformers defaults it
+needed), and the commit each revision last resolved to, so that:
+
+- a second run online makes one revision check (the client's HEAD) and imports neither
+  transformers nor re-downloads anything;
+- offline (``HF_HUB_OFFLINE=1`` or ``--offline``) a model seen before resolves with no
+  network at all and without importing huggingface_hub.
+
+No code from a model repository is ever run (no ``trust_remote_code``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from kvsize.errors import KvsizeError
+
+DEFAULT_ENDPOINT = "https://huggingface.co"
+REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9_.-]+$")
+COMMIT = re.compile(r"^[0-9a-f]{40}$")
+CACHE_ENV = "KVSIZE_CACHE"
+
+
+def looks_like_repo_id(name: str) -> bool:
+    return bool(REPO_ID.match(name)) and ".." not in name
+
+
+def endpoint() -> str:
+    return (os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
+
+
+def offline_from_env() -> bool:
+    """``HF_HUB_OFFLINE`` (or ``TRANSFORMERS_OFFLINE``), read as huggingface_hub reads it."""
+    value = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
+    return value.upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def cache_root() -> Path:
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "kvsize"
+
+
+class SpecCache:
+    """``<root>/hub/<endpoint hash>/<org>--<name>/``: ``commits/<sha>.json`` and ``refs/<revision>``."""
+
+    def __init__(self, root: Path, hub_endpoint: str, repo_id: str) -> None:
+        tag = hashlib.sha256(hub_endpoint.encode()).hexdigest()[:12]
+        self.folder = root / "hub" / tag / repo_id.replace("/", "--")
+
+    def _ref_path(self, revision: str) -> Path:
+        return self.folder / "refs" / hashlib.sha256(revision.encode()).hexdigest()[:16]
+
+    def commit_for(self, revision: str) -> str | None:
+        if COMMIT.match(revision):
+            return revision
+        try:
+            commit = self._ref_path(revision).read_text(encoding="utf-8").strip()
+        except OSError:
+            return None
+        return commit if COMMIT.match(commit) else None
+
+    def load(self, commit: str) -> dict[str, Any] | None:
+        try:
+            data = json.loads((self.folder / "commits" / f"{commit}.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None  # absent or damaged: fetch again
+        return data if isinstance(data, dict) and isinstance(data.get("config"), dict) else None
+
+    def store(self, revision: str, commit: str, entry: dict[str, Any]) -> None:
+        """Best effort: a cache that cannot be written only costs speed."""
+        try:
+            for path, text in (
+                (self.folder / "commits" / f"{commit}.json", json.dumps(entry)),
+                (self._ref_path(revision), commit),
+            ):
+                path.parent.mkdir(parents=True, exist_ok=True)
+                temporary = path.with_name(path.name + f".{os.getpid()}.tmp")
+                temporary.write_text(text, encoding="utf-8")
+                temporary.replace(path)
+        except OSError:
+            pass
+
+
+def fetch_config(repo_id: str, revision: str, *, offline: bool) -> tuple[dict[str, Any], dict[str, Any], str, tuple[str, ...]]:
+    """``(raw config, defaults, commit, warnings)`` for a Hub repo at a revision."""
+    hub = endpoint()
+    cache = SpecCache(cache_root(), hub, repo_id)
+    commit = cache.commit_for(revision)
+    if commit is not None and (offline or COMMIT.match(revision)):
+        entry = cache.load(commit)
+        if entry is not None:
+            return entry["config"], entry.get("defaults") or {}, commit, tuple(entry.get("warnings") or ())
+
+    path = _download(repo_id, revision, offline=offline, hub=hub)
+    commit = path.parent.name
+    entry = cache.load(commit) if COMMIT.match(commit) else None
+    if entry is None:
+        from kvsize.sources import read_config, transformers_defaults
+
+        raw = read_config(path)
+        defaults, warnings = transformers_defaults(raw, f"{repo_id}@{commit[:12]}")
+        entry = {
+            "repo": repo_id,
+            "commit": commit,
+            "endpoint": hub,
+            "config": raw,
+            "defaults": defaults,
+            "warnings": list(warnings),
+        }
+    cache.store(revision, commit, entry)
+    return entry["config"], entry.get("defaults") or {}, commit, tuple(entry.get("warnings") or ())
+
+
+def _download(repo_id: str, revision: str, *, offline: bool, hub: str) -> Path:
+    """``config.json`` through ``hf_hub_download``; every failure becomes one line naming the fix."""
+    # The client's user-agent telemetry fetches a registry from the endpoint: a sizing run makes
+    # only the requests it needs (one revision check, and the download when not cached).
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    import huggingface_hub
+    from huggingface_hub import errors
+
+    where = f"{repo_id} at revision {revision!r}"
+    try:
+        return Path(
+            huggingface_hub.hf_hub_download(
+                repo_id,
+                "config.json",
+                revision=revision,
+                local_files_only=offline,
+                endpoint=hub,
+            )
+        )
+    except errors.GatedRepoError:
+        raise KvsizeError(
+            f"{repo_id} is a gated repo on {hub}: accept its terms on the Hub, then set HF_TOKEN to a token of that account"
+        ) from None
+    except errors.RepositoryNotFoundError:
+        raise KvsizeError(f"no repo {repo_id} on {hub} (or it is private: set HF_TOKEN); check the name") from None
+    except errors.RevisionNotFoundError:
+        raise KvsizeError(f"{repo_id} has no revision {revision!r} on {hub}: give a branch, tag or commit it has") from None
+    except errors.LocalEntryNotFoundError as error:
+        if offline:
+            raise KvsizeError(
+                f"{where} is not in the cache and kvsize is offline (HF_HUB_OFFLINE or --offline): run it once "
+                "online, or give a local config.json"
+            ) from None
+        cause = error.__cause__
+        if isinstance(cause, errors.FileMetadataError):
+            raise KvsizeError(f"{hub} does not answer like a Hugging Face Hub ({cause}); check HF_ENDPOINT") from None
+        reason = "timed out" if "Timeout" in type(cause).__name__ else f"failed ({type(cause).__name__})"
+        raise KvsizeError(
+            f"reaching {hub} for {where} {reason}, and it is not cached: check the network or HF_ENDPOINT "
+            "(HF_HUB_ETAG_TIMEOUT sets the wait), or use a local config.json"
+        ) from None
+    except errors.EntryNotFoundError:
+        raise KvsizeError(f"{repo_id} has no config.json at revision {revision!r}: it is not a transformers model repo") from None
+    except errors.HfHubHTTPError as error:
+        status = error.response.status_code if error.response is not None else "?"
+        raise KvsizeError(f"{hub} answered HTTP {status} for {where}; try again later") from None
+    except (errors.HFValidationError, ValueError) as error:
+        raise KvsizeError(f"{repo_id!r} is not a valid Hub repo id ({error})") from None
+    except Exception as error:  # network stack errors (proxy, TLS) the client lets through
+        raise KvsizeError(f"reaching {hub} for {where} failed ({type(error).__name__}: {error})") from None
