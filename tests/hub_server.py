@@ -75,7 +75,7 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             repo_id, revision, filename = f"{parts[0]}/{parts[1]}", parts[3], "/".join(parts[4:])
             repo = hub.repos.get(repo_id)
             if repo is None:
-                self._error(401, "RepoNotFound", "Repository not found")  # the Hub answers 401 to hide private repos
+                self._error(404, "RepoNotFound", "Repository not found")
                 return
             if repo.delay_s:
                 time.sleep(repo.delay_s)
