@@ -113,7 +113,7 @@ def backend_dict(plan: StoragePlan) -> dict[str, Any]:
 
 
 def timing_dict(timing: RowTiming) -> dict[str, Any]:
-    data = timing.model_dump(exclude={"chunk_tokens"})
+    data = timing.model_dump(exclude={"chunk_tokens", "risk_list"})
     data["risks"] = list(timing.risks)
     data["risk_details"] = list(timing.risk_details)
     return data

@@ -308,6 +308,71 @@ FIGURE_NAMES = {
 }
 
 
+class Risk(BaseModel):
+    """An engine limit one row breaks: its name, the value, the threshold, and a sentence."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    value: float
+    threshold: float
+    unit: str
+    detail: str
+
+
+def per_writer_bytes(row: SweepRow, layout: Layout) -> int:
+    """KV bytes one writer of the largest stage loads for the prompt (what its CPU buffer must hold)."""
+    largest = layout.largest_stage
+    return row.stages[largest.index].total_bytes // largest.writers
+
+
+def pinned_bytes_needed(row: SweepRow, layout: Layout, options: TimeOptions) -> int | None:
+    """LMCache's S3 pinned-memory rule: ``(bytes/token) x chunk_size x s3_max_inflight_reqs +
+    max_local_cpu_size x num_tp_workers``; None on other connectors."""
+    if layout.connector.name != "s3":
+        return None
+    return row.object_bytes * options.s3_max_inflight_reqs + options.cpu_buffer_bytes * layout.options.tp
+
+
+def engine_risks(row: SweepRow, layout: Layout, options: TimeOptions) -> list[Risk]:
+    """The engine limits that need no storage timing: CPU buffer, S3 pinned memory, int32 header length."""
+    found = []
+    per_writer = per_writer_bytes(row, layout)
+    if per_writer > options.cpu_buffer_bytes:
+        found.append(
+            Risk(
+                name="cpu_buffer",
+                value=per_writer,
+                threshold=options.cpu_buffer_bytes,
+                unit="B",
+                detail=f"one writer's {format_iec(per_writer)} > max_local_cpu_size {format_iec(options.cpu_buffer_bytes)}",
+            )
+        )
+    pinned = pinned_bytes_needed(row, layout, options)
+    if pinned is not None and options.pinned_memory_bytes is not None and pinned > options.pinned_memory_bytes:
+        found.append(
+            Risk(
+                name="pinned_memory",
+                value=pinned,
+                threshold=options.pinned_memory_bytes,
+                unit="B",
+                detail=f"S3 pinned memory {format_iec(pinned)} > available {format_iec(options.pinned_memory_bytes)}",
+            )
+        )
+    connector = layout.connector
+    if connector.int32_header and row.object_bytes >= INT32_MAX_BYTES:
+        found.append(
+            Risk(
+                name="int32_header",
+                value=row.object_bytes,
+                threshold=INT32_MAX_BYTES - 1,
+                unit="B",
+                detail=f"object {format_iec(row.object_bytes)} >= 2 GiB: {connector.name}'s int32 header length overflows",
+            )
+        )
+    return found
+
+
 class RowTiming(BaseModel):
     """The time model and risks for one sweep row on one backend."""
 
@@ -328,6 +393,7 @@ class RowTiming(BaseModel):
     cost_seconds: float | None
     risks: tuple[str, ...]
     risk_details: tuple[str, ...]
+    risk_list: tuple[Risk, ...] = ()
 
 
 class TimeOptions(BaseModel):
@@ -341,6 +407,7 @@ class TimeOptions(BaseModel):
     pinned_memory_bytes: int | None = None
     shared_prefix_tokens: int | None = None
     prefill_tokens_per_s: float | None = None
+    s3_max_inflight_reqs: int = S3_MAX_INFLIGHT_REQS
 
 
 def wire_requests(row: SweepRow, layout: Layout, profile: BackendProfile) -> int:
@@ -400,36 +467,39 @@ def time_row(row: SweepRow, layout: Layout, profile: BackendProfile, options: Ti
             caps.append(options.blocking_timeout_s * profile.max_requests_per_s / wire)
         max_prompts = math.floor(min(caps)) if caps else None
 
-    largest = layout.largest_stage
-    per_writer = row.stages[largest.index].total_bytes // largest.writers
-    pinned = None
-    if connector.name == "s3":
-        # LMCache's S3 doc: (bytes/token) x chunk_size x s3_max_inflight_reqs + max_local_cpu_size x num_tp_workers
-        pinned = row.object_bytes * S3_MAX_INFLIGHT_REQS + options.cpu_buffer_bytes * layout.options.tp
+    per_writer = per_writer_bytes(row, layout)
+    pinned = pinned_bytes_needed(row, layout, options)
 
     recompute = 0 if row.tail_saved else row.tail_tokens
     if options.shared_prefix_tokens is not None:
         recompute += options.shared_prefix_tokens % row.chunk_tokens
     recompute_s = recompute / options.prefill_tokens_per_s if options.prefill_tokens_per_s else None
 
-    risks: list[str] = []
-    details: list[str] = []
+    found: list[Risk] = []
     if load > options.blocking_timeout_s:
-        risks.append("blocking_timeout")
-        details.append(f"load {load:.2f} s > blocking_timeout_secs {options.blocking_timeout_s:g} s")
-    if per_writer > options.cpu_buffer_bytes:
-        risks.append("cpu_buffer")
-        details.append(f"one writer's {format_iec(per_writer)} > max_local_cpu_size {format_iec(options.cpu_buffer_bytes)}")
-    if pinned is not None and options.pinned_memory_bytes is not None and pinned > options.pinned_memory_bytes:
-        risks.append("pinned_memory")
-        details.append(f"S3 pinned memory {format_iec(pinned)} > available {format_iec(options.pinned_memory_bytes)}")
+        found.append(
+            Risk(
+                name="blocking_timeout",
+                value=load,
+                threshold=options.blocking_timeout_s,
+                unit="s",
+                detail=f"load {load:.2f} s > blocking_timeout_secs {options.blocking_timeout_s:g} s",
+            )
+        )
+    found.extend(engine_risks(row, layout, options))
     stored_object = row.object_bytes + (connector.header_bytes if connector.requests_per_object == 1 else 0)
     if profile.max_value_bytes is not None and stored_object > profile.max_value_bytes:
-        risks.append("max_value_size")
-        details.append(f"object {format_iec(stored_object)} > {profile.name} max value {format_iec(profile.max_value_bytes)}")
-    if connector.int32_header and row.object_bytes >= INT32_MAX_BYTES:
-        risks.append("int32_header")
-        details.append(f"object {format_iec(row.object_bytes)} >= 2 GiB: {connector.name}'s int32 header length overflows")
+        found.append(
+            Risk(
+                name="max_value_size",
+                value=stored_object,
+                threshold=profile.max_value_bytes,
+                unit="B",
+                detail=f"object {format_iec(stored_object)} > {profile.name} max value {format_iec(profile.max_value_bytes)}",
+            )
+        )
+    risks = [risk.name for risk in found]
+    details = [risk.detail for risk in found]
     return RowTiming(
         chunk_tokens=row.chunk_tokens,
         load_seconds=load,
@@ -444,6 +514,7 @@ def time_row(row: SweepRow, layout: Layout, profile: BackendProfile, options: Ti
         cost_seconds=load + recompute_s if recompute_s is not None else None,
         risks=tuple(risks),
         risk_details=tuple(details),
+        risk_list=tuple(found),
     )
 
 
