@@ -79,6 +79,10 @@ class OutputFormat(str, Enum):
     markdown = "markdown"
 
 
+class EmitFormat(str, Enum):
+    lmcache = "lmcache"
+
+
 class KvDtypeChoice(str, Enum):
     auto = "auto"
     bfloat16 = "bfloat16"
@@ -217,6 +221,15 @@ def size(
             rich_help_panel=_TIME,
         ),
     ] = None,
+    emit: Annotated[
+        EmitFormat | None,
+        typer.Option(
+            "--emit", help="Print the LMCache config (YAML, with the LMCACHE_* form) for the recommended or --chunk-size chunk."
+        ),
+    ] = None,
+    margin: Annotated[
+        float, typer.Option("--margin", help="With --emit: the timeout and CPU buffer cover the prediction times this.")
+    ] = 2.0,
 ) -> None:
     """Objects and bytes LMCache stores for one prompt, per candidate chunk size; with --backend, load time and a pick."""
     from kvsize.layout import EngineOptions
@@ -259,8 +272,15 @@ def size(
         draft_layers=drafts,
         pp_partition=partition,
     )
+    if margin < 1:
+        raise KvsizeError(f"--margin must be at least 1 (1 = no headroom), got {margin}")
     sweep = plan_sweep(spec, options, prompt_tokens, sizes)
     if not timed:
+        if emit is not None:
+            if chunk_size is None:
+                raise KvsizeError("--emit lmcache needs --chunk-size N, or --backend to recommend one")
+            _emit_lmcache(sweep, None, sizes[0], margin)
+            return
         _emit_sweep(sweep, output, explain, [])
         return
 
@@ -310,7 +330,70 @@ def size(
         from kvsize.plot import plot_plans
 
         plot_plans(sweep, plans, plot)
+    if emit is not None:
+        for warning in extra_warnings:
+            sys.stderr.write(f"kvsize: warning: {warning}\n")
+        if chunk_size is not None:
+            chosen = sizes[0]
+        elif plans[0].recommendation is not None:
+            chosen = plans[0].recommendation.chunk_tokens
+        else:
+            raise KvsizeError("--emit lmcache: no recommendation to emit (see the warning); give --chunk-size N")
+        _emit_lmcache(sweep, plans[0], chosen, margin)
+        return
     _emit_sweep(sweep, output, explain, plans, extra_warnings)
+
+
+def _emit_lmcache(sweep: Any, plan: Any, chunk: int, margin: float) -> None:
+    """The LMCache settings for one chunk size, sized with headroom over the prediction."""
+    import math
+
+    from kvsize.lmcache import GIB, emit_settings
+    from kvsize.storage import per_writer_bytes
+    from kvsize.units import format_iec
+
+    for warning in sweep.warnings:
+        sys.stderr.write(f"kvsize: warning: {warning}\n")
+    index = next(i for i, row in enumerate(sweep.rows) if row.chunk_tokens == chunk)
+    row = sweep.rows[index]
+    layout = sweep.layout
+    writer_bytes = per_writer_bytes(row, layout)
+    cpu_gb = max(5.0, float(math.ceil(writer_bytes * margin / GIB)))
+    comments = [
+        f"LMCache settings from kvsize for {sweep.spec.name}, TP {layout.options.tp} x PP {layout.options.pp}, "
+        f"{sweep.prompt_tokens:,}-token prompts, connector {layout.connector.name}.",
+        f"chunk_size {chunk:,}: {row.objects:,} objects of {format_iec(row.object_bytes)} per prompt.",
+        f"max_local_cpu_size {cpu_gb:g} GB: one writer loads {format_iec(writer_bytes)} per prompt, x {margin:g} margin "
+        "(LMCache default 5).",
+    ]
+    timeout = 10.0
+    if plan is not None:
+        timing = plan.timings[index]
+        timeout = max(10.0, float(math.ceil(timing.load_seconds * margin)))
+        prompts = plan.options.concurrent_prompts
+        comments.append(
+            f"blocking_timeout_secs {timeout:g}: predicted load {timing.load_seconds:.2f} s on {plan.backend.name} with "
+            f"{prompts} prompt{'s' if prompts != 1 else ''} at once, x {margin:g} margin (LMCache default 10)."
+        )
+        for risk in timing.risk_list:
+            if risk.name in ("max_value_size", "int32_header", "pinned_memory"):
+                sys.stderr.write(
+                    f"kvsize: warning: chunk {chunk:,} breaks an engine limit no setting here fixes: {risk.detail}\n"
+                )
+    else:
+        comments.append("blocking_timeout_secs 10: LMCache's default; no backend given, so no load was predicted.")
+    comments.append("Replace the <placeholders> with your deployment's values.")
+    sys.stdout.write(
+        emit_settings(
+            chunk_size=chunk,
+            connector=layout.connector.name,
+            save_unfull_chunk=layout.options.save_unfull_chunk,
+            layerwise=layout.options.layerwise,
+            blocking_timeout_secs=timeout,
+            max_local_cpu_size_gb=cpu_gb,
+            comments=comments,
+        )
+    )
 
 
 def _backend_overrides(
@@ -428,6 +511,283 @@ def inspect(
     Console(highlight=False).print(table)
     for note in spec.notes:
         Console(highlight=False).print(note, markup=False)
+
+
+def _limit_cells(violation: Any) -> list[str]:
+    from kvsize.units import format_count, format_iec
+
+    def show(value: float) -> str:
+        if violation.unit == "B":
+            return f"{format_iec(value)} ({int(value):,} B)"
+        if violation.unit == "s":
+            return f"{value:.3f} s"
+        return format_count(int(value))
+
+    return [violation.limit, show(violation.value), show(violation.threshold), show(violation.over_by)]
+
+
+@app.command("check")
+def check(
+    model: Annotated[str, typer.Argument(help="Catalog name, a config.json or its directory, or a Hub repo ORG/NAME.")],
+    tp: Annotated[int, typer.Option("--tp", help="Tensor-parallel size.")] = 1,
+    pp: Annotated[int, typer.Option("--pp", help="Pipeline-parallel size.")] = 1,
+    prompt: Annotated[str, typer.Option("--prompt", "-p", help="Prompt tokens: 100000, 100k, 128Ki, 1M.")] = "100k",
+    chunk_size: Annotated[
+        str | None, typer.Option("--chunk-size", help="Chunk size (else the LMCache config's, else 256).")
+    ] = None,
+    kv_dtype: Annotated[
+        KvDtypeChoice, typer.Option("--kv-dtype", help="KV-cache dtype; auto follows the checkpoint.")
+    ] = KvDtypeChoice.auto,
+    connector: Annotated[
+        str | None, typer.Option("--connector", help="LMCache backend (else from the LMCache config's remote_url).")
+    ] = None,
+    save_unfull_chunk: Annotated[
+        bool | None, typer.Option("--save-unfull-chunk/--no-save-unfull-chunk", help="Override save_unfull_chunk.")
+    ] = None,
+    layerwise: Annotated[bool | None, typer.Option("--layerwise/--no-layerwise", help="Override use_layerwise.")] = None,
+    lmcache_config: Annotated[
+        Path | None,
+        typer.Option(
+            "--lmcache-config", help="The deployment's LMCache YAML (or LMCACHE_CONFIG_FILE); LMCACHE_* variables apply over it."
+        ),
+    ] = None,
+    max_objects: Annotated[int | None, typer.Option("--max-objects", help="Most objects one prompt may store.")] = None,
+    max_object_size: Annotated[str | None, typer.Option("--max-object-size", help="Largest object, e.g. 128MiB.")] = None,
+    max_total_bytes: Annotated[
+        str | None, typer.Option("--max-total-bytes", help="Most bytes one prompt may store, e.g. 20GB.")
+    ] = None,
+    max_load_seconds: Annotated[
+        str | None, typer.Option("--max-load-seconds", help="Longest load, e.g. 5s (needs --backend).")
+    ] = None,
+    backend: Annotated[
+        str | None,
+        typer.Option("--backend", "-b", help="Time the load on a preset or profile YAML; its engine risks become limits."),
+    ] = None,
+    latency: Annotated[str | None, typer.Option("--latency", help="Per-operation latency, e.g. 100ms.")] = None,
+    stream_bandwidth: Annotated[str | None, typer.Option("--stream-bandwidth", help="Per-stream bandwidth, e.g. 90MB/s.")] = None,
+    aggregate_bandwidth: Annotated[
+        str | None, typer.Option("--aggregate-bandwidth", help="Shared bandwidth, e.g. 100Gbit/s.")
+    ] = None,
+    concurrency: Annotated[int | None, typer.Option("--concurrency", help="Requests in flight per writer.")] = None,
+    max_requests_per_s: Annotated[
+        float | None, typer.Option("--max-requests-per-s", help="Request-rate cap of the storage.")
+    ] = None,
+    part_size: Annotated[str | None, typer.Option("--part-size", help="S3 part size, e.g. 8MiB.")] = None,
+    concurrent_prompts: Annotated[int, typer.Option("--concurrent-prompts", help="Prompts loading at once.")] = 1,
+    blocking_timeout: Annotated[
+        str | None, typer.Option("--blocking-timeout", help="blocking_timeout_secs (else the LMCache config's, else 10s).")
+    ] = None,
+    cpu_buffer: Annotated[
+        str | None, typer.Option("--cpu-buffer", help="max_local_cpu_size (else the LMCache config's, else 5GiB).")
+    ] = None,
+    pinned_memory: Annotated[str | None, typer.Option("--pinned-memory", help="Pinned memory available (S3 rule).")] = None,
+    output: Annotated[OutputFormat, typer.Option("--format", "-f", help="table, json or markdown.")] = OutputFormat.table,
+    catalog: Annotated[Path | None, typer.Option("--catalog", help="A catalog YAML layered over the bundled one.")] = None,
+    revision: Annotated[str | None, typer.Option("--revision", help="Hub branch, tag or commit.")] = None,
+    offline: Annotated[bool, typer.Option("--offline", help="No network: Hub models from the cache only.")] = False,
+) -> None:
+    """Exit 0 when the serving config keeps every limit, 1 with the violated ones, 2 for bad input."""
+    import json
+
+    from kvsize import storage
+    from kvsize.check import Limits, check_row
+    from kvsize.layout import EngineOptions
+    from kvsize.lmcache import read_settings
+    from kvsize.plan import plan_sweep
+    from kvsize.sources import resolve_model
+    from kvsize.units import parse_count, parse_duration, parse_size
+
+    if output is OutputFormat.csv:
+        raise KvsizeError("check prints table, json or markdown, not csv")
+    settings = read_settings(lmcache_config)
+    chunk = parse_count(chunk_size, "--chunk-size") if chunk_size is not None else settings.chunk_size
+    if max_objects is not None and max_objects < 1:
+        raise KvsizeError(f"--max-objects must be at least 1, got {max_objects}")
+    limits = Limits(
+        max_objects=max_objects,
+        max_object_bytes=parse_size(max_object_size, "--max-object-size") if max_object_size else None,
+        max_total_bytes=parse_size(max_total_bytes, "--max-total-bytes") if max_total_bytes else None,
+        max_load_seconds=parse_duration(max_load_seconds, "--max-load-seconds") if max_load_seconds else None,
+    )
+    overrides = _backend_overrides(latency, stream_bandwidth, aggregate_bandwidth, concurrency, max_requests_per_s, part_size)
+    timed = backend is not None or bool(overrides)
+    if limits.max_load_seconds is not None and not timed:
+        raise KvsizeError("--max-load-seconds needs a storage backend: give --backend (e.g. s3)")
+    if concurrent_prompts < 1:
+        raise KvsizeError(f"--concurrent-prompts must be at least 1, got {concurrent_prompts}")
+    options = EngineOptions(
+        tp=tp,
+        pp=pp,
+        kv_dtype=kv_dtype.value,
+        connector=connector or settings.connector or "s3",
+        layerwise=settings.use_layerwise if layerwise is None else layerwise,
+        save_unfull_chunk=settings.save_unfull_chunk if save_unfull_chunk is None else save_unfull_chunk,
+    )
+    time_options = storage.TimeOptions(
+        concurrent_prompts=concurrent_prompts,
+        blocking_timeout_s=parse_duration(blocking_timeout, "--blocking-timeout")
+        if blocking_timeout
+        else settings.blocking_timeout_secs,
+        cpu_buffer_bytes=parse_size(cpu_buffer, "--cpu-buffer") if cpu_buffer else settings.max_local_cpu_size_bytes,
+        pinned_memory_bytes=parse_size(pinned_memory, "--pinned-memory") if pinned_memory else None,
+        s3_max_inflight_reqs=settings.s3_max_inflight_reqs,
+    )
+    spec = resolve_model(model, catalog_path=catalog, revision=revision, offline=offline or None)
+    prompt_tokens = parse_count(prompt, "--prompt")
+    sweep = plan_sweep(spec, options, prompt_tokens, (chunk,))
+    row = sweep.rows[0]
+    timing = None
+    if timed:
+        profile = storage.resolve_backend(backend, overrides)
+        timing = storage.time_row(row, sweep.layout, profile, time_options)
+    result = check_row(row, sweep.layout, limits, time_options, timing)
+    for warning in (*sweep.warnings, *settings.warnings):
+        sys.stderr.write(f"kvsize: warning: {warning}\n")
+
+    summary = {
+        "ok": result.ok,
+        "violations": [v.model_dump() for v in result.violations],
+        "model": spec.name,
+        "tp": tp,
+        "pp": pp,
+        "prompt_tokens": prompt_tokens,
+        "chunk_tokens": chunk,
+        "connector": sweep.layout.connector.name,
+        "kv_dtype": sweep.layout.kv_dtype,
+        "limits": limits.model_dump(),
+        "engine": {
+            "blocking_timeout_secs": time_options.blocking_timeout_s,
+            "max_local_cpu_size_bytes": time_options.cpu_buffer_bytes,
+            "pinned_memory_bytes": time_options.pinned_memory_bytes,
+            "save_unfull_chunk": options.save_unfull_chunk,
+            "use_layerwise": options.layerwise,
+        },
+        "lmcache_sources": settings.sources,
+        "row": {k: v for k, v in row.model_dump().items() if k != "stages"},
+        "load_seconds": timing.load_seconds if timing else None,
+        "backend": timing and backend,
+    }
+    title = (
+        f"{spec.name}, TP {tp} x PP {pp}, {prompt_tokens:,}-token prompt, chunk {chunk:,}, "
+        f"connector {sweep.layout.connector.name}"
+    )
+    if output is OutputFormat.json:
+        sys.stdout.write(json.dumps(summary, indent=2) + "\n")
+    elif output is OutputFormat.markdown:
+        lines = [f"### kvsize check: {'OK' if result.ok else 'FAILED'}", "", title + ".", ""]
+        if result.violations:
+            lines += ["| limit | value | threshold | over by |", "|---|---:|---:|---:|"]
+            lines += ["| " + " | ".join(_limit_cells(v)) + " |" for v in result.violations]
+        else:
+            lines.append("Every limit holds.")
+        sys.stdout.write("\n".join(lines) + "\n")
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        console = Console(highlight=False)
+        if result.ok:
+            console.print(f"OK: {title}: every limit holds.", markup=False)
+        else:
+            table = Table(title=f"FAILED: {title}", title_justify="left")
+            for header in ("limit", "value", "threshold", "over by"):
+                table.add_column(header, justify="left" if header == "limit" else "right", overflow="fold")
+            for violation in result.violations:
+                table.add_row(*_limit_cells(violation))
+            console.print(table)
+            for violation in result.violations:
+                console.print(f"{violation.limit}: {violation.detail}", markup=False)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@app.command("capacity")
+def capacity(
+    model: Annotated[str, typer.Argument(help="Catalog name, a config.json or its directory, or a Hub repo ORG/NAME.")],
+    tp: Annotated[int, typer.Option("--tp", help="Tensor-parallel size.")] = 1,
+    pp: Annotated[int, typer.Option("--pp", help="Pipeline-parallel size.")] = 1,
+    prompt: Annotated[str, typer.Option("--prompt", "-p", help="Prompt tokens: 100000, 100k, 128Ki, 1M.")] = "100k",
+    chunk_size: Annotated[
+        str | None, typer.Option("--chunk-size", help="Chunk size (else the LMCache config's, else 256).")
+    ] = None,
+    storage_size: Annotated[
+        str | None, typer.Option("--storage", help="Storage to fill, e.g. 10TiB: how many prompts fit.")
+    ] = None,
+    prompts: Annotated[int | None, typer.Option("--prompts", help="Prompts to keep: the storage they need.")] = None,
+    shared_prefix: Annotated[
+        str | None, typer.Option("--shared-prefix", help="Tokens every prompt shares (stored once).")
+    ] = None,
+    kv_dtype: Annotated[
+        KvDtypeChoice, typer.Option("--kv-dtype", help="KV-cache dtype; auto follows the checkpoint.")
+    ] = KvDtypeChoice.auto,
+    connector: Annotated[str | None, typer.Option("--connector", help="LMCache backend (else from the LMCache config).")] = None,
+    save_unfull_chunk: Annotated[
+        bool | None, typer.Option("--save-unfull-chunk/--no-save-unfull-chunk", help="Override save_unfull_chunk.")
+    ] = None,
+    layerwise: Annotated[bool | None, typer.Option("--layerwise/--no-layerwise", help="Override use_layerwise.")] = None,
+    lmcache_config: Annotated[
+        Path | None, typer.Option("--lmcache-config", help="The deployment's LMCache YAML (or LMCACHE_CONFIG_FILE).")
+    ] = None,
+    output: Annotated[
+        OutputFormat, typer.Option("--format", "-f", help="table, json or markdown (a section for a capacity-planning doc).")
+    ] = OutputFormat.table,
+    catalog: Annotated[Path | None, typer.Option("--catalog", help="A catalog YAML layered over the bundled one.")] = None,
+    revision: Annotated[str | None, typer.Option("--revision", help="Hub branch, tag or commit.")] = None,
+    offline: Annotated[bool, typer.Option("--offline", help="No network: Hub models from the cache only.")] = False,
+) -> None:
+    """How many prompts fit in a storage tier (--storage), or the storage N prompts need (--prompts)."""
+    import json
+
+    from kvsize import render
+    from kvsize.capacity import plan_capacity
+    from kvsize.layout import EngineOptions
+    from kvsize.lmcache import read_settings
+    from kvsize.plan import plan_sweep
+    from kvsize.sources import resolve_model
+    from kvsize.units import parse_count, parse_size
+
+    if output is OutputFormat.csv:
+        raise KvsizeError("capacity prints table, json or markdown, not csv")
+    if prompts is not None and prompts < 1:
+        raise KvsizeError(f"--prompts must be at least 1, got {prompts}")
+    settings = read_settings(lmcache_config)
+    chunk = parse_count(chunk_size, "--chunk-size") if chunk_size is not None else settings.chunk_size
+    storage_bytes = parse_size(storage_size, "--storage") if storage_size else None
+    shared = parse_count(shared_prefix, "--shared-prefix") if shared_prefix else 0
+    prompt_tokens = parse_count(prompt, "--prompt")
+    if shared > prompt_tokens:
+        raise KvsizeError(f"--shared-prefix {shared:,} is longer than the {prompt_tokens:,}-token prompt")
+    options = EngineOptions(
+        tp=tp,
+        pp=pp,
+        kv_dtype=kv_dtype.value,
+        connector=connector or settings.connector or "s3",
+        layerwise=settings.use_layerwise if layerwise is None else layerwise,
+        save_unfull_chunk=settings.save_unfull_chunk if save_unfull_chunk is None else save_unfull_chunk,
+    )
+    spec = resolve_model(model, catalog_path=catalog, revision=revision, offline=offline or None)
+    sweep = plan_sweep(spec, options, prompt_tokens, (chunk,))
+    plan = plan_capacity(sweep.rows[0], sweep.layout, storage_bytes=storage_bytes, prompts=prompts, shared_prefix_tokens=shared)
+    for warning in sweep.warnings:
+        sys.stderr.write(f"kvsize: warning: {warning}\n")
+    if output is OutputFormat.json:
+        data = {**render.sweep_dict(sweep), "capacity": plan.model_dump(), "assumptions": render.assumptions(sweep)}
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+    elif output is OutputFormat.markdown:
+        sys.stdout.write(render.capacity_markdown(sweep, plan))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        console = Console(highlight=False)
+        table = Table(title=render.capacity_title(sweep, plan), title_justify="left")
+        for header in render.CAPACITY_HEADERS:
+            table.add_column(header, justify="left" if header == "" else "right")
+        for cells in render.capacity_cells(plan):
+            table.add_row(*cells)
+        console.print(table)
+        for line in render.capacity_notes(sweep, plan):
+            console.print(line, markup=False)
 
 
 catalog_app = typer.Typer(help="Manage catalog files of your own.", no_args_is_help=True)

@@ -481,3 +481,89 @@ def spec_dict(spec: ModelSpec) -> dict[str, Any]:
         "warnings": list(spec.warnings),
         "notes": list(spec.notes),
     }
+
+
+def assumptions(sweep: Sweep) -> list[str]:
+    """What a capacity number rests on, with sources: for a planning document."""
+    spec, layout = sweep.spec, sweep.layout
+    connector = layout.connector
+    return [
+        f"Model fields from {spec.source}; KV dtype {layout.kv_dtype} ({layout.dtype_field}).",
+        f"{format_count(layout.bytes_per_token)} B of KV per token: {spec.kv_layers} stored layers "
+        f"(LMCache's in-process connector stores every attention layer for every token).",
+        f"TP {layout.options.tp} x PP {layout.options.pp}: {layout.writers} writers, each storing its own object per chunk "
+        "(LMCache kv_shape; vLLM get_num_kv_heads, get_pp_indices).",
+        "Chunks: the tail past the last whole chunk is "
+        + (
+            "stored (save_unfull_chunk on)."
+            if layout.options.save_unfull_chunk and connector.stores_partial_chunks
+            else "not stored (save_unfull_chunk off, LMCache >= 0.3.11 default) and recomputed."
+        ),
+        f"Connector {connector.name}: {connector.layout} ({connector.source}).",
+        "Prompts sharing a prefix share its whole chunks (LMCache's chained prefix keys), stored once.",
+        "Bytes are exact; IEC units (KiB, MiB, GiB, TiB) are powers of 1024.",
+    ]
+
+
+CAPACITY_HEADERS = ("", "objects", "stored", "per writer: objects", "per writer: stored")
+
+
+def _share_cells(label: str, share: Any) -> list[str]:
+    return [
+        label,
+        format_count(share.objects),
+        format_iec(share.stored_bytes),
+        format_count(share.objects_per_writer),
+        format_iec(share.stored_bytes_per_writer),
+    ]
+
+
+def capacity_title(sweep: Sweep, plan: Any) -> str:
+    layout = sweep.layout
+    return (
+        f"{sweep.spec.name}, TP {layout.options.tp} x PP {layout.options.pp}, {format_count(sweep.prompt_tokens)}-token "
+        f"prompts, chunk {format_count(plan.chunk_tokens)}, connector {layout.connector.name}"
+    )
+
+
+def capacity_cells(plan: Any) -> list[list[str]]:
+    rows = [_share_cells("one prompt", plan.per_prompt)]
+    if plan.shared_chunks:
+        rows.append(_share_cells(f"shared prefix, stored once ({format_count(plan.shared_chunks)} chunks)", plan.shared))
+        rows.append(_share_cells("each prompt beyond it", plan.unique_per_prompt))
+    if plan.prompts_that_fit is not None:
+        rows.append(_share_cells(f"{format_count(plan.prompts_that_fit)} prompts (fit)", plan.at_capacity))
+    if plan.needed is not None:
+        rows.append(_share_cells(f"{format_count(plan.prompts)} prompts (needed)", plan.needed))
+    return rows
+
+
+def capacity_notes(sweep: Sweep, plan: Any) -> list[str]:
+    lines = []
+    if plan.prompts_that_fit is not None:
+        lines.append(
+            f"{format_count(plan.prompts_that_fit)} such prompts fit in {format_iec(plan.storage_bytes)} "
+            f"({plan.storage_bytes:,} B); {format_iec(plan.storage_bytes - plan.at_capacity.stored_bytes)} left."
+        )
+    if plan.needed is not None:
+        lines.append(
+            f"{format_count(plan.prompts)} prompts need {format_iec(plan.needed.stored_bytes)} "
+            f"({plan.needed.stored_bytes:,} B), {format_iec(plan.needed.stored_bytes_per_writer)} per writer."
+        )
+    lines.append("stored = KV payload + connector metadata; per writer = the busiest writer's share.")
+    return lines
+
+
+def capacity_markdown(sweep: Sweep, plan: Any) -> str:
+    """A section ready to paste into a capacity-planning document."""
+    lines = [f"## KV-cache capacity: {sweep.spec.name}", "", capacity_title(sweep, plan) + ".", ""]
+    lines.append("| " + " | ".join(h or "what" for h in CAPACITY_HEADERS) + " |")
+    lines.append("|---|" + "|".join("---:" for _ in CAPACITY_HEADERS[1:]) + "|")
+    lines += ["| " + " | ".join(cells) + " |" for cells in capacity_cells(plan)]
+    lines.append("")
+    lines += capacity_notes(sweep, plan)
+    lines += ["", "### Chunk-size sweep", ""]
+    lines += render_markdown(sweep).splitlines()[2:]
+    lines += ["", "### Assumptions and sources", ""]
+    lines += [f"- {line}" for line in assumptions(sweep)]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,124 @@
+"""Capacity planning: how many prompts fit in a storage tier, or how much a number of prompts needs.
+
+A prompt stores its chunks once per writer (the sweep row). Prompts that share a prefix
+of S tokens share its first ``floor(S / chunk)`` chunks (LMCache's chained prefix keys),
+which are stored once; every prompt adds the rest.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+from kvsize.errors import KvsizeError
+from kvsize.layout import Layout
+from kvsize.plan import SweepRow
+from kvsize.storage import per_writer_bytes
+
+
+class Share(BaseModel):
+    """Objects and stored bytes (payload + connector headers), in total and for the busiest writer."""
+
+    model_config = ConfigDict(frozen=True)
+
+    objects: int
+    stored_bytes: int
+    objects_per_writer: int
+    stored_bytes_per_writer: int
+
+
+class Capacity(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    chunk_tokens: int
+    per_prompt: Share
+    shared_prefix_tokens: int
+    shared_chunks: int
+    shared: Share
+    """Stored once for all prompts: the shared prefix's whole chunks."""
+    unique_per_prompt: Share
+    storage_bytes: int | None
+    prompts_that_fit: int | None
+    at_capacity: Share | None
+    prompts: int | None
+    needed: Share | None
+
+
+def _scale(share: Share, n: int) -> Share:
+    return Share(
+        objects=share.objects * n,
+        stored_bytes=share.stored_bytes * n,
+        objects_per_writer=share.objects_per_writer * n,
+        stored_bytes_per_writer=share.stored_bytes_per_writer * n,
+    )
+
+
+def _add(a: Share, b: Share) -> Share:
+    return Share(
+        objects=a.objects + b.objects,
+        stored_bytes=a.stored_bytes + b.stored_bytes,
+        objects_per_writer=a.objects_per_writer + b.objects_per_writer,
+        stored_bytes_per_writer=a.stored_bytes_per_writer + b.stored_bytes_per_writer,
+    )
+
+
+def plan_capacity(
+    row: SweepRow,
+    layout: Layout,
+    *,
+    storage_bytes: int | None = None,
+    prompts: int | None = None,
+    shared_prefix_tokens: int = 0,
+) -> Capacity:
+    if storage_bytes is None and prompts is None:
+        raise KvsizeError("capacity needs --storage SIZE (how many prompts fit) or --prompts N (the storage needed)")
+    header = layout.connector.header_bytes
+    writer_objects = row.objects_per_writer
+    per_prompt = Share(
+        objects=row.objects,
+        stored_bytes=row.stored_bytes,
+        objects_per_writer=writer_objects,
+        stored_bytes_per_writer=per_writer_bytes(row, layout) + writer_objects * header,
+    )
+    shared_chunks = min(shared_prefix_tokens // row.chunk_tokens, row.full_chunks)
+    # One whole chunk: every writer's object (one per layer when layerwise), with its headers.
+    layerwise = layout.options.layerwise
+    largest = layout.largest_stage
+    chunk_objects = sum(s.writers * (s.stored_layers if layerwise else 1) for s in layout.stages)
+    chunk_objects_writer = largest.stored_layers if layerwise else 1
+    chunk = Share(
+        objects=chunk_objects,
+        stored_bytes=sum(s.writers * row.chunk_tokens * s.bytes_per_token_per_rank for s in layout.stages)
+        + chunk_objects * header,
+        objects_per_writer=chunk_objects_writer,
+        stored_bytes_per_writer=row.chunk_tokens * largest.bytes_per_token_per_rank + chunk_objects_writer * header,
+    )
+    shared = _scale(chunk, shared_chunks)
+    unique = Share(
+        objects=per_prompt.objects - shared.objects,
+        stored_bytes=per_prompt.stored_bytes - shared.stored_bytes,
+        objects_per_writer=per_prompt.objects_per_writer - shared.objects_per_writer,
+        stored_bytes_per_writer=per_prompt.stored_bytes_per_writer - shared.stored_bytes_per_writer,
+    )
+    fit = at_capacity = None
+    if storage_bytes is not None:
+        if unique.stored_bytes == 0:
+            raise KvsizeError(
+                "each prompt stores nothing beyond the shared prefix (or nothing at all), so any number fits; "
+                "check --prompt, --shared-prefix and the chunk size"
+            )
+        fit = max(0, (storage_bytes - shared.stored_bytes) // unique.stored_bytes) if storage_bytes >= shared.stored_bytes else 0
+        at_capacity = _add(shared, _scale(unique, fit)) if fit else _scale(unique, 0)
+    needed = _add(shared, _scale(unique, prompts)) if prompts is not None else None
+    return Capacity(
+        chunk_tokens=row.chunk_tokens,
+        per_prompt=per_prompt,
+        shared_prefix_tokens=shared_prefix_tokens,
+        shared_chunks=shared_chunks,
+        shared=shared,
+        unique_per_prompt=unique,
+        storage_bytes=storage_bytes,
+        prompts_that_fit=fit,
+        at_capacity=at_capacity,
+        prompts=prompts,
+        needed=needed,
+    )
