@@ -505,7 +505,7 @@ def assumptions(sweep: Sweep) -> list[str]:
     ]
 
 
-CAPACITY_HEADERS = ("", "objects", "stored", "per writer: objects", "per writer: stored")
+CAPACITY_HEADERS = ("", "objects", "stored", "objects/writer", "stored/writer")
 
 
 def _share_cells(label: str, share: Any) -> list[str]:
@@ -529,8 +529,8 @@ def capacity_title(sweep: Sweep, plan: Any) -> str:
 def capacity_cells(plan: Any) -> list[list[str]]:
     rows = [_share_cells("one prompt", plan.per_prompt)]
     if plan.shared_chunks:
-        rows.append(_share_cells(f"shared prefix, stored once ({format_count(plan.shared_chunks)} chunks)", plan.shared))
-        rows.append(_share_cells("each prompt beyond it", plan.unique_per_prompt))
+        rows.append(_share_cells(f"shared {format_count(plan.shared_chunks)} chunks", plan.shared))
+        rows.append(_share_cells("each more prompt", plan.unique_per_prompt))
     if plan.prompts_that_fit is not None:
         rows.append(_share_cells(f"{format_count(plan.prompts_that_fit)} prompts (fit)", plan.at_capacity))
     if plan.needed is not None:
@@ -550,7 +550,12 @@ def capacity_notes(sweep: Sweep, plan: Any) -> list[str]:
             f"{format_count(plan.prompts)} prompts need {format_iec(plan.needed.stored_bytes)} "
             f"({plan.needed.stored_bytes:,} B), {format_iec(plan.needed.stored_bytes_per_writer)} per writer."
         )
-    lines.append("stored = KV payload + connector metadata; per writer = the busiest writer's share.")
+    if plan.shared_chunks:
+        lines.append(
+            f"The {format_count(plan.shared_prefix_tokens)}-token shared prefix's {format_count(plan.shared_chunks)} "
+            "whole chunks are stored once; each more prompt adds the rest."
+        )
+    lines.append("stored = KV payload + connector metadata; /writer = the busiest writer's share.")
     return lines
 
 

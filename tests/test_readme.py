@@ -19,12 +19,16 @@ def test_readme_has_the_examples():
     commands = [command for command, _ in examples()]
     assert "Qwen/Qwen3-4B-Instruct-2507 --tp 4 --prompt 100000" in commands
     assert "Qwen/Qwen3-4B-Instruct-2507 --tp 4 --prompt 100000 --backend s3 --concurrent-prompts 20" in commands
+    assert any(command.startswith("check ") for command in commands)
+    assert any(command.startswith("capacity ") for command in commands)
+    assert any(command.endswith("--emit lmcache") for command in commands)
 
 
 def test_readme_example_outputs_are_current(run):
     for command, expected in examples():
         result = run(*command.split(), env={"COLUMNS": "80"})
-        assert result.exit_code == 0, (command, result.stderr)
+        expected_code = 1 if command.startswith("check") and "FAILED" in "".join(expected) else 0
+        assert result.exit_code == expected_code, (command, result.stderr)
         actual = [line.rstrip() for line in result.stdout.splitlines()]
         if expected and expected[0] == ELIDED:
             expected = expected[1:]
