@@ -790,6 +790,138 @@ def capacity(
             console.print(line, markup=False)
 
 
+@app.command("probe")
+def probe(
+    target: Annotated[
+        str, typer.Argument(help="A directory (local disk, NFS/pNFS mount), s3://bucket/prefix or redis://host:port.")
+    ],
+    model: Annotated[str | None, typer.Option("--model", help="Probe the object sizes kvsize predicts for this model.")] = None,
+    tp: Annotated[int, typer.Option("--tp", help="With --model: tensor-parallel size.")] = 1,
+    pp: Annotated[int, typer.Option("--pp", help="With --model: pipeline-parallel size.")] = 1,
+    chunk_sizes: Annotated[
+        str | None, typer.Option("--chunk-sizes", help="With --model: chunk sizes (default 256,...,4096).")
+    ] = None,
+    kv_dtype: Annotated[KvDtypeChoice, typer.Option("--kv-dtype", help="With --model: KV-cache dtype.")] = KvDtypeChoice.auto,
+    object_sizes: Annotated[
+        str | None, typer.Option("--object-sizes", help="Explicit object sizes, e.g. 9MiB,72MiB (default 1MiB,16MiB,64MiB).")
+    ] = None,
+    concurrency: Annotated[str, typer.Option("--concurrency", help="Concurrency levels, e.g. 1,4,16.")] = "1,4,16",
+    objects: Annotated[int, typer.Option("--objects", help="Objects per set (fewer when --max-bytes says so).")] = 256,
+    max_bytes: Annotated[
+        str, typer.Option("--max-bytes", help="Most bytes one object set may write; sets the size of a real load fit best.")
+    ] = "1GiB",
+    time_limit: Annotated[str, typer.Option("--time-limit", help="Stop starting new sets after this long.")] = "120s",
+    direct: Annotated[bool, typer.Option("--direct", help="Read with O_DIRECT (directory targets).")] = False,
+    endpoint_url: Annotated[
+        str | None, typer.Option("--endpoint-url", help="S3 endpoint (else AWS_ENDPOINT_URL / AWS default).")
+    ] = None,
+    save_profile: Annotated[
+        Path | None, typer.Option("--save-profile", help="Write the fitted backend profile YAML here (for --backend).")
+    ] = None,
+    output: Annotated[OutputFormat, typer.Option("--format", "-f", help="table or json.")] = OutputFormat.table,
+    catalog: Annotated[Path | None, typer.Option("--catalog", help="A catalog YAML layered over the bundled one.")] = None,
+) -> None:
+    """Measure a storage target with LMCache-shaped objects and fit the time model's L, b and B."""
+    import json
+
+    from kvsize import probe as probing
+    from kvsize.units import parse_duration, parse_int_list, parse_size
+
+    if output not in (OutputFormat.table, OutputFormat.json):
+        raise KvsizeError(f"probe prints table or json, not {output.value}")
+    if model is not None and object_sizes is not None:
+        raise KvsizeError("give --model (its predicted object sizes) or --object-sizes, not both")
+    if objects < 1:
+        raise KvsizeError(f"--objects must be at least 1, got {objects}")
+    levels = parse_int_list(concurrency, "--concurrency")
+    if model is not None:
+        from kvsize.layout import EngineOptions, plan_layout
+        from kvsize.plan import DEFAULT_CHUNK_SIZES, plan_row
+        from kvsize.sources import resolve_model
+
+        layout = plan_layout(resolve_model(model, catalog_path=catalog), EngineOptions(tp=tp, pp=pp, kv_dtype=kv_dtype.value))
+        chunks = parse_int_list(chunk_sizes, "--chunk-sizes") if chunk_sizes else list(DEFAULT_CHUNK_SIZES)
+        sizes = sorted({plan_row(layout, chunk, chunk).object_bytes for chunk in chunks})
+    else:
+        if chunk_sizes is not None:
+            raise KvsizeError("--chunk-sizes goes with --model")
+        sizes = sorted(
+            {
+                parse_size(part.strip(), "--object-sizes")
+                for part in (object_sizes or "1MiB,16MiB,64MiB").split(",")
+                if part.strip()
+            }
+        )
+        if not sizes:
+            raise KvsizeError("--object-sizes is empty: give sizes like 9MiB,72MiB")
+    limit_bytes = parse_size(max_bytes, "--max-bytes")
+    seconds = parse_duration(time_limit, "--time-limit")
+    probe_target = probing.open_target(target, direct=direct, endpoint_url=endpoint_url)
+
+    from rich.progress import Progress
+
+    show = sys.stderr.isatty() and output is OutputFormat.table
+    with Progress(transient=True, disable=not show) as bar:
+        task = bar.add_task("probing", total=len(sizes) * len(levels))
+
+        def progress(label: str, done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total, description=label)
+
+        try:
+            report = probing.run_probe(
+                probe_target,
+                sizes,
+                levels,
+                objects=objects,
+                max_bytes=limit_bytes,
+                time_limit_s=seconds,
+                direct=direct,
+                progress=progress,
+            )
+        except probing.Interrupted as stop:
+            sys.stderr.write(f"kvsize: probe {stop}; removed everything it wrote\n")
+            raise typer.Exit(143 if "SIGTERM" in str(stop) else 130) from None
+    if save_profile is not None:
+        save_profile.write_text(probing.profile_yaml(report.profile), encoding="utf-8")
+    for note in report.notes:
+        sys.stderr.write(f"kvsize: note: {note}\n")
+    if output is OutputFormat.json:
+        sys.stdout.write(json.dumps(report.model_dump(), indent=2) + "\n")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    from kvsize.units import format_iec
+
+    console = Console(highlight=False)
+    table = Table(title=f"Probe of {report.target}{' (O_DIRECT)' if report.direct else ''}", title_justify="left")
+    for header in ("object", "conc", "objects", "write/s", "read/s", "read p50", "read p99"):
+        table.add_column(header, justify="right")
+    for r in report.results:
+        table.add_row(
+            format_iec(r.object_bytes),
+            str(r.concurrency),
+            str(r.objects),
+            format_iec(r.write_bytes_per_s),
+            format_iec(r.read_bytes_per_s),
+            f"{r.read_latency_p50_s * 1000:.2f} ms",
+            f"{r.read_latency_p99_s * 1000:.2f} ms",
+        )
+    console.print(table)
+    fitted = report.profile
+    latency = "not fitted" if fitted.latency_s is None else f"{fitted.latency_s * 1e6:,.0f} us"
+    stream = "not fitted" if fitted.stream_bytes_per_s is None else f"{format_iec(fitted.stream_bytes_per_s)}/s"
+    console.print(
+        f"Fitted: latency {latency}, stream bandwidth {stream}, aggregate "
+        f"{format_iec(fitted.aggregate_bytes_per_s)}/s at up to {fitted.concurrency} in flight.",
+        markup=False,
+    )
+    for note in fitted.notes:
+        console.print(note, markup=False)
+    if save_profile is not None:
+        console.print(f"Profile written to {save_profile}: kvsize MODEL --backend {save_profile}", markup=False)
+
+
 catalog_app = typer.Typer(help="Manage catalog files of your own.", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
 

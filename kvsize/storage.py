@@ -267,7 +267,7 @@ def _profile_value(path: Path, key: str, raw: Any, parser: Any) -> float | int:
         raise KvsizeError(f"backend profile {path}: {key} = {raw!r} must be a number")
     else:
         value = parser(str(raw), f"{path}: {key}")
-    if value <= 0:
+    if value < 0 or (value == 0 and key != "latency"):  # a fitted latency may be 0
         raise KvsizeError(f"backend profile {path}: {key} must be more than 0, got {raw!r}")
     if key == "concurrency" and (not isinstance(value, int) or isinstance(value, bool)):
         raise KvsizeError(f"backend profile {path}: concurrency must be a whole number, got {raw!r}")
@@ -434,21 +434,45 @@ def _tail_objects(row: SweepRow, layout: Layout) -> int:
     return per_chunk
 
 
-def time_row(row: SweepRow, layout: Layout, profile: BackendProfile, options: TimeOptions) -> RowTiming:
+def load_time(
+    *,
+    objects_per_writer: int,
+    object_bytes: int,
+    total_bytes: int,
+    wire_requests: int,
+    round_trips: int,
+    profile: BackendProfile,
+    prompts: int = 1,
+) -> tuple[float, str, float]:
+    """``(load_seconds, bound, waves_seconds)``: the time model for one prompt's objects.
+
+    ``max(ceil(n_w / C) x (r x L + s / b), N x bytes / B, N x wire / R)``.
+    """
     latency, stream, concurrency = profile.require()
-    connector = layout.connector
-    prompts = options.concurrent_prompts
-    object_bytes = row.object_bytes + (connector.header_bytes if connector.requests_per_object == 1 else 0)
-    t_op = connector.requests_per_object * latency + object_bytes / stream
-    waves = math.ceil(row.objects_per_writer / concurrency) * t_op if row.objects else 0.0
-    wire = wire_requests(row, layout, profile)
+    t_op = round_trips * latency + object_bytes / stream
+    waves = math.ceil(objects_per_writer / concurrency) * t_op if objects_per_writer else 0.0
     terms = {"waves": waves}
     if profile.aggregate_bytes_per_s:
-        terms["bandwidth"] = prompts * row.stored_bytes / profile.aggregate_bytes_per_s
+        terms["bandwidth"] = prompts * total_bytes / profile.aggregate_bytes_per_s
     if profile.max_requests_per_s:
-        terms["request rate"] = prompts * wire / profile.max_requests_per_s
+        terms["request rate"] = prompts * wire_requests / profile.max_requests_per_s
     bound = max(terms, key=lambda k: terms[k])
-    load = terms[bound]
+    return terms[bound], bound, waves
+
+
+def time_row(row: SweepRow, layout: Layout, profile: BackendProfile, options: TimeOptions) -> RowTiming:
+    connector = layout.connector
+    prompts = options.concurrent_prompts
+    wire = wire_requests(row, layout, profile)
+    load, bound, waves = load_time(
+        objects_per_writer=row.objects_per_writer,
+        object_bytes=row.object_bytes + (connector.header_bytes if connector.requests_per_object == 1 else 0),
+        total_bytes=row.stored_bytes,
+        wire_requests=wire,
+        round_trips=connector.requests_per_object,
+        profile=profile,
+        prompts=prompts,
+    )
 
     store = None
     if profile.write_max_requests_per_s:

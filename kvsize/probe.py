@@ -1,0 +1,526 @@
+"""``kvsize probe``: measure a storage target the way LMCache uses it, and fit the time model.
+
+For each object size and concurrency level it writes N objects as LMCache's connector
+does (a directory: a temp file, then a rename, as ``FSConnector.put``; S3: one PUT per
+object; Redis: two keys per chunk, ``<key>kv_bytes`` and ``<key>metadata``), makes
+sure the reads will come from the storage (``--direct`` opens with O_DIRECT; otherwise
+the page cache is dropped with ``posix_fadvise(DONTNEED)``, and the run says when that
+is not possible), reads them back with C workers, records per-operation latency and
+throughput, and deletes them.
+
+The fit: per-op latency at concurrency 1 against object size is ``L + s / b`` (a line:
+intercept L, slope 1/b); the aggregate bandwidth B is the best total read throughput
+over all the sets at the highest level (bytes read / time reading). It needs at least two object sizes to separate L from b.
+
+Safety: every object goes under a fresh run folder or prefix; only what this run
+created is ever removed, on success, error, Ctrl-C and SIGTERM; free space is checked
+before writing; ``--max-bytes`` bounds one object set and ``--time-limit`` the run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import mmap
+import os
+import secrets
+import shutil
+import signal
+import statistics
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+from kvsize.errors import KvsizeError
+
+REDIS_METADATA_BYTES = 28  # LMCache RemoteMetadata, stored as a second key by the redis connector
+DIRECT_ALIGN = 4096
+
+
+class Interrupted(Exception):
+    """The run was stopped (Ctrl-C or SIGTERM) and has cleaned up."""
+
+
+class Target(Protocol):
+    name: str
+    cache_note: str | None
+
+    def prepare(self, planned_bytes: int) -> None: ...
+    def write(self, key: str, data: memoryview) -> None: ...
+    def read(self, key: str, size: int) -> int: ...
+    def drop(self, keys: list[str]) -> None: ...
+    def remove(self, keys: list[str]) -> None: ...
+    def close(self) -> None: ...
+
+
+class DirectoryTarget:
+    """A directory (local disk, NFS or pNFS mount): one file per object, written as LMCache's fs connector does."""
+
+    def __init__(self, path: Path, direct: bool) -> None:
+        if not path.is_dir():
+            raise KvsizeError(
+                f"probe target {path} is not a directory: give an existing directory, s3://bucket/prefix or redis://host:port"
+            )
+        self.base = path
+        self.direct = direct
+        self.name = str(path)
+        self.run_dir: Path | None = None
+        self.cache_note: str | None = None
+        self._written: set[str] = set()
+        self._local = threading.local()
+
+    def prepare(self, planned_bytes: int) -> None:
+        free = shutil.disk_usage(self.base).free
+        if free < planned_bytes * 1.1:
+            raise KvsizeError(
+                f"{self.base} has {free:,} B free; the probe writes up to {planned_bytes:,} B at a time (plus 10%): "
+                "free space or lower --max-bytes"
+            )
+        if self.direct and not hasattr(os, "O_DIRECT"):
+            raise KvsizeError("--direct needs O_DIRECT, which this OS does not offer; drop --direct")
+        self.run_dir = self.base / f"kvsize-probe-{os.getpid()}-{secrets.token_hex(4)}"
+        self.run_dir.mkdir()  # fails if it exists: never reuse a folder this run did not create
+        if self.direct:
+            self.write("odirect-check", memoryview(bytes(DIRECT_ALIGN)))
+            try:
+                self.read("odirect-check", DIRECT_ALIGN)
+            except OSError as error:
+                raise KvsizeError(
+                    f"{self.base} does not take O_DIRECT reads ({error.strerror}; tmpfs, for one, does not): drop --direct"
+                ) from None
+            finally:
+                self.remove(["odirect-check"])
+
+    def _path(self, key: str) -> Path:
+        assert self.run_dir is not None
+        return self.run_dir / f"{key}.data"
+
+    def write(self, key: str, data: memoryview) -> None:
+        final = self._path(key)
+        temporary = final.with_suffix(".tmp")
+        self._written.add(temporary.name)
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            view = data
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self._written.add(final.name)
+        os.replace(temporary, final)
+        self._written.discard(temporary.name)
+
+    def _buffer(self, size: int) -> mmap.mmap:
+        """A page-aligned buffer per worker thread, reused as LMCache reuses its pinned buffers
+        (and as O_DIRECT needs alignment); allocating one per read would time page faults."""
+        length = -(-size // DIRECT_ALIGN) * DIRECT_ALIGN
+        buffer: mmap.mmap | None = getattr(self._local, "buffer", None)
+        if buffer is None or len(buffer) < length:
+            if buffer is not None:
+                buffer.close()
+            buffer = mmap.mmap(-1, length)
+            self._local.buffer = buffer
+        return buffer
+
+    def read(self, key: str, size: int) -> int:
+        flags = os.O_RDONLY | (os.O_DIRECT if self.direct else 0)
+        fd = os.open(self._path(key), flags)
+        view = memoryview(self._buffer(size))
+        try:
+            total = 0
+            while total < size:
+                # O_DIRECT reads whole aligned blocks: ask for the rounded length, count what comes
+                got = os.readv(fd, [view[total:]])
+                if got == 0:
+                    break
+                total += got
+            return total
+        finally:
+            view.release()
+            os.close(fd)
+
+    def drop(self, keys: list[str]) -> None:
+        if self.direct:
+            return
+        if not hasattr(os, "posix_fadvise"):
+            self.cache_note = "could not drop the page cache (no posix_fadvise here): reads may come from memory"
+            return
+        for key in keys:
+            fd = os.open(self._path(key), os.O_RDONLY)
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
+        self.cache_note = (
+            "page cache dropped with posix_fadvise(DONTNEED) before each read pass; a network "
+            "file system may still serve from its client cache (use --direct to be sure)"
+        )
+
+    def remove(self, keys: list[str]) -> None:
+        for key in keys:
+            path = self._path(key)
+            for name in (path.name, path.with_suffix(".tmp").name):
+                if name in self._written:
+                    (path.parent / name).unlink(missing_ok=True)
+                    self._written.discard(name)
+
+    def close(self) -> None:
+        """Remove what this run wrote (and only that), then its run folder if it is empty."""
+        if self.run_dir is None:
+            return
+        for name in list(self._written):
+            (self.run_dir / name).unlink(missing_ok=True)
+            self._written.discard(name)
+        with contextlib.suppress(OSError):  # something else was put there: leave it
+            self.run_dir.rmdir()
+
+
+class S3Target:
+    """An S3 bucket and prefix (boto3): one PUT and one GET per object, as LMCache's S3 connector stores them."""
+
+    def __init__(self, url: str, endpoint_url: str | None) -> None:
+        try:
+            import boto3
+        except ImportError:
+            raise KvsizeError("probing S3 needs boto3: pip install 'kvsize[s3]'") from None
+        bucket, _, prefix = url.removeprefix("s3://").partition("/")
+        if not bucket:
+            raise KvsizeError(f"{url!r} names no bucket: write s3://bucket/prefix")
+        self.bucket = bucket
+        self.prefix = f"{prefix.strip('/')}/kvsize-probe-{os.getpid()}-{secrets.token_hex(4)}".lstrip("/")
+        self.client = boto3.client("s3", endpoint_url=endpoint_url)
+        self.name = url
+        self.cache_note: str | None = None
+        self._written: set[str] = set()
+
+    def prepare(self, planned_bytes: int) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except (ClientError, BotoCoreError) as error:
+            raise KvsizeError(
+                f"cannot reach bucket {self.bucket!r}: {error}; check the name, --endpoint-url and the AWS credentials"
+            ) from None
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}/{key}"
+
+    def write(self, key: str, data: memoryview) -> None:
+        self._written.add(self._key(key))
+        self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=bytes(data))
+
+    def read(self, key: str, size: int) -> int:
+        body = self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
+        return len(body.read())
+
+    def drop(self, keys: list[str]) -> None:
+        pass
+
+    def remove(self, keys: list[str]) -> None:
+        names = [self._key(key) for key in keys if self._key(key) in self._written]
+        for start in range(0, len(names), 1000):
+            batch = names[start : start + 1000]
+            self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": [{"Key": k} for k in batch]})
+            self._written.difference_update(batch)
+
+    def close(self) -> None:
+        if self._written:
+            self.remove([name.rsplit("/", 1)[1] for name in list(self._written)])
+
+
+class RedisTarget:
+    """A Redis server: two keys per chunk, as LMCache's redis connector stores them."""
+
+    def __init__(self, url: str) -> None:
+        try:
+            import redis
+        except ImportError:
+            raise KvsizeError("probing Redis needs redis-py: pip install 'kvsize[redis]'") from None
+        self.client = redis.Redis.from_url(url)
+        self.name = url
+        self.prefix = f"kvsize-probe-{os.getpid()}-{secrets.token_hex(4)}"
+        self.cache_note: str | None = None
+        self._written: set[str] = set()
+
+    def prepare(self, planned_bytes: int) -> None:
+        import redis
+
+        try:
+            self.client.ping()
+        except redis.RedisError as error:
+            raise KvsizeError(f"cannot reach {self.name}: {error}") from None
+
+    def write(self, key: str, data: memoryview) -> None:
+        name = f"{self.prefix}:{key}"
+        self._written.update({name + "kv_bytes", name + "metadata"})
+        self.client.set(name + "kv_bytes", bytes(data))
+        self.client.set(name + "metadata", b"\0" * REDIS_METADATA_BYTES)
+
+    def read(self, key: str, size: int) -> int:
+        name = f"{self.prefix}:{key}"
+        self.client.get(name + "metadata")
+        value = self.client.get(name + "kv_bytes")
+        return len(value) if value is not None else 0
+
+    def drop(self, keys: list[str]) -> None:
+        pass
+
+    def remove(self, keys: list[str]) -> None:
+        names = [f"{self.prefix}:{key}{part}" for key in keys for part in ("kv_bytes", "metadata")]
+        names = [name for name in names if name in self._written]
+        if names:
+            self.client.delete(*names)
+            self._written.difference_update(names)
+
+    def close(self) -> None:
+        if self._written:
+            self.client.delete(*self._written)
+            self._written.clear()
+
+
+def open_target(target: str, *, direct: bool, endpoint_url: str | None) -> Target:
+    if target.startswith("s3://"):
+        if direct:
+            raise KvsizeError("--direct applies to a directory target, not S3")
+        return S3Target(target, endpoint_url)
+    if target.startswith(("redis://", "rediss://")):
+        if direct:
+            raise KvsizeError("--direct applies to a directory target, not Redis")
+        return RedisTarget(target)
+    if "://" in target:
+        raise KvsizeError(f"probe target {target!r}: give a directory, s3://bucket/prefix or redis://host:port")
+    return DirectoryTarget(Path(target).expanduser(), direct)
+
+
+class ProbeResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    object_bytes: int
+    concurrency: int
+    objects: int
+    write_seconds: float
+    read_seconds: float
+    write_bytes_per_s: float
+    read_bytes_per_s: float
+    read_ops_per_s: float
+    read_latency_p50_s: float
+    read_latency_p99_s: float
+    read_latency_mean_s: float
+
+
+class FittedProfile(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    source: str
+    latency_s: float | None
+    stream_bytes_per_s: float | None
+    aggregate_bytes_per_s: float
+    concurrency: int
+    notes: tuple[str, ...]
+
+
+class ProbeReport(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    target: str
+    direct: bool
+    results: tuple[ProbeResult, ...]
+    profile: FittedProfile
+    notes: tuple[str, ...]
+    complete: bool
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, math.ceil(fraction * len(ordered)) - 1))
+    return ordered[index]
+
+
+@contextmanager
+def _stop_on_sigterm() -> Iterator[None]:
+    """SIGTERM ends the run through the same clean-up as Ctrl-C."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Interrupted("stopped by SIGTERM")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_probe(
+    target: Target,
+    object_sizes: list[int],
+    concurrency_levels: list[int],
+    *,
+    objects: int,
+    max_bytes: int,
+    time_limit_s: float,
+    direct: bool,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> ProbeReport:
+    """Measure every (size, level) set within the bounds; clean up whatever happens."""
+    plans: list[tuple[int, int, int]] = []
+    for size in object_sizes:
+        count = min(objects, max_bytes // size)
+        if count < 1:
+            raise KvsizeError(f"object size {size:,} B is more than --max-bytes {max_bytes:,} B: raise --max-bytes")
+        plans.extend((size, level, max(count, 1)) for level in concurrency_levels)
+    planned = max(size * count for size, _, count in plans)
+    notes: list[str] = []
+    results: list[ProbeResult] = []
+    started = time.monotonic()
+    complete = True
+    with _stop_on_sigterm():
+        try:
+            target.prepare(planned)
+            for index, (size, level, count) in enumerate(plans):
+                if time.monotonic() - started > time_limit_s:
+                    complete = False
+                    notes.append(
+                        f"--time-limit {time_limit_s:g} s reached: {len(plans) - index} of {len(plans)} sets not measured"
+                    )
+                    break
+                if progress:
+                    progress(f"{size:,} B x {count} at concurrency {level}", index, len(plans))
+                results.append(_measure(target, size, level, count))
+        except KeyboardInterrupt:
+            raise Interrupted("stopped by Ctrl-C") from None
+        finally:
+            target.close()
+    if progress:
+        progress("done", len(plans), len(plans))
+    if target.cache_note:
+        notes.append(target.cache_note)
+    if direct:
+        notes.append("reads used O_DIRECT (writes are buffered, then fsync'd)")
+    if not results:
+        raise KvsizeError("the probe measured nothing within --time-limit: raise it or lower --max-bytes")
+    profile = fit_profile(target.name, results)
+    return ProbeReport(
+        target=target.name, direct=direct, results=tuple(results), profile=profile, notes=tuple(notes), complete=complete
+    )
+
+
+def _measure(target: Target, size: int, level: int, count: int) -> ProbeResult:
+    payload = memoryview(os.urandom(size))  # incompressible, like KV bytes
+    keys = [f"obj{index:05d}" for index in range(count)]
+    try:
+        write_seconds = _run_all(level, lambda key: target.write(key, payload), keys)
+        target.drop(keys)
+        latencies: list[float] = []
+
+        def read(key: str) -> None:
+            op = time.perf_counter()
+            got = target.read(key, size)
+            latencies.append(time.perf_counter() - op)
+            if got != size:
+                raise KvsizeError(f"{target.name}: read {got:,} B of a {size:,} B object")
+
+        read_seconds = _run_all(level, read, keys)
+    finally:
+        target.remove(keys)
+    total = size * count
+    return ProbeResult(
+        object_bytes=size,
+        concurrency=level,
+        objects=count,
+        write_seconds=write_seconds,
+        read_seconds=read_seconds,
+        write_bytes_per_s=total / write_seconds,
+        read_bytes_per_s=total / read_seconds,
+        read_ops_per_s=count / read_seconds,
+        read_latency_p50_s=statistics.median(latencies),
+        read_latency_p99_s=_percentile(latencies, 0.99),
+        read_latency_mean_s=statistics.fmean(latencies),
+    )
+
+
+def _run_all(workers: int, work: Callable[[str], None], keys: list[str]) -> float:
+    """Run ``work`` over ``keys`` with ``workers`` in flight; seconds taken. On any interruption,
+    work not yet started is cancelled, so clean-up follows at once."""
+    pool = ThreadPoolExecutor(max_workers=workers)
+    begin = time.perf_counter()
+    try:
+        for future in [pool.submit(work, key) for key in keys]:
+            future.result()
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    return time.perf_counter() - begin
+
+
+def fit_profile(name: str, results: list[ProbeResult]) -> FittedProfile:
+    """L and b from the lowest-concurrency latencies across sizes (least squares); B from all the highest
+    level's sets together."""
+    notes: list[str] = []
+    lowest = min(r.concurrency for r in results)
+    single = sorted((r for r in results if r.concurrency == lowest), key=lambda r: r.object_bytes)
+    sizes = [r.object_bytes for r in single]
+    times = [r.read_latency_mean_s for r in single]
+    latency: float | None = None
+    stream: float | None = None
+    if len(set(sizes)) >= 2:
+        mean_s, mean_t = statistics.fmean(sizes), statistics.fmean(times)
+        slope = sum((s - mean_s) * (t - mean_t) for s, t in zip(sizes, times, strict=True)) / sum(
+            (s - mean_s) ** 2 for s in sizes
+        )
+        if slope > 0:
+            stream = 1 / slope
+            latency = max(0.0, mean_t - slope * mean_s)
+            if mean_t - slope * mean_s < 0:
+                notes.append("the fitted latency was below 0 (noise at small sizes): set to 0")
+        else:
+            notes.append("read time did not grow with object size: bandwidth could not be fitted; give larger sizes")
+    else:
+        notes.append("one object size: latency and bandwidth cannot be told apart; probe two sizes or more")
+    if lowest != 1:
+        notes.append(f"the fit used concurrency {lowest}: include 1 in --concurrency for a per-stream figure")
+    # B: the aggregate at the highest level, over all its sets (bytes read / time reading): short
+    # bursts and single large sets ride on device and cache burst rates; the mix is what a load sees.
+    top = max(r.concurrency for r in results)
+    at_top = [r for r in results if r.concurrency == top]
+    aggregate = sum(r.object_bytes * r.objects for r in at_top) / sum(r.read_seconds for r in at_top)
+    return FittedProfile(
+        name=f"probe {name}",
+        source=f"kvsize probe {name}, {time.strftime('%Y-%m-%d')}",
+        latency_s=latency,
+        stream_bytes_per_s=stream,
+        aggregate_bytes_per_s=aggregate,
+        concurrency=max(r.concurrency for r in results),
+        notes=tuple(notes),
+    )
+
+
+def profile_yaml(profile: FittedProfile) -> str:
+    """A backend profile that ``kvsize MODEL --backend FILE`` reads (kvsize.storage.load_profile)."""
+    lines = [
+        f"# Measured by kvsize probe. {' '.join(profile.notes)}".rstrip(),
+        f"name: {json.dumps(profile.name)}",
+        f"source: {json.dumps(profile.source)}",
+    ]
+    if profile.latency_s is not None:
+        lines.append(f"latency: {profile.latency_s!r}   # seconds")
+    if profile.stream_bytes_per_s is not None:
+        lines.append(f"stream_bandwidth: {profile.stream_bytes_per_s!r}   # bytes/s")
+    lines.append(f"aggregate_bandwidth: {profile.aggregate_bytes_per_s!r}   # bytes/s, at the highest level probed")
+    lines.append(f"concurrency: {profile.concurrency}   # the highest level probed; set your connector's")
+    return "\n".join(lines) + "\n"

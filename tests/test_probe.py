@@ -1,0 +1,274 @@
+"""`kvsize probe`: directory targets (incl. interrupted runs), S3 against moto's server, Redis when present."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import kvsize.probe as probing
+
+SMALL = ("--object-sizes", "64KiB,1MiB", "--concurrency", "1,2", "--objects", "4")
+
+
+def probe_json(run, *args: str) -> dict:
+    result = run("probe", *args, "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    data: dict = json.loads(result.stdout)
+    return data
+
+
+def test_directory_probe_measures_fits_and_cleans_up(run, tmp_path: Path):
+    target = tmp_path / "mount"
+    target.mkdir()
+    sentinel = target / "keep.data"
+    sentinel.write_bytes(b"not the probe's")
+    profile = tmp_path / "profile.yaml"
+    data = probe_json(run, str(target), *SMALL, "--save-profile", str(profile))
+    assert data["target"] == str(target)
+    assert [(r["object_bytes"], r["concurrency"], r["objects"]) for r in data["results"]] == [
+        (65_536, 1, 4),
+        (65_536, 2, 4),
+        (1_048_576, 1, 4),
+        (1_048_576, 2, 4),
+    ]
+    for result in data["results"]:
+        assert result["read_bytes_per_s"] > 0 and result["write_bytes_per_s"] > 0
+        assert 0 < result["read_latency_p50_s"] <= result["read_latency_p99_s"]
+    fitted = data["profile"]
+    assert fitted["stream_bytes_per_s"] > 0 and fitted["latency_s"] >= 0 and fitted["concurrency"] == 2
+    assert sorted(p.name for p in target.iterdir()) == ["keep.data"]  # only what was there before
+    assert sentinel.read_bytes() == b"not the probe's"
+    # the saved profile drives the time model
+    timed = run("Qwen/Qwen3-4B-Instruct-2507", "--tp", "4", "--connector", "fs", "--backend", str(profile), "--format", "json")
+    assert timed.exit_code == 0, timed.stderr
+    backend = json.loads(timed.stdout)["backend"]
+    assert backend["stream_bytes_per_s"] == pytest.approx(fitted["stream_bytes_per_s"])
+    assert backend["aggregate_bytes_per_s"] == pytest.approx(fitted["aggregate_bytes_per_s"])
+
+
+def test_model_sizes_are_the_predicted_objects(run, tmp_path: Path):
+    data = probe_json(
+        run,
+        str(tmp_path),
+        "--model",
+        "Qwen/Qwen3-4B-Instruct-2507",
+        "--tp",
+        "4",
+        "--chunk-sizes",
+        "16,32",
+        "--concurrency",
+        "1",
+        "--objects",
+        "2",
+    )
+    assert [r["object_bytes"] for r in data["results"]] == [16 * 36_864, 32 * 36_864]
+
+
+def test_direct_reads(run, tmp_path: Path):
+    data = probe_json(run, str(tmp_path), "--object-sizes", "64KiB,256KiB", "--concurrency", "1", "--objects", "2", "--direct")
+    assert data["direct"] is True
+    assert any("O_DIRECT" in note for note in data["notes"])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_page_cache_note_without_direct(run, tmp_path: Path):
+    data = probe_json(run, str(tmp_path), *SMALL)
+    assert any("posix_fadvise" in note for note in data["notes"])
+
+
+def test_fit_recovers_latency_and_bandwidth():
+    def result(size: int, seconds: float) -> probing.ProbeResult:
+        return probing.ProbeResult(
+            object_bytes=size,
+            concurrency=1,
+            objects=4,
+            write_seconds=1,
+            read_seconds=1,
+            write_bytes_per_s=1,
+            read_bytes_per_s=size * 4 / (4 * seconds),
+            read_ops_per_s=1,
+            read_latency_p50_s=seconds,
+            read_latency_p99_s=seconds,
+            read_latency_mean_s=seconds,
+        )
+
+    # t = 2 ms + s / (500 MB/s)
+    fitted = probing.fit_profile("x", [result(s, 0.002 + s / 500e6) for s in (2**20, 2**24, 2**26)])
+    assert fitted.latency_s == pytest.approx(0.002)
+    assert fitted.stream_bytes_per_s == pytest.approx(500e6)
+    single = probing.fit_profile("x", [result(2**20, 0.01)])
+    assert single.latency_s is None and single.stream_bytes_per_s is None
+    assert "two sizes" in single.notes[0]
+
+
+def test_free_space_is_checked_before_writing(run, tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(probing.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10, 10, 1000))  # type: ignore[attr-defined]
+    result = run("probe", str(tmp_path), *SMALL)
+    assert result.exit_code == 2
+    assert "has 1,000 B free" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("/no/such/dir",), "is not a directory"),
+        (("ftp://host/x",), "give a directory, s3://bucket/prefix or redis://host:port"),
+        (("s3://bucket/x", "--direct"), "--direct applies to a directory target, not S3"),
+        ((".", "--object-sizes", "2GiB", "--max-bytes", "1GiB"), "is more than --max-bytes"),
+        ((".", "--object-sizes", "big"), "--object-sizes 'big' is not a number"),
+        ((".", "--concurrency", "0"), "--concurrency must be at least 1"),
+        ((".", "--model", "Qwen/Qwen3-8B", "--object-sizes", "1MiB"), "not both"),
+        ((".", "--format", "csv"), "probe prints table or json"),
+    ],
+)
+def test_bad_probe_input(run, args, message):
+    result = run("probe", *args)
+    assert result.exit_code == 2
+    assert message in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_time_limit_bounds_the_run(tmp_path: Path):
+    target = probing.DirectoryTarget(tmp_path, direct=False)
+    with pytest.raises(probing.KvsizeError, match="measured nothing within --time-limit"):
+        probing.run_probe(target, [65_536], [1], objects=2, max_bytes=2**20, time_limit_s=0.0, direct=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("sig", "code", "reason"), [(signal.SIGTERM, 143, "SIGTERM"), (signal.SIGINT, 130, "Ctrl-C")])
+def test_interrupted_run_leaves_nothing_behind(tmp_path: Path, sig, code, reason):
+    target = tmp_path / "mount"
+    target.mkdir()
+    (target / "keep.data").write_bytes(b"x")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "kvsize.cli",
+            "probe",
+            str(target),
+            "--object-sizes",
+            "8MiB",
+            "--concurrency",
+            "1",
+            "--objects",
+            "5000",
+            "--max-bytes",
+            "40GiB",
+            "--time-limit",
+            "600s",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # wait until it is writing objects
+        runs = [p for p in target.iterdir() if p.name.startswith("kvsize-probe-")]
+        if runs and len(list(runs[0].iterdir())) >= 3:
+            break
+        time.sleep(0.05)
+    else:
+        process.kill()
+        pytest.fail("the probe never started writing")
+    process.send_signal(sig)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == code, stderr
+    assert f"stopped by {reason}; removed everything it wrote" in stderr
+    assert sorted(p.name for p in target.iterdir()) == ["keep.data"]
+
+
+@pytest.fixture
+def s3_server(monkeypatch) -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+def test_s3_probe_against_a_real_s3_api_server(run, s3_server):
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=s3_server)
+    client.create_bucket(Bucket="kvcache")
+    client.put_object(Bucket="kvcache", Key="runs/keep", Body=b"x")
+    data = probe_json(run, "s3://kvcache/runs", *SMALL, "--endpoint-url", s3_server)
+    assert len(data["results"]) == 4 and data["profile"]["aggregate_bytes_per_s"] > 0
+    keys = [item["Key"] for item in client.list_objects_v2(Bucket="kvcache").get("Contents", [])]
+    assert keys == ["runs/keep"]
+
+
+def test_s3_probe_bad_bucket(run, s3_server):
+    result = run("probe", "s3://missing-bucket/x", *SMALL, "--endpoint-url", s3_server)
+    assert result.exit_code == 2
+    assert "cannot reach bucket 'missing-bucket'" in result.stderr
+
+
+@pytest.fixture
+def redis_url(tmp_path: Path) -> Iterator[str]:
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.skip("redis-server is not installed (.ci/run installs it)")
+    with socket.socket() as probe_socket:
+        probe_socket.bind(("127.0.0.1", 0))
+        port = probe_socket.getsockname()[1]
+    process = subprocess.Popen(
+        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        import redis
+
+        client = redis.Redis(port=port)
+        for _ in range(100):
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_redis_probe_two_keys_per_object_and_cleanup(run, redis_url):
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    client.set("keep", b"x")
+    data = probe_json(run, redis_url, *SMALL)
+    assert len(data["results"]) == 4
+    assert client.keys("*") == [b"keep"]
+
+
+def test_directory_target_never_touches_foreign_files(tmp_path: Path):
+    target = probing.DirectoryTarget(tmp_path, direct=False)
+    target.prepare(1024)
+    assert target.run_dir is not None
+    foreign = target.run_dir / "someone-else.data"
+    foreign.write_bytes(b"y")
+    target.write("a", memoryview(b"z" * 10))
+    target.close()
+    assert foreign.read_bytes() == b"y"  # left, and so is the folder holding it
+    assert sorted(p.name for p in target.run_dir.iterdir()) == ["someone-else.data"]
+    os.remove(foreign)
