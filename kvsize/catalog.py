@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from kvsize.errors import KvsizeError
+from kvsize.files import read_yaml
 
 CATALOG_ENV = "KVSIZE_CATALOG"
 
@@ -47,22 +48,9 @@ def bundled_catalog_path() -> Path:
     return packaged if packaged.is_file() else here.parent / "models.yaml"
 
 
-def _yaml_loader() -> type[yaml.SafeLoader]:
-    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
 @lru_cache(maxsize=8)
 def _load_file(path: str, mtime_ns: int) -> dict[str, CatalogEntry]:
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as error:
-        raise KvsizeError(f"cannot read catalog {path}: {error.strerror}; check the --catalog path") from None
-    try:
-        data = yaml.load(text, Loader=_yaml_loader())
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise KvsizeError(f"catalog {path} is not valid YAML{where}; fix the file") from None
+    data = read_yaml(Path(path), "catalog")
     try:
         return CatalogFile.model_validate(data).models
     except ValidationError as error:

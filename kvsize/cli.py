@@ -513,6 +513,34 @@ def inspect(
         Console(highlight=False).print(note, markup=False)
 
 
+def _deployment(
+    lmcache_config: Path | None,
+    chunk_size: str | None,
+    connector: str | None,
+    layerwise: bool | None,
+    save_unfull_chunk: bool | None,
+    tp: int,
+    pp: int,
+    kv_dtype: KvDtypeChoice,
+) -> tuple[Any, int, Any]:
+    """The deployment's LMCache settings (file + LMCACHE_* environment), with command-line flags winning."""
+    from kvsize.layout import EngineOptions
+    from kvsize.lmcache import read_settings
+    from kvsize.units import parse_count
+
+    settings = read_settings(lmcache_config)
+    chunk = parse_count(chunk_size, "--chunk-size") if chunk_size is not None else settings.chunk_size
+    options = EngineOptions(
+        tp=tp,
+        pp=pp,
+        kv_dtype=kv_dtype.value,
+        connector=connector or settings.connector or "s3",
+        layerwise=settings.use_layerwise if layerwise is None else layerwise,
+        save_unfull_chunk=settings.save_unfull_chunk if save_unfull_chunk is None else save_unfull_chunk,
+    )
+    return settings, chunk, options
+
+
 def _limit_cells(violation: Any) -> list[str]:
     from kvsize.units import format_count, format_iec
 
@@ -591,16 +619,13 @@ def check(
 
     from kvsize import storage
     from kvsize.check import Limits, check_row
-    from kvsize.layout import EngineOptions
-    from kvsize.lmcache import read_settings
     from kvsize.plan import plan_sweep
     from kvsize.sources import resolve_model
     from kvsize.units import parse_count, parse_duration, parse_size
 
     if output is OutputFormat.csv:
         raise KvsizeError("check prints table, json or markdown, not csv")
-    settings = read_settings(lmcache_config)
-    chunk = parse_count(chunk_size, "--chunk-size") if chunk_size is not None else settings.chunk_size
+    settings, chunk, options = _deployment(lmcache_config, chunk_size, connector, layerwise, save_unfull_chunk, tp, pp, kv_dtype)
     if max_objects is not None and max_objects < 1:
         raise KvsizeError(f"--max-objects must be at least 1, got {max_objects}")
     limits = Limits(
@@ -615,14 +640,6 @@ def check(
         raise KvsizeError("--max-load-seconds needs a storage backend: give --backend (e.g. s3)")
     if concurrent_prompts < 1:
         raise KvsizeError(f"--concurrent-prompts must be at least 1, got {concurrent_prompts}")
-    options = EngineOptions(
-        tp=tp,
-        pp=pp,
-        kv_dtype=kv_dtype.value,
-        connector=connector or settings.connector or "s3",
-        layerwise=settings.use_layerwise if layerwise is None else layerwise,
-        save_unfull_chunk=settings.save_unfull_chunk if save_unfull_chunk is None else save_unfull_chunk,
-    )
     time_options = storage.TimeOptions(
         concurrent_prompts=concurrent_prompts,
         blocking_timeout_s=parse_duration(blocking_timeout, "--blocking-timeout")
@@ -740,8 +757,6 @@ def capacity(
 
     from kvsize import render
     from kvsize.capacity import plan_capacity
-    from kvsize.layout import EngineOptions
-    from kvsize.lmcache import read_settings
     from kvsize.plan import plan_sweep
     from kvsize.sources import resolve_model
     from kvsize.units import parse_count, parse_size
@@ -750,21 +765,12 @@ def capacity(
         raise KvsizeError("capacity prints table, json or markdown, not csv")
     if prompts is not None and prompts < 1:
         raise KvsizeError(f"--prompts must be at least 1, got {prompts}")
-    settings = read_settings(lmcache_config)
-    chunk = parse_count(chunk_size, "--chunk-size") if chunk_size is not None else settings.chunk_size
+    _, chunk, options = _deployment(lmcache_config, chunk_size, connector, layerwise, save_unfull_chunk, tp, pp, kv_dtype)
     storage_bytes = parse_size(storage_size, "--storage") if storage_size else None
     shared = parse_count(shared_prefix, "--shared-prefix") if shared_prefix else 0
     prompt_tokens = parse_count(prompt, "--prompt")
     if shared > prompt_tokens:
         raise KvsizeError(f"--shared-prefix {shared:,} is longer than the {prompt_tokens:,}-token prompt")
-    options = EngineOptions(
-        tp=tp,
-        pp=pp,
-        kv_dtype=kv_dtype.value,
-        connector=connector or settings.connector or "s3",
-        layerwise=settings.use_layerwise if layerwise is None else layerwise,
-        save_unfull_chunk=settings.save_unfull_chunk if save_unfull_chunk is None else save_unfull_chunk,
-    )
     spec = resolve_model(model, catalog_path=catalog, revision=revision, offline=offline or None)
     sweep = plan_sweep(spec, options, prompt_tokens, (chunk,))
     plan = plan_capacity(sweep.rows[0], sweep.layout, storage_bytes=storage_bytes, prompts=prompts, shared_prefix_tokens=shared)

@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from kvsize.errors import KvsizeError
+from kvsize.files import read_yaml
 
 GIB = 2**30
 TRUE = {"true", "1", "yes", "y", "on"}
@@ -104,14 +105,7 @@ def read_settings(path: Path | None, environ: Mapping[str, str] | None = None) -
     if path is None and environ.get("LMCACHE_CONFIG_FILE"):
         path = Path(_strip(environ["LMCACHE_CONFIG_FILE"]))
     if path is not None:
-        import yaml
-
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except OSError as error:
-            raise KvsizeError(f"cannot read LMCache config {path}: {error.strerror}") from None
-        except yaml.YAMLError:
-            raise KvsizeError(f"LMCache config {path} is not valid YAML; fix the file") from None
+        data = read_yaml(path, "LMCache config")
         if data is None:
             data = {}
         if not isinstance(data, dict):

@@ -22,6 +22,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from kvsize.errors import KvsizeError
+from kvsize.files import read_yaml
 from kvsize.layout import Layout
 from kvsize.plan import SweepRow
 from kvsize.units import format_iec, parse_duration, parse_rate, parse_size
@@ -235,14 +236,7 @@ def load_profile(path: Path) -> BackendProfile:
     aggregate_bandwidth, concurrency, max_requests_per_s, write_max_requests_per_s,
     part_size (``8MiB``), max_value_size. Bare numbers are seconds, bytes/s or bytes.
     """
-    import yaml
-
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise KvsizeError(f"cannot read backend profile {path}: {error.strerror}") from None
-    except yaml.YAMLError:
-        raise KvsizeError(f"backend profile {path} is not valid YAML; fix the file") from None
+    data = read_yaml(path, "backend profile")
     if not isinstance(data, dict):
         raise KvsizeError(f"backend profile {path} must be a mapping of figures (latency, stream_bandwidth, ...)")
     values: dict[str, Any] = {"name": str(data.get("name") or path.stem), "source": str(data.get("source") or path)}
