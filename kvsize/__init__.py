@@ -1,5 +1,8 @@
 """kvsize: size LMCache KV-cache offloading for LLM serving.
 
+Resolve a model to a spec, plan the objects LMCache stores for a prompt at each chunk size,
+time them on a storage backend, and check a deployment's limits:
+
 >>> import kvsize
 >>> spec = kvsize.resolve_model("Qwen/Qwen3-4B-Instruct-2507")
 >>> sweep = kvsize.plan_sweep(spec, kvsize.EngineOptions(tp=4), 100_000, (256, 2048))
@@ -18,7 +21,37 @@ from kvsize.units import format_iec, parse_count, parse_duration, parse_rate, pa
 
 __version__ = "0.1.0"
 
+# The time model, the CI guard, capacity planning, LMCache settings and the probe load on first
+# use (PEP 562), so that sizing a catalog model imports only what it needs.
+_LAZY = {
+    "BackendProfile": "kvsize.storage",
+    "PRESETS": "kvsize.storage",
+    "StoragePlan": "kvsize.storage",
+    "TimeOptions": "kvsize.storage",
+    "plan_storage": "kvsize.storage",
+    "resolve_backend": "kvsize.storage",
+    "time_row": "kvsize.storage",
+    "Limits": "kvsize.check",
+    "check_row": "kvsize.check",
+    "plan_capacity": "kvsize.capacity",
+    "read_settings": "kvsize.lmcache",
+    "settings_for": "kvsize.lmcache",
+    "run_probe": "kvsize.probe",
+    "open_target": "kvsize.probe",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kvsize' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
+
 __all__ = [
+    *sorted(_LAZY),
     "CONNECTORS",
     "DEFAULT_CHUNK_SIZES",
     "Catalog",

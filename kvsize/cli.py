@@ -345,55 +345,13 @@ def size(
 
 
 def _emit_lmcache(sweep: Any, plan: Any, chunk: int, margin: float) -> None:
-    """The LMCache settings for one chunk size, sized with headroom over the prediction."""
-    import math
+    """Print the LMCache settings for one chunk size (kvsize.lmcache.settings_for) and their warnings."""
+    from kvsize.lmcache import settings_for
 
-    from kvsize.lmcache import GIB, emit_settings
-    from kvsize.storage import per_writer_bytes
-    from kvsize.units import format_iec
-
-    for warning in sweep.warnings:
+    text, warnings = settings_for(sweep, plan, chunk, margin)
+    for warning in (*sweep.warnings, *warnings):
         sys.stderr.write(f"kvsize: warning: {warning}\n")
-    index = next(i for i, row in enumerate(sweep.rows) if row.chunk_tokens == chunk)
-    row = sweep.rows[index]
-    layout = sweep.layout
-    writer_bytes = per_writer_bytes(row, layout)
-    cpu_gb = max(5.0, float(math.ceil(writer_bytes * margin / GIB)))
-    comments = [
-        f"LMCache settings from kvsize for {sweep.spec.name}, TP {layout.options.tp} x PP {layout.options.pp}, "
-        f"{sweep.prompt_tokens:,}-token prompts, connector {layout.connector.name}.",
-        f"chunk_size {chunk:,}: {row.objects:,} objects of {format_iec(row.object_bytes)} per prompt.",
-        f"max_local_cpu_size {cpu_gb:g} GB: one writer loads {format_iec(writer_bytes)} per prompt, x {margin:g} margin "
-        "(LMCache default 5).",
-    ]
-    timeout = 10.0
-    if plan is not None:
-        timing = plan.timings[index]
-        timeout = max(10.0, float(math.ceil(timing.load_seconds * margin)))
-        prompts = plan.options.concurrent_prompts
-        comments.append(
-            f"blocking_timeout_secs {timeout:g}: predicted load {timing.load_seconds:.2f} s on {plan.backend.name} with "
-            f"{prompts} prompt{'s' if prompts != 1 else ''} at once, x {margin:g} margin (LMCache default 10)."
-        )
-        for risk in timing.risk_list:
-            if risk.name in ("max_value_size", "int32_header", "pinned_memory"):
-                sys.stderr.write(
-                    f"kvsize: warning: chunk {chunk:,} breaks an engine limit no setting here fixes: {risk.detail}\n"
-                )
-    else:
-        comments.append("blocking_timeout_secs 10: LMCache's default; no backend given, so no load was predicted.")
-    comments.append("Replace the <placeholders> with your deployment's values.")
-    sys.stdout.write(
-        emit_settings(
-            chunk_size=chunk,
-            connector=layout.connector.name,
-            save_unfull_chunk=layout.options.save_unfull_chunk,
-            layerwise=layout.options.layerwise,
-            blocking_timeout_secs=timeout,
-            max_local_cpu_size_gb=cpu_gb,
-            comments=comments,
-        )
-    )
+    sys.stdout.write(text)
 
 
 def _backend_overrides(

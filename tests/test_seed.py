@@ -62,3 +62,16 @@ def test_prompt_suffixes_are_echoed_resolved(run_json):
     assert run_json(SEED, "--prompt", "100k")["prompt_tokens"] == 100_000
     assert run_json(SEED, "--prompt", "128Ki")["prompt_tokens"] == 131_072
     assert run_json(SEED, "--prompt", "1M")["prompt_tokens"] == 1_000_000
+
+
+def test_library_docstring_example_runs():
+    import doctest
+
+    results = doctest.testmod(kvsize, verbose=False)
+    assert results.attempted >= 4 and results.failed == 0
+
+
+def test_lazy_library_names_resolve():
+    for name in kvsize._LAZY:
+        assert getattr(kvsize, name) is not None
+    assert set(kvsize._LAZY) <= set(kvsize.__all__)
