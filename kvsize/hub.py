@@ -98,13 +98,13 @@ def fetch_config(repo_id: str, revision: str, *, offline: bool) -> tuple[dict[st
     cache = SpecCache(cache_root(), hub, repo_id)
     commit = cache.commit_for(revision)
     if commit is not None and (offline or COMMIT.match(revision)):
-        entry = cache.load(commit)
+        entry = _current(cache.load(commit))
         if entry is not None:
             return entry["config"], entry.get("defaults") or {}, commit, tuple(entry.get("warnings") or ())
 
     path = _download(repo_id, revision, offline=offline, hub=hub)
     commit = path.parent.name
-    entry = cache.load(commit) if COMMIT.match(commit) else None
+    entry = _current(cache.load(commit)) if COMMIT.match(commit) else None
     if entry is None:
         from kvsize.sources import read_config, transformers_defaults
 
@@ -117,9 +117,24 @@ def fetch_config(repo_id: str, revision: str, *, offline: bool) -> tuple[dict[st
             "config": raw,
             "defaults": defaults,
             "warnings": list(warnings),
+            "filled_by": _transformers_version(),
         }
     cache.store(revision, commit, entry)
     return entry["config"], entry.get("defaults") or {}, commit, tuple(entry.get("warnings") or ())
+
+
+def _transformers_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("transformers")
+    except PackageNotFoundError:
+        return "none"
+
+
+def _current(entry: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A cached spec whose defaults were filled by the installed transformers (else normalise again)."""
+    return entry if entry is not None and entry.get("filled_by") == _transformers_version() else None
 
 
 def _download(repo_id: str, revision: str, *, offline: bool, hub: str) -> Path:

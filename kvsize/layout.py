@@ -211,7 +211,7 @@ class Layout(BaseModel):
 
     @property
     def largest_stage(self) -> Stage:
-        return max(self.stages, key=lambda stage: stage.bytes_per_token_per_rank)
+        return max(self.stages, key=lambda stage: (stage.bytes_per_token_per_rank, stage.writers))
 
     @property
     def bytes_per_token_per_rank(self) -> int:
@@ -343,7 +343,8 @@ def plan_layout(spec: ModelSpec, options: EngineOptions) -> Layout:
                 layers=count,
                 kv_layers=kv_layers,
                 draft_layers=draft,
-                writers=writers_per_stage,
+                # A stage with no attention layer (a hybrid's Mamba-only stage) has nothing to store.
+                writers=writers_per_stage if kv_layers + draft else 0,
                 bytes_per_token_per_rank=per_token(kinds, draft, heads_per_rank),
             )
         )

@@ -256,3 +256,16 @@ def test_every_reference_config_through_the_hub_matches_its_catalog_entry(tmp_pa
     for name, (same, source, _) in out.items():
         assert same, name
         assert source == f"{fake.url}/{name}"
+
+
+def test_spec_cache_from_another_transformers_is_normalised_again(kvsize_cli, hub, tmp_path):
+    assert kvsize_cli("acme/qwen").returncode == 0
+    entries = list((tmp_path / "kvsize").rglob("commits/*.json"))
+    assert len(entries) == 1
+    entry = json.loads(entries[0].read_text())
+    entry["filled_by"] = "0.0.1"
+    entries[0].write_text(json.dumps(entry))
+    again = kvsize_cli("acme/qwen")
+    assert again.returncode == 0
+    assert imported(again) == {"huggingface_hub", "transformers"}
+    assert json.loads(entries[0].read_text())["filled_by"] != "0.0.1"

@@ -222,3 +222,11 @@ def test_unknown_connector(run):
     result = run(SEED, "--connector", "ftp")
     assert result.exit_code == 2
     assert "unknown connector 'ftp'" in result.stderr
+
+
+def test_hybrid_stage_without_attention_layers_stores_nothing(run_json):
+    # Jamba at PP 8: 4 layers a stage, attention at 4, 12, 20, 28: stages 0, 2, 4, 6 have none
+    data = run_json("ai21labs/AI21-Jamba-1.5-Mini", "--pp", "8", "--chunk-size", "256")
+    assert [(s["stored_layers"], s["writers"]) for s in data["stages"]] == [(0, 0), (1, 1)] * 4
+    assert data["writers"] == 4
+    assert data["rows"][0]["objects"] == 4 * 390
