@@ -317,6 +317,7 @@ def size(
     )
     names: list[str | None] = list(backend) if backend else [None]
     profiles = [storage.resolve_backend(name, overrides) for name in names]
+    extra_warnings += [w for name in names if (w := storage.connector_mismatch(name, options.connector))]
     if search:
         block = 64 if spec.use_mla else 16  # vLLM's default block size (MLA backends 64 or more)
         found = {
@@ -615,6 +616,8 @@ def check(
     if timed:
         profile = storage.resolve_backend(backend, overrides)
         timing = storage.time_row(row, sweep.layout, profile, time_options)
+        if mismatch := storage.connector_mismatch(backend, options.connector):
+            sys.stderr.write(f"kvsize: warning: {mismatch}\n")
     result = check_row(row, sweep.layout, limits, time_options, timing)
     for warning in (*sweep.warnings, *settings.warnings):
         sys.stderr.write(f"kvsize: warning: {warning}\n")

@@ -207,6 +207,30 @@ PRESETS: dict[str, BackendProfile] = {
     )
 }
 
+# The connectors each preset's storage is reached through (the connector decides headers and requests).
+PRESET_CONNECTORS = {
+    "s3": ("s3",),
+    "s3-express": ("s3",),
+    "nfs": ("fs", "gds", "weka", "local-disk"),
+    "nfs-100g": ("fs", "gds", "weka", "local-disk"),
+    "pnfs-rdma": ("fs", "gds", "weka"),
+    "nvme": ("local-disk", "fs", "gds"),
+    "redis": ("redis", "valkey", "resp"),
+    "cpu": ("cpu",),
+}
+
+
+def connector_mismatch(backend: str | None, connector: str) -> str | None:
+    """A warning when a preset is timed through a connector that does not reach that storage."""
+    expected = PRESET_CONNECTORS.get(backend or "")
+    if expected is None or connector in expected:
+        return None
+    return (
+        f"--backend {backend} is timed through --connector {connector}, which decides the headers and requests "
+        f"per object; did you mean --connector {expected[0]}?"
+    )
+
+
 GPUS = {
     # Dense BF16 Tensor Core peak, vendor datasheets.
     "a100": (312e12, "NVIDIA A100 datasheet: 312 TFLOP/s dense BF16"),

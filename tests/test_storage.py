@@ -376,3 +376,11 @@ def test_plot_without_matplotlib_says_how_to_get_it(run, monkeypatch, tmp_path: 
     result = run(SEED, "--backend", "s3", "--plot", str(tmp_path / "x.png"))
     assert result.exit_code == 2
     assert "pip install 'kvsize[plot]'" in result.stderr
+
+
+def test_backend_and_connector_mismatch_is_warned(run):
+    result = run(SEED, "--tp", "4", "--backend", "nfs", "--format", "json")
+    assert "--backend nfs is timed through --connector s3" in result.stderr
+    assert "did you mean --connector fs?" in json.loads(result.stdout)["warnings"][-1]
+    matched = run(SEED, "--tp", "4", "--backend", "nfs", "--connector", "fs")
+    assert "timed through" not in matched.stderr
