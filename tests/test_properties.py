@@ -87,3 +87,42 @@ def test_count_suffixes_round_trip(n):
         assert kvsize.parse_count(f"{n // 1000}k") == n
     if n % 1024 == 0:
         assert kvsize.parse_count(f"{n // 1024}Ki") == n
+
+
+@st.composite
+def backends(draw):
+    from kvsize.storage import BackendProfile
+
+    return BackendProfile(
+        name="drawn",
+        latency_s=draw(st.floats(1e-6, 0.5)),
+        stream_bytes_per_s=draw(st.floats(1e6, 1e11)),
+        aggregate_bytes_per_s=draw(st.one_of(st.none(), st.floats(1e6, 1e12))),
+        concurrency=draw(st.integers(1, 256)),
+        max_requests_per_s=draw(st.one_of(st.none(), st.floats(10, 1e6))),
+        part_size_bytes=draw(st.sampled_from([None, 8 * 2**20])),
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(served_models(), backends(), st.integers(1, 500_000), st.integers(16, 8192), st.integers(1, 64))
+def test_time_model_invariants(model, profile, prompt, chunk, prompts):
+    from kvsize.storage import TimeOptions, time_row
+
+    spec, options = model
+    layout = kvsize.plan_sweep(spec, options, prompt, [chunk]).layout
+    row = kvsize.plan_row(layout, prompt, chunk)
+    one = time_row(row, layout, profile, TimeOptions(concurrent_prompts=prompts))
+    more = time_row(row, layout, profile, TimeOptions(concurrent_prompts=prompts + 1))
+    assert one.load_seconds >= 0 and more.load_seconds >= one.load_seconds  # more prompts never load faster
+    if row.objects:
+        # at least one wave of the busiest writer, and never less than its bytes at one stream's speed / C
+        assert one.load_seconds >= profile.latency_s + row.object_bytes / profile.stream_bytes_per_s - 1e-12
+    assert ("blocking_timeout" in one.risks) == (one.load_seconds > 10.0)
+    # max_concurrent_prompts is the crossing point of the blocking timeout
+    cap = one.max_concurrent_prompts
+    if cap is not None and cap >= 1 and row.objects:
+        at = time_row(row, layout, profile, TimeOptions(concurrent_prompts=cap))
+        past = time_row(row, layout, profile, TimeOptions(concurrent_prompts=cap + 1))
+        assert "blocking_timeout" not in at.risks
+        assert "blocking_timeout" in past.risks
