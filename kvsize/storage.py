@@ -437,19 +437,10 @@ def wire_requests(row: SweepRow, layout: Layout, profile: BackendProfile) -> int
     """
     connector = layout.connector
     if connector.name == "s3" and profile.part_size_bytes:
-        full = row.objects - _tail_objects(row, layout)
-        parts = full * math.ceil(row.object_bytes / profile.part_size_bytes)
-        if row.tail_saved:
-            parts += _tail_objects(row, layout) * math.ceil(row.tail_object_bytes / profile.part_size_bytes)
-        return parts
+        # S3 stores whole chunks only, so every object is a full one of its stage's size.
+        part = profile.part_size_bytes
+        return sum(stage.objects * math.ceil(stage.object_bytes / part) for stage in row.stages if stage.objects)
     return row.objects * connector.requests_per_object
-
-
-def _tail_objects(row: SweepRow, layout: Layout) -> int:
-    if not row.tail_saved:
-        return 0
-    per_chunk = sum(s.objects for s in row.stages) // (row.full_chunks + 1)
-    return per_chunk
 
 
 def load_time(

@@ -384,3 +384,14 @@ def test_backend_and_connector_mismatch_is_warned(run):
     assert "did you mean --connector fs?" in json.loads(result.stdout)["warnings"][-1]
     matched = run(SEED, "--tp", "4", "--backend", "nfs", "--connector", "fs")
     assert "timed through" not in matched.stderr
+
+
+def test_s3_parts_follow_each_stage_object_size(run):
+    # PP 2 with --pp-partition 30,6: stage objects of 30 and 6 layers; TP 4 -> 2 heads a rank
+    row = rows_by_chunk(
+        timed(run, SEED, "--tp", "4", "--pp", "2", "--pp-partition", "30,6", "--chunk-size", "2048", "--backend", "s3")
+    )[2048]
+    per_layer = 2048 * 2 * 2 * 128 * 2  # bytes of one layer in one object
+    parts_30 = math.ceil(30 * per_layer / 2**23)
+    parts_6 = math.ceil(6 * per_layer / 2**23)
+    assert row["wire_requests"] == 4 * 48 * parts_30 + 4 * 48 * parts_6
