@@ -32,6 +32,24 @@ class CatalogEntry(BaseModel):
     """The transformers version whose config class filled ``defaults``."""
     config: dict[str, Any]
     defaults: dict[str, Any] = {}
+    supplement: dict[str, Any] = {}
+    """Published config.json fields the copied ``config`` lacks (FFN and vocabulary sizes, for the prefill
+    estimate only), from ``supplement_source``; they never change a byte count."""
+    supplement_source: str | None = None
+
+    def published(self) -> dict[str, Any]:
+        """``config`` with the ``supplement`` merged in (a supplement never replaces a field of ``config``)."""
+        return _merged(self.config, self.supplement)
+
+
+def _merged(config: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(config)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merged(out[key], value)
+        elif key not in out:
+            out[key] = value
+    return out
 
 
 class CatalogFile(BaseModel):
@@ -101,10 +119,14 @@ class Catalog:
                 return tails[0]
         return None
 
-    def suggest(self, query: str, n: int = 3) -> list[str]:
+    def suggest(self, query: str, n: int = 3, *, close_only: bool = False) -> list[str]:
+        """Catalog names like ``query``; ``close_only``: only near-identical names (a typo), at most two."""
         import difflib  # only on the error path: kept out of start-up
 
         lowered = list(self._by_lower)
+        if close_only:
+            close = difflib.get_close_matches(query.lower(), lowered, n=2, cutoff=0.85)
+            return [self._by_lower[low] for low in close]
         close = difflib.get_close_matches(query.lower(), lowered, n=n, cutoff=0.5)
         if not close:
             tail = query.lower().split("/")[-1]
@@ -128,4 +150,7 @@ def _entry_dict(entry: CatalogEntry) -> dict[str, Any]:
     out["config"] = entry.config
     if entry.defaults:
         out["defaults"] = entry.defaults
+    if entry.supplement:
+        out["supplement"] = entry.supplement
+        out["supplement_source"] = entry.supplement_source
     return out

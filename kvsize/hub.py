@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 from pathlib import Path
 from typing import Any
 
-from kvsize.errors import KvsizeError
+from kvsize.errors import HubError, KvsizeError, shown
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9_.-]+$")
@@ -108,7 +109,7 @@ def fetch_config(repo_id: str, revision: str, *, offline: bool) -> tuple[dict[st
     if entry is None:
         from kvsize.sources import read_config, transformers_defaults
 
-        raw = read_config(path)
+        raw = read_config(path, f"{repo_id}@{commit[:12]} config.json")
         defaults, warnings = transformers_defaults(raw, f"{repo_id}@{commit[:12]}")
         entry = {
             "repo": repo_id,
@@ -137,6 +138,45 @@ def _current(entry: dict[str, Any] | None) -> dict[str, Any] | None:
     return entry if entry is not None and entry.get("filled_by") == _transformers_version() else None
 
 
+CONNECT_TIMEOUT_S = 5.0
+"""How long a first download waits for the endpoint (HF_HUB_ETAG_TIMEOUT overrides it)."""
+
+
+def _reachable(repo_id: str, revision: str, hub: str) -> None:
+    """Fail fast when config.json is not cached and the endpoint does not answer.
+
+    The client retries a failed first download five times with backoff (~25 s); one metadata request
+    without retries tells within seconds. A cached config needs no check: the client falls back to it.
+    """
+    import huggingface_hub
+    from huggingface_hub import errors
+
+    if isinstance(huggingface_hub.try_to_load_from_cache(repo_id, "config.json", revision=revision), str):
+        return
+    timeout = CONNECT_TIMEOUT_S
+    try:
+        timeout = float(os.environ.get("HF_HUB_ETAG_TIMEOUT") or CONNECT_TIMEOUT_S)
+    except ValueError:
+        pass
+    url = huggingface_hub.hf_hub_url(repo_id, "config.json", revision=revision, endpoint=hub)
+    try:
+        huggingface_hub.get_hf_file_metadata(url, timeout=timeout if math.isfinite(timeout) and timeout > 0 else None)
+    except errors.HfHubHTTPError:
+        return  # the Hub answered: hf_hub_download turns the answer into its own error
+    except (OSError, errors.OfflineModeIsEnabled) as error:
+        raise HubError(
+            f"cannot reach {hub} ({type(error).__name__}); check the network or HF_ENDPOINT, or use --offline "
+            "or a local config.json"
+        ) from None
+    except Exception as error:  # httpx2 transport errors (connect, timeout, TLS) are not OSError
+        if "Timeout" in type(error).__name__ or "Connect" in type(error).__name__ or "Network" in type(error).__name__:
+            raise HubError(
+                f"cannot reach {hub} ({type(error).__name__}); check the network or HF_ENDPOINT, or use --offline "
+                "or a local config.json"
+            ) from None
+        return
+
+
 def _download(repo_id: str, revision: str, *, offline: bool, hub: str) -> Path:
     """``config.json`` through ``hf_hub_download``; every failure becomes one line naming the fix."""
     # The client's user-agent telemetry fetches a registry from the endpoint: a sizing run makes
@@ -144,8 +184,12 @@ def _download(repo_id: str, revision: str, *, offline: bool, hub: str) -> Path:
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     import huggingface_hub
     from huggingface_hub import errors
+    from huggingface_hub.utils import logging as hub_logging
 
-    where = f"{repo_id} at revision {revision!r}"
+    hub_logging.set_verbosity_error()  # no "Retrying in 8s" lines: kvsize says what failed, once
+    where = f"{repo_id} at revision {shown(revision)}"
+    if not offline:
+        _reachable(repo_id, revision, hub)
     try:
         return Path(
             huggingface_hub.hf_hub_download(
@@ -163,7 +207,7 @@ def _download(repo_id: str, revision: str, *, offline: bool, hub: str) -> Path:
     except errors.RepositoryNotFoundError:
         raise KvsizeError(f"no repo {repo_id} on {hub} (or it is private: set HF_TOKEN); check the name") from None
     except errors.RevisionNotFoundError:
-        raise KvsizeError(f"{repo_id} has no revision {revision!r} on {hub}: give a branch, tag or commit it has") from None
+        raise KvsizeError(f"{repo_id} has no revision {shown(revision)} on {hub}: give a branch, tag or commit it has") from None
     except errors.LocalEntryNotFoundError as error:
         if offline:
             raise KvsizeError(
@@ -179,11 +223,13 @@ def _download(repo_id: str, revision: str, *, offline: bool, hub: str) -> Path:
             "(HF_HUB_ETAG_TIMEOUT sets the wait), or use a local config.json"
         ) from None
     except errors.EntryNotFoundError:
-        raise KvsizeError(f"{repo_id} has no config.json at revision {revision!r}: it is not a transformers model repo") from None
+        raise KvsizeError(
+            f"{repo_id} has no config.json at revision {shown(revision)}: it is not a transformers model repo"
+        ) from None
     except errors.HfHubHTTPError as error:
         status = error.response.status_code if error.response is not None else "?"
         raise KvsizeError(f"{hub} answered HTTP {status} for {where}; try again later") from None
     except (errors.HFValidationError, ValueError) as error:
-        raise KvsizeError(f"{repo_id!r} is not a valid Hub repo id ({error})") from None
+        raise KvsizeError(f"{shown(repo_id)} is not a valid Hub repo id ({error})") from None
     except Exception as error:  # network stack errors (proxy, TLS) the client lets through
         raise KvsizeError(f"reaching {hub} for {where} failed ({type(error).__name__}: {error})") from None

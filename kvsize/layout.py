@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from kvsize.errors import KvsizeError
+from kvsize.errors import KvsizeError, shown
 from kvsize.spec import LayerKind, ModelSpec
 
 KvDtype = Literal["auto", "bfloat16", "float16", "fp8", "fp8_e4m3", "fp8_e5m2"]
@@ -263,7 +263,7 @@ def plan_layout(spec: ModelSpec, options: EngineOptions) -> Layout:
         raise KvsizeError(f"--tp and --pp must be at least 1, got TP {tp}, PP {pp}")
     connector = CONNECTORS.get(options.connector)
     if connector is None:
-        raise KvsizeError(f"unknown connector {options.connector!r}: use one of {', '.join(CONNECTORS)}")
+        raise KvsizeError(f"unknown connector {shown(options.connector)}: use one of {', '.join(CONNECTORS)}")
     _check_tp(spec, tp)
     warnings: list[str] = []
     notes: list[str] = []

@@ -9,6 +9,7 @@ as GiB (x 1024**3). Only the keys that change what is stored or when a load fail
 
 from __future__ import annotations
 
+import ast
 import json
 import math
 import os
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
-from kvsize.errors import KvsizeError
+from kvsize.errors import ConfigError, KvsizeError, shown
 from kvsize.files import read_yaml
 
 if TYPE_CHECKING:
@@ -26,8 +27,8 @@ if TYPE_CHECKING:
     from kvsize.storage import StoragePlan
 
 GIB = 2**30
-TRUE = {"true", "1", "yes", "y", "on"}
-FALSE = {"false", "0", "no", "n", "off"}
+HOST_PORT_SCHEMES = ("fs", "resp", "valkey")
+"""remote_url schemes whose LMCache 0.5.6 adapter calls parse_remote_url (host and port required)."""
 
 # remote_url scheme -> kvsize connector (lmcache/v1/storage_backend/connector/*_adapter.py)
 SCHEMES = {
@@ -44,14 +45,16 @@ SCHEMES = {
 # What kvsize writes for each connector: the settings that select it, with placeholders.
 CONNECTOR_SETTINGS: dict[str, dict[str, Any]] = {
     "s3": {"remote_url": "s3://<bucket>", "remote_serde": "naive"},
-    "fs": {"remote_url": "fs:///<shared mount path>", "remote_serde": "naive"},
+    # LMCache 0.5.6's parse_remote_url needs a host and a port; the fs connector uses only the path.
+    "fs": {"remote_url": "fs://localhost:1/<shared mount path>", "remote_serde": "naive"},
     "redis": {"remote_url": "redis://<host>:6379", "remote_serde": "naive"},
     "valkey": {"remote_url": "valkey://<host>:6379", "remote_serde": "naive"},
     "resp": {"remote_url": "resp://<host>:6379", "remote_serde": "naive"},
     "mooncakestore": {"remote_url": "mooncakestore://<host>:<port>/", "remote_serde": "naive"},
     "local-disk": {"local_disk": "file:///<local disk path>/", "max_local_disk_size": "<GB of disk>"},
     "gds": {"gds_path": "<GDS mount path>"},
-    "weka": {"weka_path": "<WekaFS mount path>"},
+    # LMCache 0.5.6 has no weka_path: its GDS backend serves WekaFS through gds_path (it detects the file system).
+    "weka": {"gds_path": "<WekaFS mount path>"},
     "cpu": {},
 }
 
@@ -69,52 +72,123 @@ class LMCacheSettings(BaseModel):
     connector: str | None = None
     """From remote_url / gds_path / weka_path / local_disk; "cpu" when a config names none; None with no config."""
     s3_max_inflight_reqs: int = 64
+    remote_url: str | None = None
+    remote_url_problem: str | None = None
+    """Why LMCache 0.5.6 cannot use ``remote_url`` (it would store nothing), or None."""
     sources: dict[str, str] = {}
     warnings: tuple[str, ...] = ()
 
 
-def _strip(value: str) -> str:
+def _parse_quoted(value: str) -> str:
+    """LMCache 0.5.6's ``_parse_quoted_string`` (``lmcache/v1/config_base.py``), applied to environment values:
+    strip white space; a value quoted at both ends with the same quote is read as a Python string literal
+    (escapes applied), else loses the two quotes."""
+    if not value:
+        return value
     value = value.strip()
     if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-        value = value[1:-1]
+        try:
+            evaluated = ast.literal_eval(value)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            return value[1:-1]
+        if isinstance(evaluated, str):
+            return evaluated
     return value
 
 
-def _as_bool(key: str, value: Any, where: str) -> bool:
+def lmcache_bool(value: Any) -> bool:
+    """LMCache 0.5.6's ``_to_bool``: a bool as it is, else true only for ``true`` or ``1`` (any case, stripped)."""
     if isinstance(value, bool):
         return value
-    text = str(value).strip().lower()
-    if text in TRUE:
-        return True
-    if text in FALSE:
-        return False
-    raise KvsizeError(f"{where}: {key} = {value!r} is not true or false")
+    return str(value).strip().lower() in ("true", "1")
 
 
-def _as_number(key: str, value: Any, where: str, *, whole: bool) -> float:
+def _as_bool(key: str, value: Any, where: str, warnings: list[str]) -> bool:
+    result = lmcache_bool(value)
+    if not isinstance(value, bool) and str(value).strip().lower() not in ("true", "1", "false", "0"):
+        warnings.append(
+            f"{where}: {key} = {shown(value)} is read by LMCache 0.5.6 as {str(result).lower()} "
+            "(only true and 1 are true); write true or false"
+        )
+    return result
+
+
+def _fails(key: str, value: Any, where: str, kind: str) -> KvsizeError:
+    # LMCache 0.5.6 (_apply_env_converter_safely / update_config_from_env): a file value it cannot convert
+    # becomes None (the setting is lost); an environment value is skipped with a warning.
+    effect = "ignores the variable with a warning" if where.startswith("env ") else "drops the setting (None)"
+    return ConfigError(
+        f"{where}: LMCache 0.5.6 cannot read {key} = {shown(value)} as {kind} and {effect}; write {kind}", field=key
+    )
+
+
+def _as_int(key: str, value: Any, where: str, warnings: list[str], high: int) -> int:
+    """LMCache's ``int(value)`` (a YAML float is truncated, as LMCache truncates it), then a positive bound."""
     try:
-        number = float(value) if not isinstance(value, bool) else math.nan
-    except (TypeError, ValueError):
-        number = math.nan
-    if math.isnan(number) or number <= 0 or (whole and number != int(number)):
-        kind = "a positive whole number" if whole else "a positive number"
-        raise KvsizeError(f"{where}: {key} = {value!r} is not {kind}")
+        number = int(value)
+    except (TypeError, ValueError, OverflowError):
+        raise _fails(key, value, where, "a whole number") from None
+    if isinstance(value, float) and value != number:
+        warnings.append(f"{where}: {key} = {shown(value)} is truncated by LMCache 0.5.6 to {number}; write a whole number")
+    if not 0 < number <= high:
+        raise ConfigError(f"{where}: {key} = {shown(value)} must be a whole number from 1 to {high:,}", field=key)
     return number
 
 
+def _as_number(key: str, value: Any, where: str, high: float) -> float:
+    """LMCache's ``float(value)``, finite and positive."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise _fails(key, value, where, "a number") from None
+    if not math.isfinite(number) or not 0 < number <= high:
+        raise ConfigError(f"{where}: {key} = {shown(value)} must be a finite number more than 0 and at most {high:g}", field=key)
+    return number
+
+
+def remote_url_problem(url: str) -> str | None:
+    """Why LMCache 0.5.6 cannot use ``url``, or None. Its ``parse_remote_url``
+    (``lmcache/v1/storage_backend/connector/__init__.py``), used by the fs, resp and valkey adapters, asserts a
+    host and a port; a URL without them fails to connect, LMCache logs a warning and stores nothing."""
+    from urllib.parse import urlparse
+
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    if scheme not in HOST_PORT_SCHEMES:
+        return None
+    try:
+        parsed = urlparse(url)
+        host, port = parsed.hostname, parsed.port
+    except ValueError as error:
+        return f"remote_url {shown(url)} does not parse ({error})"
+    if host is None or port is None:
+        return (
+            f"remote_url {shown(url)} has no {'host' if host is None else 'port'}: LMCache 0.5.6's parse_remote_url "
+            f"needs {scheme}://HOST:PORT/... (the fs connector uses only the path: fs://localhost:1/<dir>), "
+            "so nothing would be stored"
+        )
+    return None
+
+
+MAX_CHUNK = 1_000_000_000
+MAX_TIMEOUT_S = 10**7
+MAX_CPU_GB = 10**7
+
+
 def read_settings(path: Path | None, environ: Mapping[str, str] | None = None) -> LMCacheSettings:
-    """The file (or ``LMCACHE_CONFIG_FILE``) with the ``LMCACHE_*`` environment on top, as LMCache applies them."""
+    """The file (or ``LMCACHE_CONFIG_FILE``) with the ``LMCACHE_*`` environment on top, each value converted
+    as LMCache 0.5.6's config loader converts it (``lmcache/v1/config_base.py``: ``_from_file`` then
+    ``update_config_from_env``; environment values pass ``_parse_quoted_string`` first)."""
     environ = os.environ if environ is None else environ
     raw: dict[str, tuple[Any, str]] = {}
     if path is None and environ.get("LMCACHE_CONFIG_FILE"):
-        path = Path(_strip(environ["LMCACHE_CONFIG_FILE"]))
+        path = Path(_parse_quoted(environ["LMCACHE_CONFIG_FILE"]))
     if path is not None:
         data = read_yaml(path, "LMCache config")
         if data is None:
             data = {}
         if not isinstance(data, dict):
-            raise KvsizeError(f"LMCache config {path} must be a mapping of settings (chunk_size: 256, ...)")
-        raw.update({key: (value, str(path)) for key, value in data.items()})
+            raise ConfigError(f"LMCache config {path} must be a mapping of settings (chunk_size: 256, ...)")
+        raw.update({key: (value, str(path)) for key, value in data.items() if isinstance(key, str)})
     keys = (
         "chunk_size",
         "save_unfull_chunk",
@@ -124,13 +198,12 @@ def read_settings(path: Path | None, environ: Mapping[str, str] | None = None) -
         "remote_url",
         "local_disk",
         "gds_path",
-        "weka_path",
         "extra_config",
     )
     for key in keys:
         variable = f"LMCACHE_{key.upper()}"
         if variable in environ:
-            raw[key] = (_strip(environ[variable]), f"env {variable}")
+            raw[key] = (_parse_quoted(environ[variable]), f"env {variable}")
 
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
@@ -138,36 +211,49 @@ def read_settings(path: Path | None, environ: Mapping[str, str] | None = None) -
 
     def take(key: str) -> tuple[Any, str] | None:
         found = raw.get(key)
-        if found is not None and found[0] is not None and found[0] != "":
+        if found is not None and found[0] is not None:
             sources[key] = found[1]
             return found
         return None
 
     if found := take("chunk_size"):
-        values["chunk_size"] = int(_as_number("chunk_size", found[0], found[1], whole=True))
+        values["chunk_size"] = _as_int("chunk_size", found[0], found[1], warnings, MAX_CHUNK)
     for key in ("save_unfull_chunk", "use_layerwise"):
         if found := take(key):
-            values[key] = _as_bool(key, found[0], found[1])
-    if found := take("blocking_timeout_secs"):
-        values["blocking_timeout_secs"] = _as_number("blocking_timeout_secs", found[0], found[1], whole=False)
+            values[key] = _as_bool(key, found[0], found[1], warnings)
+    if found := take("blocking_timeout_secs"):  # an int in LMCache 0.5.6
+        values["blocking_timeout_secs"] = float(_as_int("blocking_timeout_secs", found[0], found[1], warnings, MAX_TIMEOUT_S))
     if found := take("max_local_cpu_size"):
-        values["max_local_cpu_size_bytes"] = int(_as_number("max_local_cpu_size", found[0], found[1], whole=False) * GIB)
+        gigabytes = _as_number("max_local_cpu_size", found[0], found[1], MAX_CPU_GB)
+        values["max_local_cpu_size_bytes"] = int(gigabytes * GIB)
     if path is not None or raw:  # a deployment config that names no remote tier serves from CPU memory
         values["connector"] = _connector(take)
+        url = raw.get("remote_url", (None, ""))[0]
+        if url:
+            values["remote_url"] = str(url)
+            values["remote_url_problem"] = remote_url_problem(str(url))
+    if "weka_path" in raw:
+        warnings.append(
+            f"{raw['weka_path'][1]}: weka_path is not an LMCache 0.5.6 setting (it warns and ignores it); "
+            "WekaFS is served through gds_path, which detects the file system"
+        )
     if found := take("extra_config"):
         extra = found[0]
         if isinstance(extra, str):
             try:
-                extra = json.loads(extra)
-            except ValueError:
-                raise KvsizeError(f"{found[1]}: extra_config is not a JSON object") from None
-        if not isinstance(extra, dict):
-            raise KvsizeError(f"{found[1]}: extra_config must be a mapping")
+                extra = json.loads(extra) if extra else None
+            except (ValueError, RecursionError):
+                raise _fails("extra_config", found[0], found[1], "a JSON object") from None
+        if extra is not None and not isinstance(extra, dict):
+            raise ConfigError(f"{found[1]}: extra_config must be a mapping", field="extra_config")
+        extra = extra or {}
         if "s3_max_inflight_reqs" in extra:  # lmcache s3 adapter: extra_config, default 64
-            values["s3_max_inflight_reqs"] = int(
-                _as_number("extra_config.s3_max_inflight_reqs", extra["s3_max_inflight_reqs"], found[1], whole=True)
+            values["s3_max_inflight_reqs"] = _as_int(
+                "extra_config.s3_max_inflight_reqs", extra["s3_max_inflight_reqs"], found[1], warnings, 10**6
             )
-        if "save_chunk_meta" in extra and not _as_bool("extra_config.save_chunk_meta", extra["save_chunk_meta"], found[1]):
+        if "save_chunk_meta" in extra and not _as_bool(
+            "extra_config.save_chunk_meta", extra["save_chunk_meta"], found[1], warnings
+        ):
             warnings.append(
                 "extra_config.save_chunk_meta is false: kvsize still counts the connector's metadata "
                 "bytes per object (an upper bound by 28 B, or 8 KiB on gds)"
@@ -181,11 +267,11 @@ def _connector(take: Any) -> str:
         scheme = url.split("://", 1)[0] if "://" in url else ""
         if scheme not in SCHEMES:
             raise KvsizeError(
-                f"{found[1]}: remote_url {url!r} is not a connector kvsize knows "
+                f"{found[1]}: remote_url {shown(url)} is not a connector kvsize knows "
                 f"({', '.join(scheme + '://' for scheme in SCHEMES)})"
             )
         return SCHEMES[scheme]
-    for key, name in (("gds_path", "gds"), ("weka_path", "weka"), ("local_disk", "local-disk")):
+    for key, name in (("gds_path", "gds"), ("local_disk", "local-disk")):
         if take(key):
             return name
     return "cpu"

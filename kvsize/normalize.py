@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from kvsize.errors import KvsizeError
+from kvsize.errors import KvsizeError, shown
 from kvsize.spec import FieldSource, LayerKind, ModelSpec
 
 # vLLM ModelConfig.is_deepseek_mla: these model types use MLA when kv_lora_rank is set.
@@ -111,6 +111,7 @@ class _Reader:
                 break
         self.origin = origin
         self.fields: dict[str, FieldSource] = {}
+        self.warnings: list[str] = []
 
     def path(self, key: str) -> str:
         return f"{self.text_key}.{key}" if self.text_key else key
@@ -171,7 +172,7 @@ def _int_field(
                 f"{reader.origin}: {field} is a per-layer list; kvsize sizes one {name} for all layers "
                 "as LMCache's kv_shape does, so this model cannot be sized"
             )
-        raise KvsizeError(f"{reader.origin}: {field} = {value!r} is not a whole number; fix the config")
+        raise KvsizeError(f"{reader.origin}: {field} = {shown(value)} is not a whole number; fix the config")
     if not low <= value <= high:
         raise KvsizeError(f"{reader.origin}: {field} = {value} is out of range ({low} to {high}); fix the config")
     reader.note(name, value, field)
@@ -245,16 +246,20 @@ def spec_from_config(
     draft_layers = 0
     if draft is not None:
         if isinstance(draft[1], bool) or not isinstance(draft[1], int) or not 0 <= draft[1] <= MAX_LAYERS:
-            raise KvsizeError(f"{origin}: {draft[0]} = {draft[1]!r} is not a layer count; fix the config")
+            raise KvsizeError(f"{origin}: {draft[0]} = {shown(draft[1])} is not a layer count; fix the config")
         draft_layers = draft[1]
         if draft_layers:
             reader.note("draft layers", draft_layers, draft[0])
 
-    active_params = None
-    if not use_mla and all(kind.keeps_kv for kind in kinds):
-        active_params = _active_params(reader, model_type, num_layers, num_heads, kv_heads, head_size)
+    active_params = _active_params(reader, model_type, kinds, num_heads, kv_heads, head_size)
 
     reader.note("layers", f"{num_layers} ({_describe_kinds(kinds)})", reader.fields["layers"].field)
+    context = reader.get("max_position_embeddings", defaults=False)
+    max_context = None
+    if context is not None and isinstance(context[1], int) and not isinstance(context[1], bool) and context[1] > 0:
+        max_context = context[1]
+        reader.note("context", f"{max_context:,} tokens", context[0])
+    architectures = raw.get("architectures")
     return ModelSpec(
         name=name,
         model_type=model_type,
@@ -268,8 +273,10 @@ def spec_from_config(
         draft_layers=draft_layers,
         active_params=active_params,
         revision=revision,
+        architectures=tuple(a for a in architectures if isinstance(a, str))[:16] if isinstance(architectures, list) else (),
+        max_position_embeddings=max_context,
         fields=reader.fields,
-        warnings=warnings,
+        warnings=(*warnings, *reader.warnings),
         notes=tuple(_notes(kinds)),
     )
 
@@ -303,7 +310,7 @@ def _is_mla(reader: _Reader, model_type: str) -> bool:
         )
     if model_type not in MLA_MODEL_TYPES:
         raise KvsizeError(
-            f"{reader.origin}: {rank[0]} is set but model_type {model_type!r} is not one vLLM serves with MLA "
+            f"{reader.origin}: {rank[0]} is set but model_type {shown(model_type)} is not one vLLM serves with MLA "
             f"({', '.join(sorted(MLA_MODEL_TYPES))}); kvsize cannot tell whether its cache is the latent or full heads"
         )
     return True
@@ -347,7 +354,7 @@ def _layer_rules(reader: _Reader, num_layers: int, *, defaults: bool) -> list[La
         for index, char in enumerate(pattern):
             if char not in NEMOTRON_PATTERN:
                 raise KvsizeError(
-                    f"{origin}: {field}[{index}] = {char!r} is not a layer kind kvsize knows "
+                    f"{origin}: {field}[{index}] = {shown(char)} is not a layer kind kvsize knows "
                     "('*' attention, 'M' Mamba, '-' MLP, 'E' MoE); it will not guess"
                 )
             kinds.append(NEMOTRON_PATTERN[char])
@@ -365,7 +372,7 @@ def _layer_rules(reader: _Reader, num_layers: int, *, defaults: bool) -> list[La
             kind = LAYER_TYPE_NAMES.get(layer_name) if isinstance(layer_name, str) else None
             if kind is None:
                 raise KvsizeError(
-                    f"{origin}: {field}[{index}] = {layer_name!r} is not a layer kind kvsize knows "
+                    f"{origin}: {field}[{index}] = {shown(layer_name)} is not a layer kind kvsize knows "
                     f"({', '.join(sorted(LAYER_TYPE_NAMES))}); it will not guess its cache"
                 )
             kinds.append(kind)
@@ -383,7 +390,7 @@ def _layer_rules(reader: _Reader, num_layers: int, *, defaults: bool) -> list[La
         for index, layer_name in enumerate(names):
             if layer_name not in block_kinds:
                 raise KvsizeError(
-                    f"{origin}: {field}[{index}] = {layer_name!r} is not 'attention' or 'mamba'; kvsize will not guess"
+                    f"{origin}: {field}[{index}] = {shown(layer_name)} is not 'attention' or 'mamba'; kvsize will not guess"
                 )
             kinds.append(block_kinds[layer_name])
         reader.note("layer kinds", _describe_kinds(kinds), field)
@@ -396,7 +403,9 @@ def _layer_rules(reader: _Reader, num_layers: int, *, defaults: bool) -> list[La
             raise KvsizeError(f"{origin}: {period[0]} is set without attn_layer_offset; kvsize cannot place the attention layers")
         p, o = period[1], offset[1]
         if not (isinstance(p, int) and isinstance(o, int)) or p <= 0 or not 0 <= o < p:
-            raise KvsizeError(f"{origin}: {period[0]} = {p!r}, {offset[0]} = {o!r} do not place attention layers; fix the config")
+            raise KvsizeError(
+                f"{origin}: {period[0]} = {shown(p)}, {offset[0]} = {shown(o)} do not place attention layers; fix the config"
+            )
         # Jamba: layer i is attention when i % period == offset, else Mamba.
         kinds = [LayerKind.FULL if i % p == o else LayerKind.MAMBA for i in range(num_layers)]
         reader.note("layer kinds", _describe_kinds(kinds), f"{period[0]} = {p}, {offset[0]} = {o} (i % {p} == {o})")
@@ -412,7 +421,7 @@ def _layer_rules(reader: _Reader, num_layers: int, *, defaults: bool) -> list[La
         for index, value in enumerate(values):
             if value not in (0, 1) or isinstance(value, bool):
                 raise KvsizeError(
-                    f"{origin}: {field}[{index}] = {value!r} is not 0 (linear) or 1 (attention); kvsize will not guess"
+                    f"{origin}: {field}[{index}] = {shown(value)} is not 0 (linear) or 1 (attention); kvsize will not guess"
                 )
             kinds.append(LayerKind.FULL if value == 1 else LayerKind.LINEAR)
         reader.note("layer kinds", _describe_kinds(kinds), f"{field} (1 = attention, 0 = linear)")
@@ -422,7 +431,7 @@ def _layer_rules(reader: _Reader, num_layers: int, *, defaults: bool) -> list[La
     if found is not None:
         field, interval = found
         if isinstance(interval, bool) or not isinstance(interval, int) or interval <= 0:
-            raise KvsizeError(f"{origin}: {field} = {interval!r} is not a positive interval; fix the config")
+            raise KvsizeError(f"{origin}: {field} = {shown(interval)} is not a positive interval; fix the config")
         # Qwen3-Next: every interval-th layer is full attention, the rest Gated DeltaNet.
         kinds = [LayerKind.FULL if (i + 1) % interval == 0 else LayerKind.LINEAR for i in range(num_layers)]
         reader.note("layer kinds", _describe_kinds(kinds), f"{field} = {interval} ((i + 1) % {interval} == 0)")
@@ -490,7 +499,12 @@ def _kv_heads(reader: _Reader, model_type: str, num_heads: int) -> int:
 
 def _head_size(reader: _Reader, num_heads: int) -> int:
     found = reader.get(*HEAD_SIZE_FIELDS)
-    if found is not None and not (isinstance(found[1], int) and not isinstance(found[1], bool) and found[1] <= 0):
+    if found is not None and isinstance(found[1], int) and not isinstance(found[1], bool) and found[1] <= 0:
+        # vLLM's get_head_size ignores a head_dim that is not positive and derives hidden / heads.
+        reader.warnings.append(
+            f"{found[0]} = {found[1]} is ignored, as vLLM ignores it: the head size is hidden size / attention heads"
+        )
+    elif found is not None:
         size = _int_field(reader, "head size", HEAD_SIZE_FIELDS, low=1, high=MAX_HEAD_SIZE)
         assert size is not None
         return size
@@ -521,7 +535,7 @@ def _config_dtype(reader: _Reader) -> str | None:
         name = DTYPE_NAMES.get(str(value).removeprefix("torch."))
         if name is None:
             raise KvsizeError(
-                f"{reader.origin}: {field} = {value!r} is not a dtype kvsize knows (bfloat16, float16, float32); "
+                f"{reader.origin}: {field} = {shown(value)} is not a dtype kvsize knows (bfloat16, float16, float32); "
                 "fix the config or pass --kv-dtype"
             )
         reader.note("dtype", name, field)
@@ -540,7 +554,7 @@ def _kv_cache_quant(reader: _Reader) -> str | None:
         kind = scheme.get("type") if isinstance(scheme, Mapping) else None
         if bits not in (None, 8) or kind not in (None, "float"):
             raise KvsizeError(
-                f"{reader.origin}: quantization_config.kv_cache_scheme = {scheme!r} is not an 8-bit float KV cache; "
+                f"{reader.origin}: quantization_config.kv_cache_scheme = {shown(scheme)} is not an 8-bit float KV cache; "
                 "kvsize sizes only fp8 KV schemes; pass --kv-dtype to choose one"
             )
         reader.note("kv cache quant", "fp8", "quantization_config.kv_cache_scheme (compressed-tensors)")
@@ -552,7 +566,7 @@ def _kv_cache_quant(reader: _Reader) -> str | None:
         if algo:
             if "FP8" not in str(algo).upper():
                 raise KvsizeError(
-                    f"{reader.origin}: {field} = {algo!r} is not an FP8 KV cache; kvsize sizes only fp8 KV schemes; "
+                    f"{reader.origin}: {field} = {shown(algo)} is not an FP8 KV cache; kvsize sizes only fp8 KV schemes; "
                     "pass --kv-dtype to choose one"
                 )
             reader.note("kv cache quant", "fp8", f"{field} (ModelOpt)")
@@ -560,53 +574,119 @@ def _kv_cache_quant(reader: _Reader) -> str | None:
     return None
 
 
-# Families whose MLP is gated (gate, up, down projections), dense or routed.
-GATED_MLP_TYPES = frozenset({"llama", "mistral", "qwen2", "qwen3", "gemma3_text", "phi3", "smollm3"})
-MOE_TYPES = {
-    # model_type: (experts field, intermediate field)
-    "mixtral": ("num_local_experts", "intermediate_size"),
-    "qwen3_moe": ("num_experts", "moe_intermediate_size"),
-}
+# Families whose MLP has two projections (up, down: relu² or GELU), not three (gate, up, down).
+UNGATED_MLP_TYPES = frozenset(
+    {"nemotron_h", "gpt2", "gpt_bigcode", "gpt_neox", "gptj", "phi", "falcon", "starcoder2", "bloom", "opt", "mpt"}
+)
+EXPERT_FIELDS = ("num_local_experts", "num_experts", "n_routed_experts")
 
 
-def _active_params(reader: _Reader, model_type: str, layers: int, heads: int, kv_heads: int, head_size: int) -> int | None:
+def _published_int(reader: _Reader, *keys: str) -> int | None:
+    found = reader.get(*keys, defaults=False)
+    if found is None or isinstance(found[1], bool) or not isinstance(found[1], int) or found[1] < 0:
+        return None
+    return int(found[1])
+
+
+def _active_params(
+    reader: _Reader, model_type: str, kinds: list[LayerKind], heads: int, kv_heads: int, head_size: int
+) -> int | None:
     """Parameters one token passes through, from published fields only (no class defaults).
 
-    Attention (q, k, v, o) + gated MLP (3 x hidden x intermediate, routed experts: top-k of them)
-    + the LM head. None when the family or a field is missing: the time model then asks for
-    --prefill-tps instead of guessing.
+    Per layer: its mixer (attention q, k, v, o; MLA's low-rank projections; a Mamba or linear-attention
+    mixer's in/out projections) + its MLP (dense, or the top-k routed experts + shared experts + router),
+    + the LM head. None when a field is missing: the time model then asks for --prefill-tps instead of guessing.
+    This feeds the prefill estimate only (an estimate, labelled as one), never a byte count.
     """
-    if model_type not in GATED_MLP_TYPES and model_type not in MOE_TYPES:
+    hidden = _published_int(reader, *HIDDEN_FIELDS)
+    vocab = _published_int(reader, "vocab_size")
+    if not hidden or not vocab:
         return None
-    found = reader.get(*HIDDEN_FIELDS, defaults=False)
-    hidden = found[1] if found else None
-    vocab = reader.get("vocab_size", defaults=False)
-    if not isinstance(hidden, int) or vocab is None or not isinstance(vocab[1], int):
+    mlp_width = 2 if model_type in UNGATED_MLP_TYPES else 3
+    mixers = _mixer_params(reader, hidden, heads, kv_heads, head_size)
+    if mixers is None:
         return None
-    attention = hidden * heads * head_size * 2 + hidden * kv_heads * head_size * 2
-    if model_type in MOE_TYPES:
-        experts_field, inter_field = MOE_TYPES[model_type]
-        experts = reader.get(experts_field, defaults=False)
-        top_k = reader.get("num_experts_per_tok", defaults=False)
-        inter = reader.get(inter_field, defaults=False)
-        if experts is None or top_k is None or inter is None:
+    mlp = _mlp_params(reader, model_type, len(kinds), hidden, mlp_width)
+    if mlp is None:
+        return None
+    total = 0
+    for index, kind in enumerate(kinds):
+        if model_type == "nemotron_h":  # one block per layer: a mixer or an MLP, never both
+            total += mixers[kind] if kind in mixers else mlp[index]
+            continue
+        if kind not in mixers:
             return None
-        if model_type == "qwen3_moe" and (
-            reader.value("mlp_only_layers") or reader.value("decoder_sparse_step") not in (None, 1)
-        ):
-            return None
-        mlp = top_k[1] * 3 * hidden * inter[1] + hidden * experts[1]
-        formula = f"{top_k[0]} {top_k[1]} x 3 x {hidden} x {inter[0]} {inter[1]} + router"
-    else:
-        inter = reader.get("intermediate_size", defaults=False)
-        if inter is None or not isinstance(inter[1], int):
-            return None
-        mlp = 3 * hidden * inter[1]
-        formula = f"3 x {hidden} x {inter[0]} {inter[1]}"
-    total = layers * (attention + mlp) + hidden * vocab[1]
+        total += mixers[kind] + mlp[index]
+    total += hidden * vocab
     reader.note(
         "active params",
         f"{total:,}",
-        f"{layers} layers x (attention q,k,v,o + MLP {formula}) + LM head {hidden} x vocab_size {vocab[1]}",
+        f"{len(kinds)} layers x (mixer + MLP width {mlp_width} x {hidden} x intermediate, routed experts top-k) "
+        f"+ LM head {hidden} x vocab_size {vocab} (published fields; an estimate for prefill only)",
     )
     return total
+
+
+def _mixer_params(reader: _Reader, hidden: int, heads: int, kv_heads: int, head_size: int) -> dict[LayerKind, int] | None:
+    """Parameters of each layer kind's token mixer that this config can give."""
+    attention = hidden * heads * head_size * 2 + hidden * kv_heads * head_size * 2
+    out: dict[LayerKind, int] = {kind: attention for kind in (LayerKind.FULL, LayerKind.SLIDING, LayerKind.CHUNKED)}
+    rank = _published_int(reader, "kv_lora_rank")
+    if rank:
+        nope, rope = _published_int(reader, "qk_nope_head_dim"), _published_int(reader, "qk_rope_head_dim")
+        value = _published_int(reader, "v_head_dim")
+        if nope is None or rope is None or value is None:
+            return None
+        q_rank = _published_int(reader, "q_lora_rank")
+        query = hidden * q_rank + q_rank * heads * (nope + rope) if q_rank else hidden * heads * (nope + rope)
+        out[LayerKind.MLA] = query + hidden * (rank + rope) + rank * heads * (nope + value) + heads * value * hidden
+    mamba_heads, mamba_dim = _published_int(reader, "mamba_num_heads"), _published_int(reader, "mamba_head_dim")
+    expand = _published_int(reader, "mamba_expand", "expand")
+    inner = mamba_heads * mamba_dim if mamba_heads and mamba_dim else (expand * hidden if expand else None)
+    if inner:
+        state = _published_int(reader, "ssm_state_size", "mamba_d_state") or 0
+        groups = _published_int(reader, "n_groups") or 1
+        out[LayerKind.MAMBA] = 3 * hidden * inner + 2 * hidden * groups * state
+    key_heads, key_dim = _published_int(reader, "linear_num_key_heads"), _published_int(reader, "linear_key_head_dim")
+    value_heads, value_dim = _published_int(reader, "linear_num_value_heads"), _published_int(reader, "linear_value_head_dim")
+    if key_heads and key_dim and value_heads and value_dim:
+        out[LayerKind.LINEAR] = hidden * (2 * key_heads * key_dim + 2 * value_heads * value_dim + 2 * value_heads) + (
+            value_heads * value_dim * hidden
+        )
+    return out
+
+
+def _mlp_params(reader: _Reader, model_type: str, layers: int, hidden: int, width: int) -> list[int] | None:
+    """The MLP parameters a token passes through in each layer (dense, or routed top-k + shared + router)."""
+    dense_inter = _published_int(reader, "intermediate_size")
+    experts = _published_int(reader, *EXPERT_FIELDS)
+    top_k = _published_int(reader, "num_experts_per_tok")
+    dense = width * hidden * dense_inter if dense_inter else None
+    if not experts or not top_k:
+        return None if dense is None else [dense] * layers
+    expert_inter = _published_int(reader, "moe_intermediate_size") or dense_inter
+    if not expert_inter:
+        return None
+    shared = (_published_int(reader, "n_shared_experts") or 0) * width * hidden * expert_inter
+    for field in ("shared_expert_intermediate_size", "moe_shared_expert_intermediate_size"):
+        shared_inter = _published_int(reader, field)
+        if shared_inter:
+            shared = max(1, _published_int(reader, "n_shared_experts") or 1) * width * hidden * shared_inter
+    routed = top_k * width * hidden * expert_inter + shared + hidden * experts
+    pattern = reader.value("hybrid_override_pattern")
+    first_dense = _published_int(reader, "first_k_dense_replace") or 0
+    dense_only = reader.value("mlp_only_layers") or []
+    step = _published_int(reader, "decoder_sparse_step") or 1
+    period, offset = _published_int(reader, "expert_layer_period"), _published_int(reader, "expert_layer_offset")
+    out: list[int] = []
+    for index in range(layers):
+        if isinstance(pattern, str) and model_type == "nemotron_h":
+            is_moe = pattern[index] == "E"
+        elif period:
+            is_moe = index % period == (offset or 0)
+        else:
+            is_moe = index >= first_dense and index not in dense_only and (index + 1) % step == 0
+        if not is_moe and dense is None:
+            return None
+        out.append(routed if is_moe else dense or 0)
+    return out

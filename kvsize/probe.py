@@ -38,7 +38,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from kvsize.errors import KvsizeError
+from kvsize.errors import KvsizeError, shown
 
 REDIS_METADATA_BYTES = 28  # LMCache RemoteMetadata, stored as a second key by the redis connector
 DIRECT_ALIGN = 4096
@@ -194,7 +194,7 @@ class S3Target:
             raise KvsizeError("probing S3 needs boto3: pip install 'kvsize[s3]'") from None
         bucket, _, prefix = url.removeprefix("s3://").partition("/")
         if not bucket:
-            raise KvsizeError(f"{url!r} names no bucket: write s3://bucket/prefix")
+            raise KvsizeError(f"{shown(url)} names no bucket: write s3://bucket/prefix")
         self.bucket = bucket
         self.prefix = f"{prefix.strip('/')}/kvsize-probe-{os.getpid()}-{secrets.token_hex(4)}".lstrip("/")
         self.client = boto3.client("s3", endpoint_url=endpoint_url)
@@ -209,7 +209,7 @@ class S3Target:
             self.client.head_bucket(Bucket=self.bucket)
         except (ClientError, BotoCoreError) as error:
             raise KvsizeError(
-                f"cannot reach bucket {self.bucket!r}: {error}; check the name, --endpoint-url and the AWS credentials"
+                f"cannot reach bucket {shown(self.bucket)}: {error}; check the name, --endpoint-url and the AWS credentials"
             ) from None
 
     def _key(self, key: str) -> str:
@@ -298,7 +298,7 @@ def open_target(target: str, *, direct: bool, endpoint_url: str | None) -> Targe
             raise KvsizeError("--direct applies to a directory target, not Redis")
         return RedisTarget(target)
     if "://" in target:
-        raise KvsizeError(f"probe target {target!r}: give a directory, s3://bucket/prefix or redis://host:port")
+        raise KvsizeError(f"probe target {shown(target)}: give a directory, s3://bucket/prefix or redis://host:port")
     return DirectoryTarget(Path(target).expanduser(), direct)
 
 
@@ -518,9 +518,9 @@ def profile_yaml(profile: FittedProfile) -> str:
         f"source: {json.dumps(profile.source)}",
     ]
     if profile.latency_s is not None:
-        lines.append(f"latency: {profile.latency_s!r}   # seconds")
+        lines.append(f"latency: {shown(profile.latency_s)}   # seconds")
     if profile.stream_bytes_per_s is not None:
-        lines.append(f"stream_bandwidth: {profile.stream_bytes_per_s!r}   # bytes/s")
-    lines.append(f"aggregate_bandwidth: {profile.aggregate_bytes_per_s!r}   # bytes/s, at the highest level probed")
+        lines.append(f"stream_bandwidth: {shown(profile.stream_bytes_per_s)}   # bytes/s")
+    lines.append(f"aggregate_bandwidth: {shown(profile.aggregate_bytes_per_s)}   # bytes/s, at the highest level probed")
     lines.append(f"concurrency: {profile.concurrency}   # the highest level probed; set your connector's")
     return "\n".join(lines) + "\n"

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from kvsize.catalog import Catalog, CatalogEntry
-from kvsize.errors import KvsizeError
+from kvsize.errors import ConfigError, HubError, KvsizeError, shown
+from kvsize.files import read_text
 from kvsize.normalize import ALIAS_GROUPS, FILL_FIELDS, TEXT_CONFIG_KEYS, spec_from_config
 from kvsize.spec import ModelSpec
 
@@ -43,7 +44,7 @@ def resolve_model(
         if name is not None:
             entry = catalog.entries[name]
             return spec_from_config(
-                entry.config,
+                entry.published(),
                 name=name,
                 origin=f"{catalog.origin(name)}: {name}",
                 defaults=entry.defaults,
@@ -53,17 +54,21 @@ def resolve_model(
         if path.exists():
             return spec_from_path(path)
         if model.endswith(".json") or model.startswith((".", "/", "~")):
-            raise KvsizeError(f"no such file {model!r}: give the path of a config.json or of a directory holding one")
-    suggestions = catalog.suggest(model)
-    hint = f"; did you mean {', '.join(suggestions)}?" if suggestions else "; 'kvsize models' lists the catalog"
+            raise KvsizeError(f"no such file {shown(model)}: give the path of a config.json or of a directory holding one")
+    # A did-you-mean only for a real typo of a catalog name (a close match), never a list of guesses.
+    suggestions = catalog.suggest(model, close_only=True)
+    hint = f" (did you mean {', '.join(suggestions)}?)" if suggestions else ""
     if not hub.looks_like_repo_id(model):
-        raise KvsizeError(f"unknown model {model!r}: not in the catalog, not a local path, and not a Hub repo ORG/NAME{hint}")
+        raise KvsizeError(
+            f"unknown model {shown(model)}{hint}: not in the catalog ('kvsize models' lists it), not a local path, "
+            "and not a Hub repo ORG/NAME"
+        )
     is_offline = hub.offline_from_env() if offline is None else offline
     try:
         raw, defaults, commit, warnings = hub.fetch_config(model, revision or "main", offline=is_offline)
     except KvsizeError as error:
         if revision is None:
-            raise KvsizeError(f"unknown model {model!r}: not in the catalog, and from the Hub: {error}{hint}") from None
+            raise HubError(f"unknown model {shown(model)}{hint}: not in the catalog, and from the Hub: {error}") from None
         raise
     origin = f"{hub.endpoint()}/{model} at {commit}"
     return spec_from_config(raw, name=model, origin=origin, defaults=defaults, revision=commit, warnings=warnings)
@@ -74,7 +79,7 @@ def config_file(path: Path) -> Path:
     file = path / "config.json" if path.is_dir() else path
     if not file.is_file():
         if not path.exists():
-            raise KvsizeError(f"no such file {str(path)!r}: give the path of a config.json or of a directory holding one")
+            raise KvsizeError(f"no such file {shown(str(path))}: give the path of a config.json or of a directory holding one")
         raise KvsizeError(f"{path} has no config.json: point kvsize at a model directory or its config.json")
     return file
 
@@ -87,25 +92,31 @@ def spec_from_path(path: Path) -> ModelSpec:
     return spec_from_config(raw, name=_local_name(file), origin=str(file), defaults=defaults, warnings=warnings)
 
 
-def read_config(file: Path) -> dict[str, Any]:
-    try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise KvsizeError(f"cannot read {file}: {getattr(error, 'strerror', None) or error}") from None
+def read_config(file: Path, label: str | None = None) -> dict[str, Any]:
+    """A ``config.json`` as a dict; every way it can be unreadable or malformed is one line naming
+    ``label`` (default: the path)."""
+    text = read_text(file, "config")
+    file = Path(label) if label else file
     if not text.strip():
-        raise KvsizeError(f"{file} is empty: it should hold the model's config.json")
+        raise ConfigError(f"{file} is empty: it should hold the model's config.json")
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as error:
-        raise KvsizeError(f"{file} is not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})") from None
+        raise ConfigError(f"{file} is not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})") from None
+    except RecursionError:
+        raise ConfigError(f"{file} is nested too deeply to be a model config; point kvsize at the model's config.json") from None
+    except ValueError:  # an integer of more digits than Python converts (4,300)
+        raise ConfigError(f"{file} holds a number too large to be a config value (over 4,300 digits); fix the config") from None
     if not isinstance(raw, dict):
-        raise KvsizeError(f"{file} is JSON but not an object: a config.json is a {{...}} of fields")
+        raise ConfigError(f"{file} is JSON but not an object: a config.json is a {{...}} of fields")
     return raw
 
 
 def _local_name(file: Path) -> str:
-    """A readable name for a local config: the name of the directory holding it."""
-    return file.parent.name or str(file)
+    """A readable name for a local config: the directory holding a ``config.json``, else the file's own name."""
+    if file.name != "config.json":
+        return file.stem or file.name
+    return file.resolve().parent.name or str(file)
 
 
 def transformers_defaults(raw: Mapping[str, Any], origin: str) -> tuple[dict[str, Any], tuple[str, ...]]:
@@ -124,7 +135,7 @@ def transformers_defaults(raw: Mapping[str, Any], origin: str) -> tuple[dict[str
 
     if model_type not in CONFIG_MAPPING:
         return {}, (
-            f"transformers {transformers.__version__} does not know model_type {model_type!r}: sized from the "
+            f"transformers {transformers.__version__} does not know model_type {shown(model_type)}: sized from the "
             "config's own fields, with no class defaults for omitted keys",
         )
     try:

@@ -76,6 +76,10 @@ class ModelSpec(BaseModel):
     active_params: int | None = None
     """Parameters one token passes through (for the prefill estimate); None when the config does not tell."""
     revision: str | None = None
+    architectures: tuple[str, ...] = ()
+    """The config's ``architectures`` (vLLM picks its model class from them)."""
+    max_position_embeddings: int | None = None
+    """The model's context length (text config's ``max_position_embeddings``), None when not given."""
     fields: dict[str, FieldSource] = {}
     warnings: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()

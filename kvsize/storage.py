@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from kvsize.errors import KvsizeError
+from kvsize.errors import BackendError, KvsizeError, shown
 from kvsize.files import read_yaml
 from kvsize.layout import Layout
 from kvsize.plan import SweepRow
@@ -32,6 +32,8 @@ LMCACHE_BLOCKING_TIMEOUT_S = 10.0  # lmcache/v1/config.py: blocking_timeout_secs
 LMCACHE_CPU_BUFFER_BYTES = 5 * GIB  # lmcache/v1/config.py: max_local_cpu_size 5.0 (GB, read as GiB)
 S3_MAX_INFLIGHT_REQS = 64  # lmcache s3 adapter: extra_config s3_max_inflight_reqs default
 INT32_MAX_BYTES = 2**31  # a length field of int32 cannot describe 2 GiB or more
+EQUAL_COST = 0.01
+"""Costs within 1% of the least count as equal; the smallest such chunk is recommended."""
 
 
 class BackendProfile(BaseModel):
@@ -269,7 +271,7 @@ def load_profile(path: Path) -> BackendProfile:
         if key in ("name", "source", "figures", "missing"):
             continue
         if key not in _PROFILE_FIELDS:
-            raise KvsizeError(f"backend profile {path}: unknown figure {key!r}; use {', '.join(_PROFILE_FIELDS)}")
+            raise KvsizeError(f"backend profile {path}: unknown figure {shown(key)}; use {', '.join(_PROFILE_FIELDS)}")
         field, parser = _PROFILE_FIELDS[key]
         values[field] = _profile_value(path, key, raw, parser)
         figures[field] = f"{raw} ({values['source']})"
@@ -278,17 +280,19 @@ def load_profile(path: Path) -> BackendProfile:
 
 def _profile_value(path: Path, key: str, raw: Any, parser: Any) -> float | int:
     if isinstance(raw, bool) or raw is None:
-        raise KvsizeError(f"backend profile {path}: {key} = {raw!r} is not a figure")
+        raise KvsizeError(f"backend profile {path}: {key} = {shown(raw)} is not a figure")
     if isinstance(raw, (int, float)):
+        if not math.isfinite(raw):
+            raise BackendError(f"backend profile {path}: {key} = {shown(raw)} is not a finite figure; give a number", field=key)
         value: float | int = raw
     elif parser is None:
-        raise KvsizeError(f"backend profile {path}: {key} = {raw!r} must be a number")
+        raise KvsizeError(f"backend profile {path}: {key} = {shown(raw)} must be a number")
     else:
         value = parser(str(raw), f"{path}: {key}")
     if value < 0 or (value == 0 and key != "latency"):  # a fitted latency may be 0
-        raise KvsizeError(f"backend profile {path}: {key} must be more than 0, got {raw!r}")
+        raise KvsizeError(f"backend profile {path}: {key} must be more than 0, got {shown(raw)}")
     if key == "concurrency" and (not isinstance(value, int) or isinstance(value, bool)):
-        raise KvsizeError(f"backend profile {path}: concurrency must be a whole number, got {raw!r}")
+        raise KvsizeError(f"backend profile {path}: concurrency must be a whole number, got {shown(raw)}")
     return value
 
 
@@ -303,7 +307,7 @@ def resolve_backend(name_or_path: str | None, overrides: dict[str, Any]) -> Back
     elif name_or_path.endswith((".yaml", ".yml")) or Path(name_or_path).is_file():
         base = load_profile(Path(name_or_path))
     else:
-        raise KvsizeError(f"unknown backend {name_or_path!r}: use a preset ({', '.join(PRESETS)}) or a profile YAML file")
+        raise KvsizeError(f"unknown backend {shown(name_or_path)}: use a preset ({', '.join(PRESETS)}) or a profile YAML file")
     if not overrides:
         return base
     figures = dict(base.figures)
@@ -420,6 +424,9 @@ class TimeOptions(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     concurrent_prompts: int = 1
+    """Prompts loading at once from the same storage, over all serving instances."""
+    instances: int = 1
+    """Serving instances the concurrent prompts are spread over (each has its own GPUs and CPU buffers)."""
     blocking_timeout_s: float = LMCACHE_BLOCKING_TIMEOUT_S
     cpu_buffer_bytes: int = LMCACHE_CPU_BUFFER_BYTES
     pinned_memory_bytes: int | None = None
@@ -570,12 +577,17 @@ def recommend(timings: list[RowTiming]) -> Recommendation | None:
     safe = [t for t in timings if not t.risks]
     fewest = min(len(t.risks) for t in timings)
     pool = safe or [t for t in timings if len(t.risks) == fewest]
-    best = min(pool, key=lambda t: (t.cost_seconds or 0.0, t.chunk_tokens))
+    least = min(t.cost_seconds or 0.0 for t in pool)
+    # Costs within EQUAL_COST of the least are equal at the model's precision: the smaller chunk wins them
+    # (less pinned memory per request in flight, a shorter tail to recompute).
+    best = min((t for t in pool if (t.cost_seconds or 0.0) <= least * (1 + EQUAL_COST)), key=lambda t: t.chunk_tokens)
     assert best.cost_seconds is not None and best.recompute_seconds is not None
     reason = (
         f"chunk {best.chunk_tokens:,}: load {best.load_seconds:.2f} s ({best.load_bound}-bound) + recompute of "
         f"{best.recompute_tokens:,} tokens {best.recompute_seconds:.2f} s = {best.cost_seconds:.2f} s, the least"
     )
+    if best.cost_seconds and best.cost_seconds > least:
+        reason += " (within 1% of the least cost, and the smallest such chunk)"
     if safe:
         reason += f" of the {len(safe)} chunk sizes with no risk"
     else:
@@ -603,7 +615,7 @@ def estimate_prefill(
     if active_params is None or attention is None:
         return None
     if gpu not in GPUS:
-        raise KvsizeError(f"unknown --gpu {gpu!r}: use one of {', '.join(GPUS)}, or give --prefill-tps")
+        raise KvsizeError(f"unknown --gpu {shown(gpu)}: use one of {', '.join(GPUS)}, or give --prefill-tps")
     peak, source = GPUS[gpu]
     layers, heads, head_size = attention
     flops_per_token = 2 * active_params + 4 * layers * heads * head_size * context_tokens
@@ -629,6 +641,23 @@ class StoragePlan(BaseModel):
     recommendation: Recommendation | None
     prefill_assumption: str | None
     notes: tuple[str, ...]
+    full_recompute_seconds: float | None = None
+    """Prefill of the prompts one serving instance holds, all recomputed: ``ceil(N / instances) x prompt / rate``."""
+    offload_pays: bool | None = None
+    """False when the recommended chunk's load + tail recompute is not below ``full_recompute_seconds``;
+    None when the recompute cost is unknown."""
+
+
+def prompts_per_instance(options: TimeOptions) -> int:
+    """Prompts one serving instance holds when ``concurrent_prompts`` are spread over ``instances``."""
+    return -(-options.concurrent_prompts // options.instances)
+
+
+def full_recompute_seconds(prompt_tokens: int, options: TimeOptions) -> float | None:
+    """What one serving instance needs to prefill its share of the prompts instead of loading them."""
+    if not options.prefill_tokens_per_s:
+        return None
+    return prompts_per_instance(options) * prompt_tokens / options.prefill_tokens_per_s
 
 
 def plan_storage(
@@ -648,13 +677,22 @@ def plan_storage(
             "S3 wire requests are an estimate: ceil(object / part size) ranged GETs per object (LMCache leaves the "
             "part size to awscrt); the one HEAD per chunk of a lookup is cached per process and not counted"
         )
+    recommendation = recommend(timings)
+    prompt_tokens = rows[0].full_chunks * rows[0].chunk_tokens + rows[0].tail_tokens if rows else 0
+    recompute_all = full_recompute_seconds(prompt_tokens, options)
+    pays = None
+    if recommendation is not None and recompute_all is not None:
+        best = next(t for t in timings if t.chunk_tokens == recommendation.chunk_tokens)
+        pays = best.cost_seconds is not None and best.cost_seconds < recompute_all
     return StoragePlan(
         backend=profile,
         options=options,
         timings=tuple(timings),
-        recommendation=recommend(timings),
+        recommendation=recommendation,
         prefill_assumption=prefill_assumption,
         notes=tuple(notes),
+        full_recompute_seconds=recompute_all,
+        offload_pays=pays,
     )
 
 

@@ -11,27 +11,31 @@ from __future__ import annotations
 import re
 from decimal import Decimal, InvalidOperation
 
-from kvsize.errors import KvsizeError
+from kvsize.errors import KvsizeError, shown
 
 _DECIMAL = {"": 1, "k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
 _BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
-_NUMBER = re.compile(r"^\s*(-?[0-9][0-9_,]*(?:\.[0-9]+)?)\s*([A-Za-z/]*)\s*$")
+_NUMBER = re.compile(r"^\s*(-?[0-9][0-9_,]*(?:\.[0-9]+)?)\s*([A-Za-z/µ]*)\s*$")
+MAX_DIGITS = 24
+"""Digits a quantity may have: ~10^24 is past every count, size and rate kvsize deals in."""
 
 
 def _split(text: str, what: str, example: str) -> tuple[Decimal, str]:
-    match = _NUMBER.match(text)
+    match = _NUMBER.match(text) if len(text) <= 64 else None
     if not match:
-        raise KvsizeError(f"{what} {text!r} is not a number: write it like {example}")
+        raise KvsizeError(f"{what} {shown(text)} is not a number: write it like {example}")
     digits = match.group(1).replace("_", "").replace(",", "")
+    if len(digits.lstrip("-").split(".")[0].lstrip("0")) > MAX_DIGITS:
+        raise KvsizeError(f"{what} {shown(text)} is too large: it has more than {MAX_DIGITS} digits")
     try:
         return Decimal(digits), match.group(2)
     except InvalidOperation:  # pragma: no cover - the regex admits only digits
-        raise KvsizeError(f"{what} {text!r} is not a number: write it like {example}") from None
+        raise KvsizeError(f"{what} {shown(text)} is not a number: write it like {example}") from None
 
 
 def _whole(value: Decimal, text: str, what: str) -> int:
     if value != value.to_integral_value():
-        raise KvsizeError(f"{what} {text!r} is not a whole number")
+        raise KvsizeError(f"{what} {shown(text)} is not a whole number")
     return int(value)
 
 
@@ -40,10 +44,10 @@ def parse_count(text: str, what: str = "count") -> int:
     value, suffix = _split(text, what, "100000, 100k, 128Ki or 1M")
     scale = _BINARY.get(suffix) or _DECIMAL.get(suffix)
     if scale is None:
-        raise KvsizeError(f"{what} {text!r} has an unknown suffix {suffix!r}: use k, M, G (decimal) or Ki, Mi, Gi (binary)")
+        raise KvsizeError(f"{what} {shown(text)} has an unknown suffix {suffix!r}: use k, M, G (decimal) or Ki, Mi, Gi (binary)")
     count = _whole(value * scale, text, what)
     if count <= 0:
-        raise KvsizeError(f"{what} must be at least 1, got {text!r}")
+        raise KvsizeError(f"{what} must be at least 1, got {shown(text)}")
     return count
 
 
@@ -64,11 +68,11 @@ def parse_size(text: str, what: str = "size") -> int:
         scale = _BINARY[suffix]
     else:
         raise KvsizeError(
-            f"{what} {text!r} has an unknown unit {suffix!r}: use B, kB, MB, GB, TB (decimal) or KiB, MiB, GiB, TiB (binary)"
+            f"{what} {shown(text)} has an unknown unit {suffix!r}: use B, kB, MB, GB, TB (decimal) or KiB, MiB, GiB, TiB (binary)"
         )
     size = _whole(value * scale, text, what)
     if size <= 0:
-        raise KvsizeError(f"{what} must be more than 0 bytes, got {text!r}")
+        raise KvsizeError(f"{what} must be more than 0 bytes, got {shown(text)}")
     return size
 
 
@@ -86,12 +90,12 @@ _DURATIONS: dict[str, Decimal | int] = {
 
 def parse_duration(text: str, what: str = "duration") -> float:
     """Seconds: ``10s``, ``500ms``, ``80us``, ``2min``; a bare number is seconds."""
-    match = re.match(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(µs|us|ms|min|s|m|h)?\s*$", text)
+    match = re.match(r"^\s*([0-9]{1,24}(?:\.[0-9]{1,24})?)\s*(µs|us|ms|min|s|m|h)?\s*$", text) if len(text) <= 64 else None
     if not match:
-        raise KvsizeError(f"{what} {text!r} is not a duration: write it like 10s, 500ms or 80us")
+        raise KvsizeError(f"{what} {shown(text)} is not a duration: write it like 10s, 500ms or 80us")
     seconds = Decimal(match.group(1)) * Decimal(_DURATIONS[match.group(2) or ""])
     if seconds <= 0:
-        raise KvsizeError(f"{what} must be more than 0, got {text!r}")
+        raise KvsizeError(f"{what} must be more than 0, got {shown(text)}")
     return float(seconds)
 
 
@@ -109,18 +113,26 @@ def parse_rate(text: str, what: str = "bandwidth") -> float:
         return float(value * _BITS[suffix] / 8)
     scale = {**_SIZE_DECIMAL, **_SIZE_BINARY, "": 1}.get(suffix, 0)
     if not scale:
-        raise KvsizeError(f"{what} {text!r} has an unknown unit {suffix!r}: write it like 90MB/s, 1GiB/s or 10Gbit/s")
+        raise KvsizeError(f"{what} {shown(text)} has an unknown unit {suffix!r}: write it like 90MB/s, 1GiB/s or 10Gbit/s")
     rate = float(value * scale)
     if rate <= 0:
-        raise KvsizeError(f"{what} must be more than 0, got {text!r}")
+        raise KvsizeError(f"{what} must be more than 0, got {shown(text)}")
     return rate
 
 
-def parse_int_list(text: str, what: str) -> list[int]:
-    """A comma-separated list of counts: ``256,512,2k``."""
+MAX_LIST = 64
+"""Most entries a list option takes (``--chunk-sizes``): ``--search`` does the fine search."""
+
+
+def parse_int_list(text: str, what: str, limit: int = MAX_LIST) -> list[int]:
+    """A comma-separated list of counts: ``256,512,2k``; at most ``limit`` entries."""
     parts = [part for part in text.split(",") if part.strip()]
     if not parts:
         raise KvsizeError(f"{what} is empty: give comma-separated numbers like 256,2048")
+    if len(parts) > limit:
+        raise KvsizeError(
+            f"{what} has {len(parts):,} entries; give at most {limit} (with a backend, --search finds the best size between them)"
+        )
     return [parse_count(part.strip(), what) for part in parts]
 
 

@@ -112,12 +112,15 @@ def test_flags_win_over_the_lmcache_config(run, tmp_path: Path):
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ("chunk_size: lots\n", "chunk_size = 'lots' is not a positive whole number"),
+        ("chunk_size: lots\n", "LMCache 0.5.6 cannot read chunk_size = 'lots' as a whole number"),
         ("chunk_size: [\n", "is not valid YAML"),
         ("- 1\n", "must be a mapping of settings"),
         ("remote_url: lm://server:65432\n", "remote_url 'lm://server:65432' is not a connector kvsize knows"),
-        ("save_unfull_chunk: maybe\n", "save_unfull_chunk = 'maybe' is not true or false"),
-        ("max_local_cpu_size: -1\n", "max_local_cpu_size = -1 is not a positive number"),
+        ("chunk_size: 0\n", "chunk_size = 0 must be a whole number from 1"),
+        ("max_local_cpu_size: -1\n", "max_local_cpu_size = -1 must be a finite number more than 0"),
+        ("max_local_cpu_size: .inf\n", "max_local_cpu_size = inf must be a finite number"),
+        ("blocking_timeout_secs: .nan\n", "LMCache 0.5.6 cannot read blocking_timeout_secs = nan as a whole number"),
+        ('chunk_size: "\\xff"\n', "cannot read chunk_size"),
     ],
 )
 def test_bad_lmcache_config(run, tmp_path: Path, content, message):

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import reference_config
+
 import kvsize
 from kvsize.storage import PRESETS, TimeOptions, plan_storage, resolve_backend
 
@@ -228,11 +230,13 @@ def test_store_seconds_use_the_put_rate(run):
     assert nfs["store_seconds"] is None  # no published write figures
 
 
-def test_prefill_estimate_is_printed_and_asked_for_when_underivable(run):
+def test_prefill_estimate_is_printed_and_asked_for_when_underivable(run, write_config):
     data = timed(run, SEED, "--tp", "4", "--backend", "s3", "--gpu", "a100", "--mfu", "0.5")
     assert "4 x a100" in data["prefill"] and "50% utilisation" in data["prefill"]
-    # Llama 3.1 8B's reference config has no intermediate_size: no parameter count, so ask
-    result = run("meta-llama/Llama-3.1-8B-Instruct", "--backend", "s3", "--format", "json")
+    # A config without intermediate_size gives no parameter count, so kvsize asks
+    config = reference_config("meta-llama/Llama-3.1-8B-Instruct")
+    config.pop("intermediate_size", None)
+    result = run(str(write_config(config)), "--backend", "s3", "--format", "json")
     assert "give --prefill-tps" in result.stderr
     assert json.loads(result.stdout)["recommended_chunk_tokens"] is None
     given = timed(run, "meta-llama/Llama-3.1-8B-Instruct", "--backend", "s3", "--prefill-tps", "8000")

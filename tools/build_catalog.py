@@ -5,7 +5,8 @@
 CONFIG_DIR (default ../shared/reference/configs) holds ``ORG__NAME.json`` files of
 published config.json fields and a SOURCES.md table naming where each came from.
 Each entry keeps the fields as published and records the defaults that the
-installed transformers fills for the KV fields the file omits.
+installed transformers fills for the KV fields the file omits, plus (as ``supplement``)
+the FFN and vocabulary sizes of tools/catalog_supplement.yaml that the copies leave out.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import argparse
 import json
 import re
 from pathlib import Path
+
+import yaml
 
 from kvsize.catalog import dump_catalog
 from kvsize.sources import catalog_entry
@@ -46,12 +49,19 @@ def main() -> None:
     parser.add_argument("--out", default="models.yaml", type=Path)
     args = parser.parse_args()
     sources = read_sources(args.config_dir)
+    supplement = yaml.safe_load((Path(__file__).parent / "catalog_supplement.yaml").read_text(encoding="utf-8"))
     models = {}
     for file in sorted(args.config_dir.glob("*.json"), key=lambda f: f.name.lower()):
         name = file.stem.replace("__", "/", 1)
         raw = json.loads(file.read_text(encoding="utf-8"))
         source = sources.get(name, "published config.json fields")
-        models[name] = catalog_entry(raw, source=source, origin=str(file))
+        entry = catalog_entry(raw, source=source, origin=str(file))
+        extra = supplement["models"].get(name)
+        if extra:
+            entry = entry.model_copy(update={"supplement": extra, "supplement_source": supplement["source"]})
+            if entry.published() == raw or any(key in raw and not isinstance(raw[key], dict) for key in extra):
+                raise SystemExit(f"{name}: the supplement repeats or replaces a published field; fix catalog_supplement.yaml")
+        models[name] = entry
     args.out.write_text(dump_catalog(models, HEADER), encoding="utf-8")
     print(f"wrote {len(models)} models to {args.out}")
 
