@@ -30,10 +30,11 @@ class Violation(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     limit: str
-    value: float
-    threshold: float
+    value: int | float
+    """An integer for counts and bytes, seconds as a float (the JSON keeps the kind)."""
+    threshold: int | float
     unit: str
-    over_by: float
+    over_by: int | float
     detail: str
 
 
@@ -47,9 +48,20 @@ class CheckResult(BaseModel):
 
 
 def check_row(
-    row: SweepRow, layout: Layout, limits: Limits, options: TimeOptions, timing: RowTiming | None = None
+    row: SweepRow,
+    layout: Layout,
+    limits: Limits,
+    options: TimeOptions,
+    timing: RowTiming | None = None,
+    *,
+    full_recompute_s: float | None = None,
+    remote_url_problem: str | None = None,
 ) -> CheckResult:
-    """Every limit against one chunk size's row (and its timing, when a backend was given)."""
+    """Every limit against one chunk size's row (and its timing, when a backend was given).
+
+    With a timing and a prefill rate, loading must beat recomputing the prompts of one instance
+    (``slower_than_recompute``); a ``remote_url`` LMCache 0.5.6 cannot parse stores nothing (``remote_url``).
+    """
     found: list[Violation] = []
 
     def over(limit: str, value: float, threshold: float | None, unit: str, detail: str) -> None:
@@ -92,6 +104,23 @@ def check_row(
         risks = list(timing.risk_list)
     else:
         risks = engine_risks(row, layout, options)
+    if timing is not None and timing.cost_seconds is not None and full_recompute_s is not None:
+        if timing.cost_seconds >= full_recompute_s:
+            found.append(
+                Violation(
+                    limit="slower_than_recompute",
+                    value=timing.cost_seconds,
+                    threshold=full_recompute_s,
+                    unit="s",
+                    over_by=timing.cost_seconds - full_recompute_s,
+                    detail=(
+                        f"load + tail recompute {timing.cost_seconds:.3f} s >= recomputing the prompts of one instance "
+                        f"{full_recompute_s:.3f} s: offloading does not pay"
+                    ),
+                )
+            )
+    if remote_url_problem is not None:
+        found.append(Violation(limit="remote_url", value=0, threshold=0, unit="objects", over_by=0, detail=remote_url_problem))
     for risk in risks:
         found.append(
             Violation(

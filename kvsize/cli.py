@@ -12,9 +12,10 @@ import typer
 from typer import _click
 from typer.core import TyperGroup
 
-from kvsize.errors import KvsizeError
+from kvsize.errors import KvsizeError, finite, shown
 
 DEFAULT_COMMAND = "size"
+VLLM_VERSION = "0.33.0"
 GROUP_FLAGS = ("--help", "-h", "--version", "--install-completion", "--show-completion")
 
 
@@ -53,14 +54,63 @@ class DefaultCommandGroup(TyperGroup):
         except typer.Abort:
             sys.stderr.write("kvsize: aborted\n")
             sys.exit(130)
+        except RecursionError:
+            _fail("the input is nested too deeply for kvsize to read; check the file you gave")
+        except OSError as error:  # a path the process cannot reach (permissions, a vanished mount)
+            where = f" {error.filename}" if error.filename else ""
+            _fail(f"cannot access{where}: {error.strerror or error}; check the path and its permissions")
+        except Exception as error:  # a bug: one line, never a traceback (exit 70, so tests tell it from bad input)
+            sys.stderr.write(
+                f"kvsize: internal error: {type(error).__name__}: {shown(str(error), 120)}; "
+                "this is a kvsize bug, please report it with the command line\n"
+            )
+            sys.exit(70)
         if standalone:
             sys.exit(result if isinstance(result, int) else 0)
         return result
 
 
 def _fail(message: str) -> None:
-    sys.stderr.write(f"kvsize: error: {' '.join(message.split())}\n")
+    sys.stderr.write(f"kvsize: error: {KvsizeError(message)}\n")
     sys.exit(2)
+
+
+class _Output:
+    """Rich output that reads well on a terminal (its width honoured) and in a pipe or a CI log
+    (no hard wraps inside sentences, no name broken, no column dropped, no trailing spaces)."""
+
+    def __init__(self) -> None:
+        import io
+
+        from rich.console import Console
+
+        self.terminal = Console().is_terminal
+        self.buffer: io.StringIO | None = None
+        if self.terminal:
+            self.console = Console(highlight=False)
+        else:
+            self.buffer = io.StringIO()
+            self.console = Console(file=self.buffer, highlight=False, width=100_000, color_system=None)
+
+    def print(self, *objects: Any, **options: Any) -> None:
+        from rich.table import Table
+
+        for item in objects:
+            if isinstance(item, Table) and (item.title or item.caption):
+                # A title or caption is a sentence: printed as a line of its own, never wrapped to the table's width.
+                title, caption = item.title, item.caption
+                item.title = item.caption = None
+                if title:
+                    self.console.print(str(title), markup=False, soft_wrap=not self.terminal)
+                self.console.print(item, **options)
+                if caption:
+                    self.console.print(str(caption), markup=False, soft_wrap=not self.terminal)
+            else:
+                self.console.print(item, soft_wrap=not self.terminal, **options)
+
+    def close(self) -> None:
+        if self.buffer is not None:
+            sys.stdout.write("".join(line.rstrip() + "\n" for line in self.buffer.getvalue().splitlines()))
 
 
 app = typer.Typer(
@@ -77,6 +127,21 @@ class OutputFormat(str, Enum):
     json = "json"
     csv = "csv"
     markdown = "markdown"
+
+
+class ReportFormat(str, Enum):
+    """check and capacity: no CSV (their output is not one table of rows)."""
+
+    table = "table"
+    json = "json"
+    markdown = "markdown"
+
+
+class TableFormat(str, Enum):
+    """inspect and probe."""
+
+    table = "table"
+    json = "json"
 
 
 class EmitFormat(str, Enum):
@@ -112,7 +177,9 @@ _TIME = "Storage time model"
 
 @app.command(DEFAULT_COMMAND)
 def size(
-    model: Annotated[str, typer.Argument(help="Catalog name (see 'kvsize models'), a config.json, or a directory holding one.")],
+    model: Annotated[
+        str, typer.Argument(help="Catalog name (see 'kvsize models'), a config.json or its directory, or a Hub repo ORG/NAME.")
+    ],
     tp: Annotated[int, typer.Option("--tp", help="Tensor-parallel size.")] = 1,
     pp: Annotated[int, typer.Option("--pp", help="Pipeline-parallel size.")] = 1,
     prompt: Annotated[str, typer.Option("--prompt", "-p", help="Prompt tokens: 100000, 100k, 128Ki, 1M.")] = "100k",
@@ -183,7 +250,16 @@ def size(
     ] = None,
     part_size: Annotated[str | None, typer.Option("--part-size", help="S3 part size, e.g. 8MiB.", rich_help_panel=_TIME)] = None,
     concurrent_prompts: Annotated[
-        int, typer.Option("--concurrent-prompts", help="Prompts loading at once on the same storage.", rich_help_panel=_TIME)
+        int,
+        typer.Option(
+            "--concurrent-prompts", help="Prompts loading at once on the same storage (all instances).", rich_help_panel=_TIME
+        ),
+    ] = 1,
+    instances: Annotated[
+        int,
+        typer.Option(
+            "--instances", help="Serving instances the concurrent prompts are spread over (default 1).", rich_help_panel=_TIME
+        ),
     ] = 1,
     blocking_timeout: Annotated[
         str, typer.Option("--blocking-timeout", help="LMCache blocking_timeout_secs.", rich_help_panel=_TIME)
@@ -217,7 +293,7 @@ def size(
         Path | None,
         typer.Option(
             "--plot",
-            help="Draw load time against chunk size into FILE.png or FILE.svg (needs kvsize[plot]).",
+            help="Draw load time against chunk size into FILE.png or FILE.svg (needs: pip install 'kvsize\\[plot]').",
             rich_help_panel=_TIME,
         ),
     ] = None,
@@ -230,6 +306,9 @@ def size(
     margin: Annotated[
         float, typer.Option("--margin", help="With --emit: the timeout and CPU buffer cover the prediction times this.")
     ] = 2.0,
+    vllm_version: Annotated[
+        str, typer.Option("--vllm-version", help="The vLLM that serves the model (architectures it retired are refused).")
+    ] = VLLM_VERSION,
 ) -> None:
     """Objects and bytes LMCache stores for one prompt, per candidate chunk size; with --backend, load time and a pick."""
     from kvsize.layout import EngineOptions
@@ -241,8 +320,8 @@ def size(
         raise KvsizeError("give --chunk-sizes or --chunk-size, not both")
     if mtp and draft_layers is not None:
         raise KvsizeError("give --mtp or --draft-layers, not both")
-    if draft_layers is not None and draft_layers < 1:
-        raise KvsizeError(f"--draft-layers must be at least 1, got {draft_layers}")
+    if draft_layers is not None:
+        _bounded(draft_layers, "--draft-layers", 10_000)
     prompt_tokens = parse_count(prompt, "--prompt")
     if chunk_size is not None:
         sizes: tuple[int, ...] = (parse_count(chunk_size, "--chunk-size"),)
@@ -271,9 +350,9 @@ def size(
         save_unfull_chunk=save_unfull_chunk,
         draft_layers=drafts,
         pp_partition=partition,
+        vllm_version=vllm_version,
     )
-    if margin < 1:
-        raise KvsizeError(f"--margin must be at least 1 (1 = no headroom), got {margin}")
+    finite(margin, "--margin", low=1, high=1000)
     sweep = plan_sweep(spec, options, prompt_tokens, sizes)
     if not timed:
         if emit is not None:
@@ -287,28 +366,14 @@ def size(
     from kvsize import storage
     from kvsize.units import parse_duration, parse_size
 
-    if concurrent_prompts < 1:
-        raise KvsizeError(f"--concurrent-prompts must be at least 1, got {concurrent_prompts}")
-    if not 0 < mfu <= 1:
-        raise KvsizeError(f"--mfu is a fraction of peak FLOP/s, between 0 and 1; got {mfu}")
-    if prefill_tps is not None and prefill_tps <= 0:
-        raise KvsizeError(f"--prefill-tps must be more than 0, got {prefill_tps}")
+    _bounded(concurrent_prompts, "--concurrent-prompts", MAX_PROMPTS)
+    _bounded(instances, "--instances", MAX_PROMPTS)
     extra_warnings: list[str] = []
-    assumption = None
-    if prefill_tps is None:
-        attention = (spec.kv_layers, spec.num_attention_heads, spec.head_size)
-        estimate = storage.estimate_prefill(spec.active_params, attention, tp * pp, gpu.lower(), mfu, prompt_tokens)
-        if estimate is None:
-            extra_warnings.append(
-                f"no recommendation: {spec.name}'s config does not give a parameter count kvsize can derive, so the "
-                "recompute cost is unknown; give --prefill-tps (measured prefill tokens/s)"
-            )
-        else:
-            prefill_tps, assumption = estimate.tokens_per_s, estimate.assumption
-    else:
-        assumption = f"prefill {prefill_tps:,.0f} tokens/s (given with --prefill-tps)"
+    prefill_tps, assumption, missing = _prefill(spec, tp * pp, prompt_tokens, prefill_tps, gpu, mfu)
+    extra_warnings += missing
     time_options = storage.TimeOptions(
         concurrent_prompts=concurrent_prompts,
+        instances=instances,
         blocking_timeout_s=parse_duration(blocking_timeout, "--blocking-timeout"),
         cpu_buffer_bytes=parse_size(cpu_buffer, "--cpu-buffer"),
         pinned_memory_bytes=parse_size(pinned_memory, "--pinned-memory") if pinned_memory else None,
@@ -316,6 +381,8 @@ def size(
         prefill_tokens_per_s=prefill_tps,
     )
     names: list[str | None] = list(backend) if backend else [None]
+    if len(names) > MAX_BACKENDS:
+        raise KvsizeError(f"--backend is given {len(names)} times; compare at most {MAX_BACKENDS} backends in one run")
     profiles = [storage.resolve_backend(name, overrides) for name in names]
     extra_warnings += [w for name in names if (w := storage.connector_mismatch(name, options.connector))]
     if search:
@@ -336,6 +403,12 @@ def size(
             sys.stderr.write(f"kvsize: warning: {warning}\n")
         if chunk_size is not None:
             chosen = sizes[0]
+        elif plans[0].offload_pays is False:
+            raise KvsizeError(
+                f"--emit lmcache: recomputing is faster than loading on {plans[0].backend.name} "
+                f"({plans[0].full_recompute_seconds:.2f} s to prefill the prompts of one instance, against the best "
+                "load + tail recompute), so there is no chunk size to recommend; give --chunk-size N to emit one anyway"
+            )
         elif plans[0].recommendation is not None:
             chosen = plans[0].recommendation.chunk_tokens
         else:
@@ -343,6 +416,42 @@ def size(
         _emit_lmcache(sweep, plans[0], chosen, margin)
         return
     _emit_sweep(sweep, output, explain, plans, extra_warnings)
+
+
+MAX_PROMPTS = 1_000_000
+MAX_BACKENDS = 16
+MAX_PARALLEL = 100_000
+
+
+def _bounded(value: int, flag: str, high: int, low: int = 1) -> int:
+    """An integer flag inside [low, high], else one line naming the flag."""
+    if not low <= value <= high:
+        raise KvsizeError(f"{flag} must be {low:,} to {high:,}, got {shown(value)}", field=flag)
+    return value
+
+
+def _prefill(
+    spec: Any, gpus: int, prompt_tokens: int, prefill_tps: float | None, gpu: str, mfu: float
+) -> tuple[float | None, str | None, list[str]]:
+    """Prefill tokens/s (given, or estimated from the config), the sentence saying which, and any warning."""
+    from kvsize import storage
+
+    finite(mfu, "--mfu", low=0, low_open=True, high=1)
+    if prefill_tps is not None:
+        finite(prefill_tps, "--prefill-tps", low=0, low_open=True, high=1e12)
+        return prefill_tps, f"prefill {prefill_tps:,.0f} tokens/s (given with --prefill-tps)", []
+    attention = (spec.kv_layers, spec.num_attention_heads, spec.head_size)
+    estimate = storage.estimate_prefill(spec.active_params, attention, gpus, gpu.lower(), mfu, prompt_tokens)
+    if estimate is None:
+        return (
+            None,
+            None,
+            [
+                f"no recommendation: {spec.name}'s config does not give a parameter count kvsize can derive, so the "
+                "recompute cost is unknown; give --prefill-tps (measured prefill tokens/s)"
+            ],
+        )
+    return estimate.tokens_per_s, estimate.assumption, []
 
 
 def _emit_lmcache(sweep: Any, plan: Any, chunk: int, margin: float) -> None:
@@ -373,13 +482,9 @@ def _backend_overrides(
     if aggregate is not None:
         out["aggregate_bytes_per_s"] = parse_rate(aggregate, "--aggregate-bandwidth")
     if concurrency is not None:
-        if concurrency < 1:
-            raise KvsizeError(f"--concurrency must be at least 1, got {concurrency}")
-        out["concurrency"] = concurrency
+        out["concurrency"] = _bounded(concurrency, "--concurrency", MAX_PARALLEL)
     if max_requests is not None:
-        if max_requests <= 0:
-            raise KvsizeError(f"--max-requests-per-s must be more than 0, got {max_requests}")
-        out["max_requests_per_s"] = max_requests
+        out["max_requests_per_s"] = finite(max_requests, "--max-requests-per-s", low=0, low_open=True, high=1e12)
     if part_size is not None:
         out["part_size_bytes"] = parse_size(part_size, "--part-size")
     return out
@@ -405,7 +510,6 @@ def models(
     if output is not OutputFormat.table:
         sys.stdout.write(render_rows(rows, output.value))
         return
-    from rich.console import Console
     from rich.table import Table
 
     from kvsize.units import format_count
@@ -433,13 +537,15 @@ def models(
             row["kv_dtype"],
             format_count(row["bytes_per_token"]),
         )
-    Console(highlight=False).print(table)
+    out = _Output()
+    out.print(table)
+    out.close()
 
 
 @app.command("inspect")
 def inspect(
     model: Annotated[str, typer.Argument(help="Catalog name, a config.json or its directory, or a Hub repo ORG/NAME.")],
-    output: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format (table or json).")] = OutputFormat.table,
+    output: Annotated[TableFormat, typer.Option("--format", "-f", help="Output format.")] = TableFormat.table,
     catalog: Annotated[Path | None, typer.Option("--catalog", help="A catalog YAML layered over the bundled one.")] = None,
     revision: Annotated[str | None, typer.Option("--revision", help="Hub branch, tag or commit.")] = None,
     offline: Annotated[bool, typer.Option("--offline", help="No network: Hub models from the cache only.")] = False,
@@ -453,12 +559,9 @@ def inspect(
     spec = resolve_model(model, catalog_path=catalog, revision=revision, offline=offline or None)
     for warning in spec.warnings:
         sys.stderr.write(f"kvsize: warning: {warning}\n")
-    if output is OutputFormat.json:
+    if output is TableFormat.json:
         sys.stdout.write(json.dumps(spec_dict(spec), indent=2) + "\n")
         return
-    if output is not OutputFormat.table:
-        raise KvsizeError(f"inspect prints table or json, not {output.value}")
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title=f"{spec.name}\n{spec.source}", title_justify="left")
@@ -467,9 +570,11 @@ def inspect(
     table.add_column("from config field", overflow="fold")
     for name, source in spec.fields.items():
         table.add_row(name, source.value, source.field)
-    Console(highlight=False).print(table)
+    out = _Output()
+    out.print(table)
     for note in spec.notes:
-        Console(highlight=False).print(note, markup=False)
+        out.print(note, markup=False)
+    out.close()
 
 
 def _deployment(
@@ -561,6 +666,12 @@ def check(
     ] = None,
     part_size: Annotated[str | None, typer.Option("--part-size", help="S3 part size, e.g. 8MiB.")] = None,
     concurrent_prompts: Annotated[int, typer.Option("--concurrent-prompts", help="Prompts loading at once.")] = 1,
+    instances: Annotated[int, typer.Option("--instances", help="Serving instances the concurrent prompts are spread over.")] = 1,
+    prefill_tps: Annotated[
+        float | None, typer.Option("--prefill-tps", help="Measured prefill tokens/s, for the recompute comparison.")
+    ] = None,
+    gpu: Annotated[str, typer.Option("--gpu", help="GPU for the prefill estimate: a100, h100, h200, l40s, b200.")] = "h100",
+    mfu: Annotated[float, typer.Option("--mfu", help="Utilisation of peak FLOP/s for the prefill estimate.")] = 0.4,
     blocking_timeout: Annotated[
         str | None, typer.Option("--blocking-timeout", help="blocking_timeout_secs (else the LMCache config's, else 10s).")
     ] = None,
@@ -568,7 +679,7 @@ def check(
         str | None, typer.Option("--cpu-buffer", help="max_local_cpu_size (else the LMCache config's, else 5GiB).")
     ] = None,
     pinned_memory: Annotated[str | None, typer.Option("--pinned-memory", help="Pinned memory available (S3 rule).")] = None,
-    output: Annotated[OutputFormat, typer.Option("--format", "-f", help="table, json or markdown.")] = OutputFormat.table,
+    output: Annotated[ReportFormat, typer.Option("--format", "-f", help="Output format.")] = ReportFormat.table,
     catalog: Annotated[Path | None, typer.Option("--catalog", help="A catalog YAML layered over the bundled one.")] = None,
     revision: Annotated[str | None, typer.Option("--revision", help="Hub branch, tag or commit.")] = None,
     offline: Annotated[bool, typer.Option("--offline", help="No network: Hub models from the cache only.")] = False,
@@ -582,8 +693,6 @@ def check(
     from kvsize.sources import resolve_model
     from kvsize.units import parse_count, parse_duration, parse_size
 
-    if output is OutputFormat.csv:
-        raise KvsizeError("check prints table, json or markdown, not csv")
     settings, chunk, options = _deployment(lmcache_config, chunk_size, connector, layerwise, save_unfull_chunk, tp, pp, kv_dtype)
     if max_objects is not None and max_objects < 1:
         raise KvsizeError(f"--max-objects must be at least 1, got {max_objects}")
@@ -597,10 +706,11 @@ def check(
     timed = backend is not None or bool(overrides)
     if limits.max_load_seconds is not None and not timed:
         raise KvsizeError("--max-load-seconds needs a storage backend: give --backend (e.g. s3)")
-    if concurrent_prompts < 1:
-        raise KvsizeError(f"--concurrent-prompts must be at least 1, got {concurrent_prompts}")
+    _bounded(concurrent_prompts, "--concurrent-prompts", MAX_PROMPTS)
+    _bounded(instances, "--instances", MAX_PROMPTS)
     time_options = storage.TimeOptions(
         concurrent_prompts=concurrent_prompts,
+        instances=instances,
         blocking_timeout_s=parse_duration(blocking_timeout, "--blocking-timeout")
         if blocking_timeout
         else settings.blocking_timeout_secs,
@@ -613,12 +723,26 @@ def check(
     sweep = plan_sweep(spec, options, prompt_tokens, (chunk,))
     row = sweep.rows[0]
     timing = None
+    recompute_all = None
     if timed:
+        rate, _, missing = _prefill(spec, tp * pp, prompt_tokens, prefill_tps, gpu, mfu)
+        time_options = time_options.model_copy(update={"prefill_tokens_per_s": rate})
+        for warning in missing:
+            sys.stderr.write(f"kvsize: warning: {warning.replace('no recommendation', 'no recompute comparison')}\n")
         profile = storage.resolve_backend(backend, overrides)
         timing = storage.time_row(row, sweep.layout, profile, time_options)
+        recompute_all = storage.full_recompute_seconds(prompt_tokens, time_options)
         if mismatch := storage.connector_mismatch(backend, options.connector):
             sys.stderr.write(f"kvsize: warning: {mismatch}\n")
-    result = check_row(row, sweep.layout, limits, time_options, timing)
+    result = check_row(
+        row,
+        sweep.layout,
+        limits,
+        time_options,
+        timing,
+        full_recompute_s=recompute_all,
+        remote_url_problem=settings.remote_url_problem,
+    )
     for warning in (*sweep.warnings, *settings.warnings):
         sys.stderr.write(f"kvsize: warning: {warning}\n")
 
@@ -644,14 +768,16 @@ def check(
         "row": {k: v for k, v in row.model_dump().items() if k != "stages"},
         "load_seconds": timing.load_seconds if timing else None,
         "backend": timing and backend,
+        "full_recompute_seconds": recompute_all,
+        "instances": instances,
     }
     title = (
         f"{spec.name}, TP {tp} x PP {pp}, {prompt_tokens:,}-token prompt, chunk {chunk:,}, "
         f"connector {sweep.layout.connector.name}"
     )
-    if output is OutputFormat.json:
+    if output is ReportFormat.json:
         sys.stdout.write(json.dumps(summary, indent=2) + "\n")
-    elif output is OutputFormat.markdown:
+    elif output is ReportFormat.markdown:
         lines = [f"### kvsize check: {'OK' if result.ok else 'FAILED'}", "", title + ".", ""]
         if result.violations:
             lines += ["| limit | value | threshold | over by |", "|---|---:|---:|---:|"]
@@ -660,10 +786,9 @@ def check(
             lines.append("Every limit holds.")
         sys.stdout.write("\n".join(lines) + "\n")
     else:
-        from rich.console import Console
         from rich.table import Table
 
-        console = Console(highlight=False)
+        console = _Output()
         if result.ok:
             console.print(f"OK: {title}: every limit holds.", markup=False)
         else:
@@ -675,6 +800,7 @@ def check(
             console.print(table)
             for violation in result.violations:
                 console.print(f"{violation.limit}: {violation.detail}", markup=False)
+        console.close()
     if not result.ok:
         raise typer.Exit(1)
 
@@ -707,8 +833,8 @@ def capacity(
         Path | None, typer.Option("--lmcache-config", help="The deployment's LMCache YAML (or LMCACHE_CONFIG_FILE).")
     ] = None,
     output: Annotated[
-        OutputFormat, typer.Option("--format", "-f", help="table, json or markdown (a section for a capacity-planning doc).")
-    ] = OutputFormat.table,
+        ReportFormat, typer.Option("--format", "-f", help="Output format (markdown: a section for a capacity-planning doc).")
+    ] = ReportFormat.table,
     catalog: Annotated[Path | None, typer.Option("--catalog", help="A catalog YAML layered over the bundled one.")] = None,
     revision: Annotated[str | None, typer.Option("--revision", help="Hub branch, tag or commit.")] = None,
     offline: Annotated[bool, typer.Option("--offline", help="No network: Hub models from the cache only.")] = False,
@@ -722,8 +848,6 @@ def capacity(
     from kvsize.sources import resolve_model
     from kvsize.units import parse_count, parse_size
 
-    if output is OutputFormat.csv:
-        raise KvsizeError("capacity prints table, json or markdown, not csv")
     if prompts is not None and prompts < 1:
         raise KvsizeError(f"--prompts must be at least 1, got {prompts}")
     _, chunk, options = _deployment(lmcache_config, chunk_size, connector, layerwise, save_unfull_chunk, tp, pp, kv_dtype)
@@ -737,16 +861,15 @@ def capacity(
     plan = plan_capacity(sweep.rows[0], sweep.layout, storage_bytes=storage_bytes, prompts=prompts, shared_prefix_tokens=shared)
     for warning in sweep.warnings:
         sys.stderr.write(f"kvsize: warning: {warning}\n")
-    if output is OutputFormat.json:
+    if output is ReportFormat.json:
         data = {**render.sweep_dict(sweep), "capacity": plan.model_dump(), "assumptions": render.assumptions(sweep)}
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
-    elif output is OutputFormat.markdown:
+    elif output is ReportFormat.markdown:
         sys.stdout.write(render.capacity_markdown(sweep, plan))
     else:
-        from rich.console import Console
         from rich.table import Table
 
-        console = Console(highlight=False)
+        console = _Output()
         table = Table(title=render.capacity_title(sweep, plan), title_justify="left")
         for header in render.CAPACITY_HEADERS:
             table.add_column(header, justify="left" if header == "" else "right")
@@ -755,6 +878,7 @@ def capacity(
         console.print(table)
         for line in render.capacity_notes(sweep, plan):
             console.print(line, markup=False)
+        console.close()
 
 
 @app.command("probe")
@@ -785,7 +909,7 @@ def probe(
     save_profile: Annotated[
         Path | None, typer.Option("--save-profile", help="Write the fitted backend profile YAML here (for --backend).")
     ] = None,
-    output: Annotated[OutputFormat, typer.Option("--format", "-f", help="table or json.")] = OutputFormat.table,
+    output: Annotated[TableFormat, typer.Option("--format", "-f", help="Output format.")] = TableFormat.table,
     catalog: Annotated[Path | None, typer.Option("--catalog", help="A catalog YAML layered over the bundled one.")] = None,
 ) -> None:
     """Measure a storage target with LMCache-shaped objects and fit the time model's L, b and B."""
@@ -794,8 +918,6 @@ def probe(
     from kvsize import probe as probing
     from kvsize.units import parse_duration, parse_int_list, parse_size
 
-    if output not in (OutputFormat.table, OutputFormat.json):
-        raise KvsizeError(f"probe prints table or json, not {output.value}")
     if model is not None and object_sizes is not None:
         raise KvsizeError("give --model (its predicted object sizes) or --object-sizes, not both")
     if objects < 1:
@@ -827,7 +949,7 @@ def probe(
 
     from rich.progress import Progress
 
-    show = sys.stderr.isatty() and output is OutputFormat.table
+    show = sys.stderr.isatty() and output is TableFormat.table
     with Progress(transient=True, disable=not show) as bar:
         task = bar.add_task("probing", total=len(sizes) * len(levels))
 
@@ -852,15 +974,14 @@ def probe(
         save_profile.write_text(probing.profile_yaml(report.profile), encoding="utf-8")
     for note in report.notes:
         sys.stderr.write(f"kvsize: note: {note}\n")
-    if output is OutputFormat.json:
+    if output is TableFormat.json:
         sys.stdout.write(json.dumps(report.model_dump(), indent=2) + "\n")
         return
-    from rich.console import Console
     from rich.table import Table
 
     from kvsize.units import format_iec
 
-    console = Console(highlight=False)
+    console = _Output()
     table = Table(title=f"Probe of {report.target}{' (O_DIRECT)' if report.direct else ''}", title_justify="left")
     for header in ("object", "conc", "objects", "write/s", "read/s", "read p50", "read p99"):
         table.add_column(header, justify="right")
@@ -887,6 +1008,7 @@ def probe(
         console.print(note, markup=False)
     if save_profile is not None:
         console.print(f"Profile written to {save_profile}: kvsize MODEL --backend {save_profile}", markup=False)
+    console.close()
 
 
 catalog_app = typer.Typer(help="Manage catalog files of your own.", no_args_is_help=True)
@@ -974,12 +1096,11 @@ def _emit_sweep(
 
 
 def _print_table(sweep: Any, explain: bool, plans: list[Any]) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     from kvsize import render
 
-    console = Console(highlight=False, soft_wrap=False)
+    console = _Output()
     table = Table(title=render.headline(sweep), caption=render.subtitle(sweep), title_justify="left", caption_justify="left")
     for header in render.TABLE_HEADERS:
         table.add_column(header, justify="right", no_wrap=header not in ("tail",))
@@ -1002,6 +1123,7 @@ def _print_table(sweep: Any, explain: bool, plans: list[Any]) -> None:
         console.print()
         for line in render.explain_lines(sweep, plans):
             console.print(line, markup=False)
+    console.close()
 
 
 def main() -> None:

@@ -16,12 +16,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from kvsize.errors import KvsizeError, shown
+from kvsize.errors import KvsizeError, ParallelismError, UnsupportedModelError, shown
 from kvsize.spec import LayerKind, ModelSpec
 
 KvDtype = Literal["auto", "bfloat16", "float16", "fp8", "fp8_e4m3", "fp8_e5m2"]
 KV_DTYPES: tuple[str, ...] = ("auto", "bfloat16", "float16", "fp8", "fp8_e4m3", "fp8_e5m2")
 DTYPE_BYTES = {"bfloat16": 2, "float16": 2, "fp8": 1, "fp8_e4m3": 1, "fp8_e5m2": 1}
+MAX_PARALLEL = 100_000
 
 
 class Connector(BaseModel):
@@ -164,6 +165,87 @@ class EngineOptions(BaseModel):
     """MTP/EAGLE draft layers stored beside the model's (only with speculative decoding on)."""
     pp_partition: tuple[int, ...] | None = None
     """Layers per stage, as ``VLLM_PP_LAYER_PARTITION`` sets them; None = vLLM's default split."""
+    vllm_version: str = "0.33.0"
+    """The vLLM serving the model: an architecture it no longer serves is refused (``RETIRED_ARCHITECTURES``)."""
+
+
+# vLLM 0.33.0 vllm/model_executor/models/registry.py, _PREVIOUSLY_SUPPORTED_MODELS: architecture -> the last
+# vLLM version that served it. ModelRegistry._raise_for_unsupported refuses a config none of whose
+# architectures is served, naming this version.
+RETIRED_ARCHITECTURES: dict[str, str] = {
+    "MotifForCausalLM": "0.10.2",
+    "Phi3SmallForCausalLM": "0.9.2",
+    "Phi4FlashForCausalLM": "0.10.2",
+    "Phi4MultimodalForCausalLM": "0.12.0",
+    "JAISLMHeadModel": "0.22.0",
+    "ErnieModel": "0.23.0",
+    "ErnieForSequenceClassification": "0.23.0",
+    "ErnieForTokenClassification": "0.23.0",
+    "InternLM2VEForCausalLM": "0.23.0",
+    "QWenLMHeadModel": "0.23.0",
+    "QwenVLForConditionalGeneration": "0.23.0",
+    "InternLMForCausalLM": "0.23.0",
+    "DonutForConditionalGeneration": "0.10.2",
+    "MllamaForConditionalGeneration": "0.10.2",
+    "XverseForCausalLM": "0.23.0",
+    "Dots1ForCausalLM": "0.23.0",
+    "BambaForCausalLM": "0.23.0",
+    "MiniMaxForCausalLM": "0.23.0",
+    "MiniMaxText01ForCausalLM": "0.23.0",
+    "MiniMaxM1ForCausalLM": "0.23.0",
+    "MiniMaxVL01ForConditionalGeneration": "0.23.0",
+    "BaiChuanForCausalLM": "0.23.0",
+    "BaichuanForCausalLM": "0.23.0",
+    "AquilaModel": "0.24.0",
+    "AquilaForCausalLM": "0.24.0",
+    "Grok1ModelForCausalLM": "0.24.0",
+    "Grok1ForCausalLM": "0.24.0",
+    "TarsierForConditionalGeneration": "0.24.0",
+    "Tarsier2ForConditionalGeneration": "0.23.0",
+    "MantisForConditionalGeneration": "0.24.0",
+    "MusicFlamingoForConditionalGeneration": "0.24.0",
+    "AyaVisionForConditionalGeneration": "0.24.0",
+    "TeleChatForCausalLM": "0.25.0",
+    "PersimmonForCausalLM": "0.25.0",
+    "FuyuForCausalLM": "0.25.0",
+    "Plamo2ForCausalLM": "0.26.0",
+    "OuroForCausalLM": "0.26.0",
+    "ArcticForCausalLM": "0.28.0",
+    "ChameleonForConditionalGeneration": "0.28.0",
+    "Cheers": "0.28.0",
+    "CheersForConditionalGeneration": "0.28.0",
+    "Fairseq2LlamaForCausalLM": "0.28.0",
+    "FireRedLIDForConditionalGeneration": "0.28.0",
+    "GritLM": "0.28.0",
+    "HCXVisionForCausalLM": "0.28.0",
+    "MPTForCausalLM": "0.28.0",
+    "MptForCausalLM": "0.28.0",
+    "RWForCausalLM": "0.28.0",
+    "StableLMEpochForCausalLM": "0.28.0",
+    "PrithviGeoSpatialMAE": "0.28.0",
+}
+
+
+def _version_tuple(text: str, what: str) -> tuple[int, ...]:
+    parts = text.strip().removeprefix("v").split(".")
+    if not 1 <= len(parts) <= 4 or not all(part.isdigit() and len(part) <= 6 for part in parts):
+        raise KvsizeError(f"{what} {shown(text)} is not a version: write it like 0.23.0", field=what)
+    return tuple(int(part) for part in parts)
+
+
+def check_served(spec: ModelSpec, vllm_version: str) -> None:
+    """Refuse a model whose every architecture ``vllm_version`` no longer serves (vLLM's own rule)."""
+    version = _version_tuple(vllm_version, "--vllm-version")
+    retired = [arch for arch in spec.architectures if arch in RETIRED_ARCHITECTURES]
+    if not retired or len(retired) < len(spec.architectures):
+        return
+    arch, until = retired[0], RETIRED_ARCHITECTURES[retired[0]]
+    if version > _version_tuple(until, "--vllm-version"):
+        raise UnsupportedModelError(
+            f"{spec.name}: vLLM serves architecture {arch} only until v{until} (its registry's previously-supported list), "
+            f"so vLLM {vllm_version} refuses it; give --vllm-version {until} to size it for that vLLM",
+            field="architectures",
+        )
 
 
 class Stage(BaseModel):
@@ -259,8 +341,9 @@ def resolve_kv_dtype(spec: ModelSpec, kv_dtype: str) -> tuple[str, str, list[str
 def plan_layout(spec: ModelSpec, options: EngineOptions) -> Layout:
     """Apply vLLM's parallelism and LMCache's object rules to a model spec."""
     tp, pp = options.tp, options.pp
-    if tp < 1 or pp < 1:
-        raise KvsizeError(f"--tp and --pp must be at least 1, got TP {tp}, PP {pp}")
+    if not (1 <= tp <= MAX_PARALLEL and 1 <= pp <= MAX_PARALLEL):
+        raise ParallelismError(f"--tp and --pp must be 1 to {MAX_PARALLEL:,}, got TP {shown(tp)}, PP {shown(pp)}", field="tp")
+    check_served(spec, options.vllm_version)
     connector = CONNECTORS.get(options.connector)
     if connector is None:
         raise KvsizeError(f"unknown connector {shown(options.connector)}: use one of {', '.join(CONNECTORS)}")

@@ -147,6 +147,13 @@ def plan_sweep(
             f"--save-unfull-chunk has no effect with --connector {layout.connector.name}: it never stores a "
             "partial chunk, so the tail stays unsaved"
         )
+    context = spec.max_position_embeddings
+    if context is not None and prompt_tokens > context:
+        field = spec.fields["context"].field if "context" in spec.fields else "max_position_embeddings"
+        warnings.append(
+            f"the {prompt_tokens:,}-token prompt is longer than the model's context ({field} = {context:,}): sized "
+            "anyway; serving it needs a longer max_model_len (and a model that supports it)"
+        )
     if any(row.objects == 0 for row in rows):
         short = [f"{row.chunk_tokens:,}" for row in rows if row.objects == 0]
         warnings.append(

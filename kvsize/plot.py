@@ -31,6 +31,14 @@ def plot_plans(sweep: Sweep, plans: list[StoragePlan], path: Path) -> None:
         costs = [t.cost_seconds for t in plan.timings if t.cost_seconds is not None]
         if len(costs) == len(chunks):
             axis.plot(chunks, costs, linestyle="--", color=line.get_color(), label=f"{plan.backend.name}: load + recompute")
+        if plan.full_recompute_seconds is not None:
+            axis.axhline(
+                plan.full_recompute_seconds,
+                color=line.get_color(),
+                linewidth=1,
+                linestyle="-.",
+                label=f"{plan.backend.name}: recompute every prompt ({plan.full_recompute_seconds:.2f} s)",
+            )
         if plan.recommendation:
             picked = next(t for t in plan.timings if t.chunk_tokens == plan.recommendation.chunk_tokens)
             axis.scatter(
@@ -40,6 +48,7 @@ def plot_plans(sweep: Sweep, plans: list[StoragePlan], path: Path) -> None:
     axis.axhline(timeout, color="red", linewidth=1, linestyle=":", label=f"blocking timeout {timeout:g} s")
     axis.set_xscale("log", base=2)
     values = [t.load_seconds for plan in plans for t in plan.timings if t.load_seconds > 0] + [timeout]
+    values += [plan.full_recompute_seconds for plan in plans if plan.full_recompute_seconds]
     if max(values) / min(values) > 20:  # backends orders of magnitude apart: keep each line readable
         from matplotlib.ticker import FuncFormatter
 

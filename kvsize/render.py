@@ -84,6 +84,8 @@ def sweep_dict(
         first = plans[0]
         out["backend"] = backend_dict(first)
         out["recommended_chunk_tokens"] = first.recommendation.chunk_tokens if first.recommendation else None
+        out["full_recompute_seconds"] = first.full_recompute_seconds
+        out["offload_pays"] = first.offload_pays
         for row, timing in zip(out["rows"], first.timings, strict=True):
             row.update(timing_dict(timing))
         out["backends"] = [
@@ -94,6 +96,8 @@ def sweep_dict(
                 "recommended_at_risk": plan.recommendation.at_risk if plan.recommendation else None,
                 "rows": [timing_dict(t) for t in plan.timings],
                 "notes": list(plan.notes),
+                "full_recompute_seconds": plan.full_recompute_seconds,
+                "offload_pays": plan.offload_pays,
             }
             for plan in plans
         ]
@@ -412,6 +416,9 @@ def timing_footnotes(plan: StoragePlan) -> list[str]:
     if plan.recommendation:
         flag = "at risk: " if plan.recommendation.at_risk else ""
         lines.append(f"* recommended, {flag}{plan.recommendation.reason}.")
+    verdict = recompute_verdict(plan)
+    if verdict:
+        lines.append(verdict)
     if plan.prefill_assumption:
         lines.append(plan.prefill_assumption + ".")
     for timing in plan.timings:
@@ -424,6 +431,31 @@ def timing_footnotes(plan: StoragePlan) -> list[str]:
         lines.append(f"  {FIGURE_NAMES.get(field, field)}: {why}")
     lines.extend(plan.notes)
     return lines
+
+
+def recompute_verdict(plan: StoragePlan) -> str | None:
+    """Whether loading from this backend beats recomputing the prompts, in words."""
+    if plan.full_recompute_seconds is None or plan.recommendation is None or plan.offload_pays is None:
+        return None
+    from kvsize.storage import prompts_per_instance
+
+    best = next(t for t in plan.timings if t.chunk_tokens == plan.recommendation.chunk_tokens)
+    held = prompts_per_instance(plan.options)
+    share = (
+        f"the {held:,} prompt{'s' if held != 1 else ''} one instance holds"
+        if plan.options.instances > 1 or held > 1
+        else "the prompt"
+    )
+    if plan.offload_pays:
+        return (
+            f"Offloading pays: recomputing {share} would take {plan.full_recompute_seconds:.2f} s, against "
+            f"{best.cost_seconds:.2f} s to load (+ tail recompute) at chunk {best.chunk_tokens:,}."
+        )
+    return (
+        f"OFFLOADING DOES NOT PAY on {plan.backend.name}: recomputing {share} takes {plan.full_recompute_seconds:.2f} s, "
+        f"less than the best load + tail recompute ({best.cost_seconds:.2f} s at chunk {best.chunk_tokens:,}); "
+        "recompute instead, or use faster storage."
+    )
 
 
 def catalog_rows(specs: list[tuple[ModelSpec, Layout]]) -> list[dict[str, Any]]:

@@ -336,8 +336,9 @@ class Risk(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     name: str
-    value: float
-    threshold: float
+    value: int | float
+    """An integer for bytes and counts, seconds as a float."""
+    threshold: int | float
     unit: str
     detail: str
 

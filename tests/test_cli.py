@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -24,23 +25,46 @@ def test_default_command_and_explicit_size_agree(run):
     assert implicit.stdout == explicit.stdout == options_first.stdout
 
 
-def test_table_is_readable_at_80_columns(run):
-    result = run(SEED, "--tp", "4", "--prompt", "100000", env={"COLUMNS": "80"})
+SEED_2048_CELLS = ["2,048", "48", "1,696 dropped", "72 MiB", "192", "13.5 GiB", "8.1x"]
+
+
+def _cells(lines: list[str]) -> list[list[str]]:
+    return [[cell.strip() for cell in line.strip("│").split("│")] for line in lines if line.startswith("│")]
+
+
+def test_table_is_readable_at_80_columns_on_a_terminal(run):
+    result = run(SEED, "--tp", "4", "--prompt", "100000", env={"COLUMNS": "80", "TTY_COMPATIBLE": "1", "NO_COLOR": "1"})
     assert result.exit_code == 0
-    lines = result.stdout.splitlines()
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line) for line in result.stdout.splitlines()]
     assert max(len(line) for line in lines) <= 80
-    rows = [line for line in lines if line.startswith("│")]
+    rows = _cells(lines)
     assert len(rows) == 5
     # every row keeps its cells on one line: chunk, chunks, tail, object, objects, stored, reduction
-    assert [cell.strip() for cell in rows[3].strip("│").split("│")] == [
-        "2,048",
-        "48",
-        "1,696 dropped",
-        "72 MiB",
-        "192",
-        "13.5 GiB",
-        "8.1x",
-    ]
+    assert rows[3] == SEED_2048_CELLS
+
+
+@pytest.mark.parametrize("command", [["Qwen/Qwen3-4B-Instruct-2507", "--tp", "4", "-b", "s3", "-b", "nfs"], ["models"]])
+def test_piped_output_never_wraps_breaks_or_drops(run, command):
+    """In a pipe (a CI log): no trailing spaces, sentences on one line, names whole, every column kept."""
+    result = run(*command, env={"COLUMNS": "80"})
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert all(line == line.rstrip() for line in lines)
+    if command == ["models"]:
+        rows = _cells(lines)
+        assert len(rows) == 32 and all(len(row) == 7 for row in rows)
+        assert "meta-llama/Llama-3.1-70B-Instruct" in [row[0] for row in rows]
+        return
+    assert _cells(lines)[3] == SEED_2048_CELLS
+    # the notes are whole sentences, one per line
+    assert any(
+        line.startswith("prefill ~23,608 tokens/s estimated") and line.endswith("for a measured figure.") for line in lines
+    )
+    assert (
+        "Backend s3, figures from AWS S3 User Guide, 'Best practices design patterns: optimizing Amazon S3 performance':" in lines
+    )
+    timing_rows = [row for row in _cells(lines) if len(row) == 6]
+    assert len(timing_rows) == 10 and all(row[5] for row in timing_rows)  # the risks column is there for both backends
 
 
 def test_csv_has_exact_bytes(run):
@@ -112,10 +136,10 @@ def test_local_directory_and_file_give_the_same_numbers(run_json, write_config):
 
 
 BAD_INPUT = [
-    ((SEED, "--tp", "0"), "--tp and --pp must be at least 1"),
-    ((SEED, "--tp", "-2"), "--tp and --pp must be at least 1"),
+    ((SEED, "--tp", "0"), "--tp and --pp must be 1 to 100,000"),
+    ((SEED, "--tp", "-2"), "--tp and --pp must be 1 to 100,000"),
     ((SEED, "--tp", "four"), "Invalid value for '--tp'"),
-    ((SEED, "--pp", "0"), "--tp and --pp must be at least 1"),
+    ((SEED, "--pp", "0"), "--tp and --pp must be 1 to 100,000"),
     ((SEED, "--prompt", "0"), "--prompt must be at least 1"),
     ((SEED, "--prompt", "-100"), "--prompt must be at least 1"),
     ((SEED, "--prompt", "lots"), "--prompt 'lots' is not a number"),
@@ -130,7 +154,7 @@ BAD_INPUT = [
     ((SEED, "--kv-dtype", "int3"), "'int3' is not one of"),
     ((SEED, "--bogus"), "No such option: --bogus"),
     ((SEED, "--tp"), "requires an argument"),
-    ((SEED, "--draft-layers", "0"), "--draft-layers must be at least 1"),
+    ((SEED, "--draft-layers", "0"), "--draft-layers must be 1 to 10,000"),
     (("Qwen/Qwen3-4B-Instructt",), "unknown model 'Qwen/Qwen3-4B-Instructt'"),
     (("Qwen/Qwen3-4B-Instructt",), "did you mean Qwen/Qwen3-4B-Instruct-2507"),
     (("./missing/config.json",), "no such file './missing/config.json'"),

@@ -59,7 +59,7 @@ def test_inspect_bad_input(run):
     result = run("inspect", "nope/nothing")
     assert result.exit_code == 2 and "unknown model 'nope/nothing'" in result.stderr
     result = run("inspect", "Qwen/Qwen3-8B", "--format", "csv")
-    assert result.exit_code == 2 and "inspect prints table or json" in result.stderr
+    assert result.exit_code == 2 and "'csv' is not one of 'table', 'json'" in result.stderr
 
 
 def test_catalog_add_writes_entries_that_load_back_to_the_same_numbers(run, write_config, tmp_path):

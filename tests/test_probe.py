@@ -129,7 +129,7 @@ def test_free_space_is_checked_before_writing(run, tmp_path: Path, monkeypatch):
         ((".", "--object-sizes", "big"), "--object-sizes 'big' is not a number"),
         ((".", "--concurrency", "0"), "--concurrency must be at least 1"),
         ((".", "--model", "Qwen/Qwen3-8B", "--object-sizes", "1MiB"), "not both"),
-        ((".", "--format", "csv"), "probe prints table or json"),
+        ((".", "--format", "csv"), "'csv' is not one of 'table', 'json'"),
     ],
 )
 def test_bad_probe_input(run, args, message):
