@@ -911,6 +911,10 @@ def probe(
     ] = None,
     output: Annotated[TableFormat, typer.Option("--format", "-f", help="Output format.")] = TableFormat.table,
     catalog: Annotated[Path | None, typer.Option("--catalog", help="A catalog YAML layered over the bundled one.")] = None,
+    clean: Annotated[
+        bool,
+        typer.Option("--clean", help="Remove what earlier probes killed mid-run left on TARGET (their process gone), then stop."),
+    ] = False,
 ) -> None:
     """Measure a storage target with LMCache-shaped objects and fit the time model's L, b and B."""
     import json
@@ -945,7 +949,11 @@ def probe(
             raise KvsizeError("--object-sizes is empty: give sizes like 9MiB,72MiB")
     limit_bytes = parse_size(max_bytes, "--max-bytes")
     seconds = parse_duration(time_limit, "--time-limit")
+    if save_profile is not None:
+        _writable(save_profile, "--save-profile")
     probe_target = probing.open_target(target, direct=direct, endpoint_url=endpoint_url)
+    if _leftovers(probe_target, clean):
+        return
 
     from rich.progress import Progress
 
@@ -971,7 +979,13 @@ def probe(
             sys.stderr.write(f"kvsize: probe {stop}; removed everything it wrote\n")
             raise typer.Exit(143 if "SIGTERM" in str(stop) else 130) from None
     if save_profile is not None:
-        save_profile.write_text(probing.profile_yaml(report.profile), encoding="utf-8")
+        try:
+            save_profile.write_text(probing.profile_yaml(report.profile), encoding="utf-8")
+        except OSError as error:
+            raise KvsizeError(
+                f"measured, but cannot write --save-profile {save_profile}: {error.strerror or error} (nothing is left on "
+                "the target); give a writable path"
+            ) from None
     for note in report.notes:
         sys.stderr.write(f"kvsize: note: {note}\n")
     if output is TableFormat.json:
@@ -1009,6 +1023,47 @@ def probe(
     if save_profile is not None:
         console.print(f"Profile written to {save_profile}: kvsize MODEL --backend {save_profile}", markup=False)
     console.close()
+
+
+def _writable(path: Path, flag: str) -> None:
+    """Refuse before any work a file path whose folder is missing or not writable (kvsize creates no folders)."""
+    import os
+
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise KvsizeError(f"{flag} {path} is a folder: give a file name, e.g. {path / 'profile.yaml'}")
+    if not folder.is_dir():
+        raise KvsizeError(f"{flag} {path}: the folder {folder} does not exist; create it or give another path")
+    if not os.access(folder, os.W_OK):
+        raise KvsizeError(f"{flag} {path}: the folder {folder} is not writable; give another path")
+
+
+def _leftovers(target: Any, clean: bool) -> bool:
+    """Say what earlier killed probes left on the target; with ``clean``, remove those whose process is gone.
+
+    True when the command is done (``--clean``)."""
+    from kvsize.leftovers import classify
+
+    found = [left for name in target.leftovers() if (left := classify(name)) is not None]
+    if not clean:
+        for left in found:
+            fix = "run 'kvsize probe TARGET --clean' to remove it" if left.owner_gone else "kvsize leaves it alone"
+            sys.stderr.write(f"kvsize: note: {target.name} holds {left.name} from an earlier probe ({left.why}); {fix}\n")
+        return False
+    removed = 0
+    for left in found:
+        if not left.owner_gone:
+            sys.stderr.write(f"kvsize: note: kept {left.name} ({left.why})\n")
+            continue
+        problem = target.clean(left.name)
+        if problem:
+            sys.stderr.write(f"kvsize: note: {problem}\n")
+        else:
+            removed += 1
+            sys.stdout.write(f"removed {left.name} ({left.why})\n")
+    if not removed:
+        sys.stdout.write(f"nothing to remove on {target.name}\n")
+    return True
 
 
 catalog_app = typer.Typer(help="Manage catalog files of your own.", no_args_is_help=True)

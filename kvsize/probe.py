@@ -24,7 +24,6 @@ import json
 import math
 import mmap
 import os
-import secrets
 import shutil
 import signal
 import statistics
@@ -38,7 +37,8 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from kvsize.errors import KvsizeError, shown
+from kvsize.errors import KvsizeError, ProbeError, shown
+from kvsize.leftovers import PREFIX, run_name
 
 REDIS_METADATA_BYTES = 28  # LMCache RemoteMetadata, stored as a second key by the redis connector
 DIRECT_ALIGN = 4096
@@ -58,6 +58,8 @@ class Target(Protocol):
     def drop(self, keys: list[str]) -> None: ...
     def remove(self, keys: list[str]) -> None: ...
     def close(self) -> None: ...
+    def leftovers(self) -> list[str]: ...
+    def clean(self, name: str) -> str | None: ...
 
 
 class DirectoryTarget:
@@ -85,7 +87,7 @@ class DirectoryTarget:
             )
         if self.direct and not hasattr(os, "O_DIRECT"):
             raise KvsizeError("--direct needs O_DIRECT, which this OS does not offer; drop --direct")
-        self.run_dir = self.base / f"kvsize-probe-{os.getpid()}-{secrets.token_hex(4)}"
+        self.run_dir = self.base / run_name()
         self.run_dir.mkdir()  # fails if it exists: never reuse a folder this run did not create
         if self.direct:
             self.write("odirect-check", memoryview(bytes(DIRECT_ALIGN)))
@@ -173,6 +175,25 @@ class DirectoryTarget:
                     (path.parent / name).unlink(missing_ok=True)
                     self._written.discard(name)
 
+    def leftovers(self) -> list[str]:
+        """Names of earlier probe runs' folders in the target directory."""
+        try:
+            return sorted(entry.name for entry in os.scandir(self.base) if entry.name.startswith(PREFIX) and entry.is_dir())
+        except OSError:
+            return []
+
+    def clean(self, name: str) -> str | None:
+        """Remove an earlier run's folder: only its ``.data`` and ``.tmp`` files, then the folder; what stays, or None."""
+        folder = self.base / name
+        for entry in os.scandir(folder):
+            if entry.is_file(follow_symlinks=False) and entry.name.endswith((".data", ".tmp")):
+                os.unlink(entry.path)
+        try:
+            folder.rmdir()
+        except OSError:
+            return f"{folder} holds files a probe does not write: left in place"
+        return None
+
     def close(self) -> None:
         """Remove what this run wrote (and only that), then its run folder if it is empty."""
         if self.run_dir is None:
@@ -196,7 +217,8 @@ class S3Target:
         if not bucket:
             raise KvsizeError(f"{shown(url)} names no bucket: write s3://bucket/prefix")
         self.bucket = bucket
-        self.prefix = f"{prefix.strip('/')}/kvsize-probe-{os.getpid()}-{secrets.token_hex(4)}".lstrip("/")
+        self.root = prefix.strip("/")
+        self.prefix = f"{self.root}/{run_name()}".lstrip("/")
         self.client = boto3.client("s3", endpoint_url=endpoint_url)
         self.name = url
         self.cache_note: str | None = None
@@ -237,6 +259,25 @@ class S3Target:
         if self._written:
             self.remove([name.rsplit("/", 1)[1] for name in list(self._written)])
 
+    def _run_prefix(self, name: str) -> str:
+        return f"{self.root}/{name}/".lstrip("/")
+
+    def leftovers(self) -> list[str]:
+        """Names of earlier probe runs' prefixes under the target prefix."""
+        base = f"{self.root}/{PREFIX}".lstrip("/")
+        try:
+            found = self.client.list_objects_v2(Bucket=self.bucket, Prefix=base, Delimiter="/").get("CommonPrefixes", [])
+        except Exception:  # an unreachable bucket: prepare() says so, in one line
+            return []
+        return sorted(entry["Prefix"].rstrip("/").rsplit("/", 1)[-1] for entry in found)
+
+    def clean(self, name: str) -> str | None:
+        while True:
+            listed = self.client.list_objects_v2(Bucket=self.bucket, Prefix=self._run_prefix(name)).get("Contents", [])
+            if not listed:
+                return None
+            self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": [{"Key": item["Key"]} for item in listed]})
+
 
 class RedisTarget:
     """A Redis server: two keys per chunk, as LMCache's redis connector stores them."""
@@ -248,7 +289,7 @@ class RedisTarget:
             raise KvsizeError("probing Redis needs redis-py: pip install 'kvsize[redis]'") from None
         self.client = redis.Redis.from_url(url)
         self.name = url
-        self.prefix = f"kvsize-probe-{os.getpid()}-{secrets.token_hex(4)}"
+        self.prefix = run_name()
         self.cache_note: str | None = None
         self._written: set[str] = set()
 
@@ -286,6 +327,20 @@ class RedisTarget:
         if self._written:
             self.client.delete(*self._written)
             self._written.clear()
+
+    def leftovers(self) -> list[str]:
+        """Names of earlier probe runs that still have keys on the server."""
+        try:
+            names = {key.decode().split(":", 1)[0] for key in self.client.scan_iter(match=f"{PREFIX}*:*", count=1000)}
+        except Exception:  # an unreachable server: prepare() says so, in one line
+            return []
+        return sorted(names)
+
+    def clean(self, name: str) -> str | None:
+        keys = list(self.client.scan_iter(match=f"{name}:*", count=1000))
+        for start in range(0, len(keys), 1000):
+            self.client.delete(*keys[start : start + 1000])
+        return None
 
 
 def open_target(target: str, *, direct: bool, endpoint_url: str | None) -> Target:
@@ -365,6 +420,17 @@ def _stop_on_sigterm() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def _close(target: Target) -> None:
+    """Remove what the run wrote; a failure here is said, never hidden."""
+    try:
+        target.close()
+    except Exception as error:
+        raise ProbeError(
+            f"probe of {target.name} could not remove everything it wrote ({type(error).__name__}: {shown(str(error), 80)}); "
+            "remove its kvsize-probe-* folder or prefix by hand, or run 'kvsize probe TARGET --clean'"
+        ) from None
+
+
 def run_probe(
     target: Target,
     object_sizes: list[int],
@@ -403,8 +469,17 @@ def run_probe(
                 results.append(_measure(target, size, level, count))
         except KeyboardInterrupt:
             raise Interrupted("stopped by Ctrl-C") from None
+        except (KvsizeError, Interrupted):
+            raise
+        except OSError as error:  # a read-only target, a full disk, a vanished mount
+            failure = f"{error.strerror or error}" + (f" ({error.filename})" if error.filename else "")
+            raise ProbeError(f"probe of {target.name} failed: {failure}; removed everything it wrote") from None
+        except Exception as error:  # the storage client's own errors (S3, Redis)
+            raise ProbeError(
+                f"probe of {target.name} failed: {type(error).__name__}: {shown(str(error), 100)}; removed everything it wrote"
+            ) from None
         finally:
-            target.close()
+            _close(target)
     if progress:
         progress("done", len(plans), len(plans))
     if target.cache_note:

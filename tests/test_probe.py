@@ -272,3 +272,103 @@ def test_directory_target_never_touches_foreign_files(tmp_path: Path):
     assert foreign.read_bytes() == b"y"  # left, and so is the folder holding it
     assert sorted(p.name for p in target.run_dir.iterdir()) == ["someone-else.data"]
     os.remove(foreign)
+
+
+def _run_dirs(target: Path) -> list[str]:
+    return sorted(p.name for p in target.iterdir() if p.name.startswith("kvsize-probe-"))
+
+
+def test_read_only_target_is_one_line_and_leaves_nothing(run, tmp_path: Path, monkeypatch):
+    import errno
+
+    real_open = os.open
+
+    def read_only(path, flags, *args):
+        if flags & os.O_CREAT:
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(probing.os, "open", read_only)
+    result = run("probe", str(tmp_path), *SMALL)
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1
+    assert "failed: Read-only file system" in result.stderr and "removed everything it wrote" in result.stderr
+    assert _run_dirs(tmp_path) == []
+
+
+def test_running_out_of_space_mid_run_is_one_line_and_leaves_nothing(run, tmp_path: Path, monkeypatch):
+    import errno
+
+    real_write = os.write
+    calls = {"n": 0}
+
+    def fills_up(fd, data):
+        calls["n"] += 1
+        if calls["n"] > 5:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(probing.os, "write", fills_up)
+    result = run("probe", str(tmp_path), *SMALL)
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "No space left on device" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_save_profile_folder_is_checked_before_measuring(run, tmp_path: Path):
+    result = run("probe", str(tmp_path), *SMALL, "--save-profile", str(tmp_path / "missing" / "p.yaml"))
+    assert result.exit_code == 2 and "the folder" in result.stderr and "does not exist" in result.stderr
+    assert list(tmp_path.iterdir()) == []  # refused before writing anything
+    result = run("probe", str(tmp_path), *SMALL, "--save-profile", str(tmp_path))
+    assert result.exit_code == 2 and "is a folder" in result.stderr
+
+
+def test_save_profile_write_failure_after_measuring_is_one_line(run, tmp_path: Path, monkeypatch):
+    target = tmp_path / "mount"
+    target.mkdir()
+
+    def refuse(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "write_text", refuse)
+    result = run("probe", str(target), *SMALL, "--save-profile", str(tmp_path / "p.yaml"))
+    assert result.exit_code == 2 and result.stderr.count("\n") <= 2  # a page-cache note may precede it
+    assert "measured, but cannot write --save-profile" in result.stderr and "Traceback" not in result.stderr
+    assert list(target.iterdir()) == []
+
+
+def test_killed_probe_is_named_by_the_next_and_removed_by_clean(run, tmp_path: Path):
+    target = tmp_path / "mount"
+    target.mkdir()
+    (target / "keep.data").write_bytes(b"x")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kvsize.cli", "probe", str(target), "--object-sizes", "8MiB", "--concurrency", "1"]
+        + ["--objects", "5000", "--max-bytes", "40GiB", "--time-limit", "600s"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (_run_dirs(target) and len(list((target / _run_dirs(target)[0]).iterdir())) >= 2):
+        time.sleep(0.05)
+    process.kill()  # SIGKILL: no clean-up runs
+    process.wait(timeout=30)
+    (left,) = _run_dirs(target)
+    assert left.endswith(f"-{process.pid}-" + left.rsplit("-", 1)[1])
+    noticed = run("probe", str(target), *SMALL)
+    assert noticed.exit_code == 0
+    assert f"holds {left} from an earlier probe (process {process.pid} is gone)" in noticed.stderr
+    assert "--clean" in noticed.stderr
+    cleaned = run("probe", str(target), "--clean")
+    assert cleaned.exit_code == 0 and f"removed {left}" in cleaned.stdout
+    assert sorted(p.name for p in target.iterdir()) == ["keep.data"]
+
+
+def test_clean_keeps_a_live_run_and_another_hosts(run, tmp_path: Path):
+    alive = tmp_path / f"kvsize-probe-{probing.run_name().split('-')[2]}-1-0123abcd"  # pid 1 is always running
+    other = tmp_path / "kvsize-probe-otherhost-12345-0123abcd"
+    for folder in (alive, other):
+        folder.mkdir()
+        (folder / "0.data").write_bytes(b"x")
+    result = run("probe", str(tmp_path), "--clean")
+    assert result.exit_code == 0 and "nothing to remove" in result.stdout
+    assert "written by host otherhost: kvsize cannot tell" in result.stderr
+    assert alive.exists() and other.exists()
