@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import math
 
-MAX_MESSAGE = 300
+MAX_MESSAGE = 280
 """Longest error line: an echoed value never turns an error into a page of text."""
-_HEAD, _TAIL = 200, 90
+_HEAD, _TAIL = 190, 87
 
 
 class KvsizeError(ValueError):

@@ -174,7 +174,7 @@ def _int_field(
             )
         raise KvsizeError(f"{reader.origin}: {field} = {shown(value)} is not a whole number; fix the config")
     if not low <= value <= high:
-        raise KvsizeError(f"{reader.origin}: {field} = {value} is out of range ({low} to {high}); fix the config")
+        raise KvsizeError(f"{reader.origin}: {field} = {shown(value)} is out of range ({low:,} to {high:,}); fix the config")
     reader.note(name, value, field)
     return value
 

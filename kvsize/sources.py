@@ -142,7 +142,7 @@ def transformers_defaults(raw: Mapping[str, Any], origin: str) -> tuple[dict[str
         config = CONFIG_MAPPING[model_type].from_dict(copy.deepcopy(dict(raw)))
     except Exception as error:  # transformers validates fields; any failure is the config's
         raise KvsizeError(
-            f"{origin}: transformers rejects this {model_type} config ({type(error).__name__}: {error}); fix the config"
+            f"{origin}: transformers rejects this {shown(model_type)} config ({type(error).__name__}: {shown(str(error), 100)}); fix the config"
         ) from None
     text_key = next((key for key in TEXT_CONFIG_KEYS if isinstance(raw.get(key), Mapping)), None)
     if text_key is None:
