@@ -104,21 +104,21 @@ def check_row(
         risks = list(timing.risk_list)
     else:
         risks = engine_risks(row, layout, options)
-    if timing is not None and timing.cost_seconds is not None and full_recompute_s is not None:
-        if timing.cost_seconds >= full_recompute_s:
-            found.append(
-                Violation(
-                    limit="slower_than_recompute",
-                    value=timing.cost_seconds,
-                    threshold=full_recompute_s,
-                    unit="s",
-                    over_by=timing.cost_seconds - full_recompute_s,
-                    detail=(
-                        f"load + tail recompute {timing.cost_seconds:.3f} s >= recomputing the prompts of one instance "
-                        f"{full_recompute_s:.3f} s: offloading does not pay"
-                    ),
-                )
+    cost = timing.cost_seconds if timing is not None else None
+    if cost is not None and full_recompute_s is not None and cost >= full_recompute_s:
+        found.append(
+            Violation(
+                limit="slower_than_recompute",
+                value=cost,
+                threshold=full_recompute_s,
+                unit="s",
+                over_by=cost - full_recompute_s,
+                detail=(
+                    f"load + tail recompute {cost:.3f} s >= recomputing the prompts of one instance "
+                    f"{full_recompute_s:.3f} s: offloading does not pay"
+                ),
             )
+        )
     if remote_url_problem is not None:
         found.append(Violation(limit="remote_url", value=0, threshold=0, unit="objects", over_by=0, detail=remote_url_problem))
     for risk in risks:

@@ -15,6 +15,7 @@ No code from a model repository is ever run (no ``trust_remote_code``).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -154,10 +155,8 @@ def _reachable(repo_id: str, revision: str, hub: str) -> None:
     if isinstance(huggingface_hub.try_to_load_from_cache(repo_id, "config.json", revision=revision), str):
         return
     timeout = CONNECT_TIMEOUT_S
-    try:
+    with contextlib.suppress(ValueError):
         timeout = float(os.environ.get("HF_HUB_ETAG_TIMEOUT") or CONNECT_TIMEOUT_S)
-    except ValueError:
-        pass
     url = huggingface_hub.hf_hub_url(repo_id, "config.json", revision=revision, endpoint=hub)
     try:
         huggingface_hub.get_hf_file_metadata(url, timeout=timeout if math.isfinite(timeout) and timeout > 0 else None)

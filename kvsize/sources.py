@@ -142,13 +142,19 @@ def transformers_defaults(raw: Mapping[str, Any], origin: str) -> tuple[dict[str
         config = CONFIG_MAPPING[model_type].from_dict(copy.deepcopy(dict(raw)))
     except Exception as error:  # transformers validates fields; any failure is the config's
         raise KvsizeError(
-            f"{origin}: transformers rejects this {shown(model_type)} config ({type(error).__name__}: {shown(str(error), 100)}); fix the config"
+            f"{origin}: transformers rejects this {shown(model_type)} config "
+            f"({type(error).__name__}: {shown(str(error), 100)}); fix the config"
         ) from None
     text_key = next((key for key in TEXT_CONFIG_KEYS if isinstance(raw.get(key), Mapping)), None)
-    if text_key is None:
-        return _missing(raw, config.to_dict()), ()
-    text_config = config.get_text_config()
-    filled = _missing(raw[text_key], text_config.to_dict())
+    try:
+        if text_key is None:
+            return _missing(raw, config.to_dict()), ()
+        filled = _missing(raw[text_key], config.get_text_config().to_dict())
+    except Exception as error:  # an odd text_config the config class keeps as a plain dict, and the like
+        raise ConfigError(
+            f"{origin}: transformers cannot read this {shown(model_type)} config's {text_key or 'fields'} "
+            f"({type(error).__name__}); fix the config"
+        ) from None
     return ({text_key: filled} if filled else {}), ()
 
 

@@ -184,7 +184,7 @@ def test_settings_parse_as_lmcache_056(tmp_path, source, key, value, expected):
 def test_values_lmcache_cannot_read_are_refused(tmp_path, source, key, value):
     from kvsize.errors import KvsizeError
 
-    with pytest.raises(KvsizeError, match="LMCache 0.5.6 cannot read"):
+    with pytest.raises(KvsizeError, match=r"LMCache 0\.5\.6 cannot read"):
         if source == "file":
             file = tmp_path / "lmcache.yaml"
             file.write_text(f"{key}: {json.dumps(value)}\n")
@@ -207,7 +207,9 @@ def test_check_no_longer_fails_a_deployment_on_yes(run, tmp_path):
 LMCACHE_KEYS = {line for line in (DATA / "lmcache-0.5.6-config-keys.txt").read_text().splitlines() if not line.startswith("#")}
 
 
-@pytest.mark.parametrize("connector", ["s3", "fs", "redis", "valkey", "resp", "mooncakestore", "local-disk", "gds", "weka", "cpu"])
+@pytest.mark.parametrize(
+    "connector", ["s3", "fs", "redis", "valkey", "resp", "mooncakestore", "local-disk", "gds", "weka", "cpu"]
+)
 def test_emitted_keys_and_urls_are_lmcache_056s(run, connector):
     emitted = run(SEED, "--tp", "4", "--connector", connector, "--chunk-size", "2048", "--emit", "lmcache")
     assert emitted.exit_code == 0, emitted.stderr
@@ -230,7 +232,11 @@ def test_check_flags_a_remote_url_lmcache_cannot_parse(run, tmp_path):
 
 # --- recommendations ---------------------------------------------------------------------------------------
 
-PRESET_FIGURES = {"s3-express": ["--stream-bandwidth", "1GB/s"], "pnfs-rdma": ["--latency", "100us"], "redis": ["--concurrency", "8"]}
+PRESET_FIGURES = {
+    "s3-express": ["--stream-bandwidth", "1GB/s"],
+    "pnfs-rdma": ["--latency", "100us"],
+    "redis": ["--concurrency", "8"],
+}
 
 
 @pytest.mark.parametrize("preset", ["s3", "s3-express", "nfs", "nfs-100g", "pnfs-rdma", "nvme", "redis", "cpu"])

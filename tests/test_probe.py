@@ -17,6 +17,7 @@ import pytest
 
 import kvsize.probe as probing
 
+LONG_RUN = ("--objects", "5000", "--max-bytes", "40GiB", "--time-limit", "600s")
 SMALL = ("--object-sizes", "64KiB,1MiB", "--concurrency", "1,2", "--objects", "4")
 
 
@@ -341,8 +342,7 @@ def test_killed_probe_is_named_by_the_next_and_removed_by_clean(run, tmp_path: P
     target.mkdir()
     (target / "keep.data").write_bytes(b"x")
     process = subprocess.Popen(
-        [sys.executable, "-m", "kvsize.cli", "probe", str(target), "--object-sizes", "8MiB", "--concurrency", "1"]
-        + ["--objects", "5000", "--max-bytes", "40GiB", "--time-limit", "600s"],
+        [sys.executable, "-m", "kvsize.cli", "probe", str(target), "--object-sizes", "8MiB", "--concurrency", "1", *LONG_RUN],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import reference_config
-
 import kvsize
 from kvsize.storage import PRESETS, TimeOptions, plan_storage, resolve_backend
+from tests.conftest import reference_config
 
 SEED = "Qwen/Qwen3-4B-Instruct-2507"
 
