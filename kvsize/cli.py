@@ -438,7 +438,7 @@ def _prefill(
 
     finite(mfu, "--mfu", low=0, low_open=True, high=1)
     if prefill_tps is not None:
-        finite(prefill_tps, "--prefill-tps", low=0, low_open=True, high=1e12)
+        finite(prefill_tps, "--prefill-tps", low=1, high=1e12)
         return prefill_tps, f"prefill {prefill_tps:,.0f} tokens/s (given with --prefill-tps)", []
     attention = (spec.kv_layers, spec.num_attention_heads, spec.head_size)
     estimate = storage.estimate_prefill(spec.active_params, attention, gpus, gpu.lower(), mfu, prompt_tokens)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import math
 import os
 import re
 from pathlib import Path
@@ -139,6 +138,26 @@ def _current(entry: dict[str, Any] | None) -> dict[str, Any] | None:
     return entry if entry is not None and entry.get("filled_by") == _transformers_version() else None
 
 
+CLIENT_INT_VARIABLES = ("HF_HUB_ETAG_TIMEOUT", "HF_HUB_DOWNLOAD_TIMEOUT")
+"""Read by huggingface_hub with int() at import: a value it cannot read must be one line, not its traceback."""
+
+
+def _check_client_environment() -> None:
+    for variable in CLIENT_INT_VARIABLES:
+        value = os.environ.get(variable)
+        if value is None:
+            continue
+        try:
+            seconds = int(value)
+        except ValueError:
+            seconds = -1
+        if not 0 <= seconds <= 86_400:
+            raise HubError(
+                f"{variable}={shown(value)} is not a whole number of seconds from 0 to 86,400; unset it or give e.g. 10",
+                field=variable,
+            )
+
+
 CONNECT_TIMEOUT_S = 5.0
 """How long a first download waits for the endpoint (HF_HUB_ETAG_TIMEOUT overrides it)."""
 
@@ -155,11 +174,11 @@ def _reachable(repo_id: str, revision: str, hub: str) -> None:
     if isinstance(huggingface_hub.try_to_load_from_cache(repo_id, "config.json", revision=revision), str):
         return
     timeout = CONNECT_TIMEOUT_S
-    with contextlib.suppress(ValueError):
-        timeout = float(os.environ.get("HF_HUB_ETAG_TIMEOUT") or CONNECT_TIMEOUT_S)
+    with contextlib.suppress(ValueError):  # checked by _check_client_environment
+        timeout = float(os.environ.get("HF_HUB_ETAG_TIMEOUT") or CONNECT_TIMEOUT_S) or CONNECT_TIMEOUT_S
     url = huggingface_hub.hf_hub_url(repo_id, "config.json", revision=revision, endpoint=hub)
     try:
-        huggingface_hub.get_hf_file_metadata(url, timeout=timeout if math.isfinite(timeout) and timeout > 0 else None)
+        huggingface_hub.get_hf_file_metadata(url, timeout=timeout)
     except errors.HfHubHTTPError:
         return  # the Hub answered: hf_hub_download turns the answer into its own error
     except (OSError, errors.OfflineModeIsEnabled) as error:
@@ -181,6 +200,7 @@ def _download(repo_id: str, revision: str, *, offline: bool, hub: str) -> Path:
     # The client's user-agent telemetry fetches a registry from the endpoint: a sizing run makes
     # only the requests it needs (one revision check, and the download when not cached).
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    _check_client_environment()
     import huggingface_hub
     from huggingface_hub import errors
     from huggingface_hub.utils import logging as hub_logging

@@ -474,7 +474,7 @@ def _chunked_layers(reader: _Reader, kinds: list[LayerKind]) -> list[LayerKind]:
 
 
 def _kv_heads(reader: _Reader, model_type: str, num_heads: int) -> int:
-    root_type = reader.root.get("model_type")
+    root_type = reader.root.get("model_type") if isinstance(reader.root.get("model_type"), str) else None
     new_arch = bool(reader.value("new_decoder_architecture"))
     falcon_new = (model_type in FALCON_TYPES or root_type in FALCON_TYPES) and new_arch
     multi_query = reader.get("multi_query")

@@ -90,6 +90,11 @@ FLAG_CASES = [
     (("--tp", "9" * 30), "--tp and --pp must be 1 to 100,000"),
     (("--backend", "s3", "--concurrent-prompts", "9" * 12), "--concurrent-prompts must be 1 to 1,000,000"),
     (("--chunk-sizes", ",".join(["256"] * 10_000)), "--chunk-sizes has 10,000 entries; give at most 64"),
+    (("--backend", "s3", "--instances", "0"), "--instances must be 1 to 1,000,000"),
+    (("--backend", "s3", "--instances", "9" * 30), "--instances must be 1 to 1,000,000"),
+    (("--vllm-version", "9" * 400), "is not a version"),
+    (("--vllm-version", "\udcff"), "is not a version"),
+    (("--backend", "s3", "--gpu", "\udcff" * 400), "unknown --gpu"),
 ]
 
 
@@ -112,9 +117,16 @@ def test_profile_yaml_refuses_non_finite(run, tmp_path, profile, message):
     assert message in one_line(run(SEED, "--backend", str(file)))
 
 
-def test_lmcache_environment_number_past_float(run):
-    line = one_line(run("check", SEED, "--tp", "4", env={"LMCACHE_CHUNK_SIZE": "1e400"}))
-    assert "LMCache 0.5.6 cannot read chunk_size = '1e400' as a whole number and ignores the variable" in line
+@pytest.mark.parametrize("value", ["1e400", "nan", "9" * 5000, "\udcff\udcfe", ""])
+def test_lmcache_environment_numbers_it_cannot_read(run, value):
+    line = one_line(run("check", SEED, "--tp", "4", env={"LMCACHE_CHUNK_SIZE": value}))
+    assert "LMCache 0.5.6 cannot read chunk_size" in line and "ignores the variable" in line
+
+
+def test_lmcache_environment_boolean_not_utf8_is_false_with_a_warning(run):
+    result = run("check", SEED, "--tp", "4", "--format", "json", env={"LMCACHE_USE_LAYERWISE": "\udcff"})
+    assert result.exit_code == 0 and json.loads(result.stdout)["engine"]["use_layerwise"] is False
+    assert "is read by LMCache 0.5.6 as false" in result.stderr
 
 
 NON_UTF8 = b"chunk_size: 256\nname: \xff\xfe\n"

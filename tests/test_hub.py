@@ -193,9 +193,19 @@ def test_slow_hub_answers_a_cached_model_from_the_cache(kvsize_cli, hub):
 
 
 def test_unreachable_endpoint(kvsize_cli, tmp_path):
+    started = time.monotonic()
     result = kvsize_cli("acme/qwen", HF_ENDPOINT="http://127.0.0.1:9")  # discard port: nothing listens
+    assert time.monotonic() - started < 5  # no 25 s of client retries
+    assert "Retrying" not in result.stderr and len(errors(result)) == 1
     assert result.returncode == 2
     assert "cannot reach http://127.0.0.1:9 (ConnectError); check the network or HF_ENDPOINT" in errors(result)[0]
+
+
+@pytest.mark.parametrize("value", ["nan", "1e400", "9" * 40, "-3", "\udcff"])
+def test_client_timeout_variables_it_cannot_read(kvsize_cli, value):
+    result = kvsize_cli("acme/qwen", HF_ENDPOINT="http://127.0.0.1:9", HF_HUB_ETAG_TIMEOUT=value)
+    assert result.returncode == 2 and len(errors(result)) == 1
+    assert "HF_HUB_ETAG_TIMEOUT=" in errors(result)[0] and "is not a whole number of seconds" in errors(result)[0]
 
 
 def test_unknown_model_type_is_sized_from_raw_fields(kvsize_cli):
