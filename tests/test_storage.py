@@ -323,7 +323,7 @@ BAD = [
     (("--backend", "s3", "--concurrent-prompts", "0"), "--concurrent-prompts must be 1 to 1,000,000"),
     (("--backend", "s3", "--mfu", "2"), "--mfu must be at most 1"),
     (("--backend", "s3", "--gpu", "tpu"), "unknown --gpu 'tpu'"),
-    (("--backend", "s3", "--prefill-tps", "0"), "--prefill-tps must be more than 0"),
+    (("--backend", "s3", "--prefill-tps", "0"), "--prefill-tps must be at least 1"),
     (("--backend", "s3", "--blocking-timeout", "0"), "--blocking-timeout must be more than 0"),
     (("--backend", "s3", "--cpu-buffer", "lots"), "--cpu-buffer 'lots' is not a number"),
     (("--search",), "--search needs a storage backend"),
