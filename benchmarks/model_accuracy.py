@@ -21,8 +21,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import kvsize
-from kvsize.probe import DirectoryTarget, _measure, run_probe
-from kvsize.storage import BackendProfile, load_time
+from kvsize.storage.probe import DirectoryTarget, _measure, run_probe
+from kvsize.storage.timing import BackendProfile, load_time
 from kvsize.units import format_iec
 
 MODEL, TP, PROMPT, CHUNKS = "Qwen/Qwen3-4B-Instruct-2507", 4, 32_000, (256, 2048)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kvsize.probe import DirectoryTarget, run_probe
+from kvsize.storage.probe import DirectoryTarget, run_probe
 from kvsize.units import format_iec, parse_size
 
 

@@ -10,13 +10,13 @@ time them on a storage backend, and check a deployment's limits:
 [(256, 1560), (2048, 192)]
 """
 
-from kvsize.catalog import Catalog, CatalogEntry
+from kvsize.engines.lmcache import CONNECTORS, Connector, EngineOptions, Layout, Stage, plan_layout, pp_split
 from kvsize.errors import KvsizeError
-from kvsize.layout import CONNECTORS, Connector, EngineOptions, Layout, Stage, plan_layout, pp_split
-from kvsize.normalize import spec_from_config
+from kvsize.model.catalog import Catalog, CatalogEntry
+from kvsize.model.normalize import spec_from_config
+from kvsize.model.sources import resolve_model, spec_from_path
+from kvsize.model.spec import LayerKind, ModelSpec
 from kvsize.plan import DEFAULT_CHUNK_SIZES, Sweep, SweepRow, plan_row, plan_sweep
-from kvsize.sources import resolve_model, spec_from_path
-from kvsize.spec import LayerKind, ModelSpec
 from kvsize.units import format_iec, parse_count, parse_duration, parse_rate, parse_size
 
 __version__ = "0.1.0"
@@ -24,20 +24,20 @@ __version__ = "0.1.0"
 # The time model, the CI guard, capacity planning, LMCache settings and the probe load on first
 # use (PEP 562), so that sizing a catalog model imports only what it needs.
 _LAZY = {
-    "BackendProfile": "kvsize.storage",
-    "PRESETS": "kvsize.storage",
-    "StoragePlan": "kvsize.storage",
-    "TimeOptions": "kvsize.storage",
-    "plan_storage": "kvsize.storage",
-    "resolve_backend": "kvsize.storage",
-    "time_row": "kvsize.storage",
-    "Limits": "kvsize.check",
-    "check_row": "kvsize.check",
-    "plan_capacity": "kvsize.capacity",
-    "read_settings": "kvsize.lmcache",
-    "settings_for": "kvsize.lmcache",
-    "run_probe": "kvsize.probe",
-    "open_target": "kvsize.probe",
+    "BackendProfile": "kvsize.storage.timing",
+    "PRESETS": "kvsize.storage.timing",
+    "StoragePlan": "kvsize.storage.timing",
+    "TimeOptions": "kvsize.storage.timing",
+    "plan_storage": "kvsize.storage.timing",
+    "resolve_backend": "kvsize.storage.timing",
+    "time_row": "kvsize.storage.timing",
+    "Limits": "kvsize.storage.limits",
+    "check_row": "kvsize.storage.limits",
+    "plan_capacity": "kvsize.storage.capacity",
+    "read_settings": "kvsize.engines.lmcache_settings",
+    "settings_for": "kvsize.engines.lmcache_settings",
+    "run_probe": "kvsize.storage.probe",
+    "open_target": "kvsize.storage.probe",
 }
 
 

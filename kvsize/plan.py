@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
+from kvsize.engines.lmcache import EngineOptions, Layout, plan_layout
 from kvsize.errors import KvsizeError
-from kvsize.layout import EngineOptions, Layout, plan_layout
-from kvsize.spec import ModelSpec
+from kvsize.model.spec import ModelSpec
 
 DEFAULT_CHUNK_SIZES: tuple[int, ...] = (256, 512, 1024, 2048, 4096)
 LMCACHE_DEFAULT_CHUNK = 256

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 import kvsize
-from kvsize.catalog import Catalog, bundled_catalog_path, dump_catalog, load_catalog_file
-from kvsize.sources import catalog_entry
+from kvsize.model.catalog import Catalog, bundled_catalog_path, dump_catalog, load_catalog_file
+from kvsize.model.sources import catalog_entry
 from tests.conftest import CONFIGS, SHARED_CONFIGS, reference_config, reference_models
 
 MODELS = reference_models()

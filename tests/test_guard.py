@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kvsize.lmcache import read_settings
+from kvsize.engines.lmcache_settings import read_settings
 
 SEED = "Qwen/Qwen3-4B-Instruct-2507"
 BASE = (SEED, "--tp", "4", "--prompt", "100000")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from kvsize.lmcache import read_settings, remote_url_problem
+from kvsize.engines.lmcache_settings import read_settings, remote_url_problem
 from tests.conftest import reference_config
 
 SEED = "Qwen/Qwen3-4B-Instruct-2507"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-import kvsize.probe as probing
+import kvsize.storage.probe as probing
 
 LONG_RUN = ("--objects", "5000", "--max-bytes", "40GiB", "--time-limit", "600s")
 SMALL = ("--object-sizes", "64KiB,1MiB", "--concurrency", "1,2", "--objects", "4")

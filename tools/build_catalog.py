@@ -18,8 +18,8 @@ from pathlib import Path
 
 import yaml
 
-from kvsize.catalog import dump_catalog
-from kvsize.sources import catalog_entry
+from kvsize.model.catalog import dump_catalog
+from kvsize.model.sources import catalog_entry
 
 HEADER = """\
 # kvsize's bundled model catalog.

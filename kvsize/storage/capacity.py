@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
+from kvsize.engines.lmcache import Layout
 from kvsize.errors import KvsizeError
-from kvsize.layout import Layout
 from kvsize.plan import SweepRow
-from kvsize.storage import per_writer_bytes
+from kvsize.storage.timing import per_writer_bytes
 
 
 class Share(BaseModel):

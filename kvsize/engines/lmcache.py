@@ -17,7 +17,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from kvsize.errors import KvsizeError, ParallelismError, UnsupportedModelError, shown
-from kvsize.spec import LayerKind, ModelSpec
+from kvsize.model.spec import LayerKind, ModelSpec
 
 KvDtype = Literal["auto", "bfloat16", "float16", "fp8", "fp8_e4m3", "fp8_e5m2"]
 KV_DTYPES: tuple[str, ...] = ("auto", "bfloat16", "float16", "fp8", "fp8_e4m3", "fp8_e5m2")

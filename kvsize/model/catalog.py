@@ -61,9 +61,9 @@ class CatalogFile(BaseModel):
 
 def bundled_catalog_path() -> Path:
     """``models.yaml`` inside the installed package, else at the source checkout's root."""
-    here = Path(__file__).resolve().parent
-    packaged = here / "models.yaml"
-    return packaged if packaged.is_file() else here.parent / "models.yaml"
+    package = Path(__file__).resolve().parents[1]
+    packaged = package / "models.yaml"
+    return packaged if packaged.is_file() else package.parent / "models.yaml"
 
 
 @lru_cache(maxsize=8)

@@ -311,9 +311,9 @@ def size(
     ] = VLLM_VERSION,
 ) -> None:
     """Objects and bytes LMCache stores for one prompt, per candidate chunk size; with --backend, load time and a pick."""
-    from kvsize.layout import EngineOptions
+    from kvsize.engines.lmcache import EngineOptions
+    from kvsize.model.sources import resolve_model
     from kvsize.plan import DEFAULT_CHUNK_SIZES, plan_sweep
-    from kvsize.sources import resolve_model
     from kvsize.units import parse_count, parse_int_list
 
     if chunk_sizes is not None and chunk_size is not None:
@@ -363,7 +363,7 @@ def size(
         _emit_sweep(sweep, output, explain, [])
         return
 
-    from kvsize import storage
+    from kvsize.storage import timing as storage
     from kvsize.units import parse_duration, parse_size
 
     _bounded(concurrent_prompts, "--concurrent-prompts", MAX_PROMPTS)
@@ -395,7 +395,7 @@ def size(
             sweep = plan_sweep(spec, options, prompt_tokens, (*sizes, *extra))
     plans = [storage.plan_storage(sweep.rows, sweep.layout, p, time_options, assumption) for p in profiles]
     if plot is not None:
-        from kvsize.plot import plot_plans
+        from kvsize.cli.plot import plot_plans
 
         plot_plans(sweep, plans, plot)
     if emit is not None:
@@ -434,7 +434,7 @@ def _prefill(
     spec: Any, gpus: int, prompt_tokens: int, prefill_tps: float | None, gpu: str, mfu: float
 ) -> tuple[float | None, str | None, list[str]]:
     """Prefill tokens/s (given, or estimated from the config), the sentence saying which, and any warning."""
-    from kvsize import storage
+    from kvsize.storage import timing as storage
 
     finite(mfu, "--mfu", low=0, low_open=True, high=1)
     if prefill_tps is not None:
@@ -456,7 +456,7 @@ def _prefill(
 
 def _emit_lmcache(sweep: Any, plan: Any, chunk: int, margin: float) -> None:
     """Print the LMCache settings for one chunk size (kvsize.lmcache.settings_for) and their warnings."""
-    from kvsize.lmcache import settings_for
+    from kvsize.engines.lmcache_settings import settings_for
 
     text, warnings = settings_for(sweep, plan, chunk, margin)
     for warning in (*sweep.warnings, *warnings):
@@ -496,10 +496,10 @@ def models(
     catalog: Annotated[Path | None, typer.Option("--catalog", help="A catalog YAML layered over the bundled one.")] = None,
 ) -> None:
     """The model catalog, with each model's KV bytes per token (TP 1, the config's dtype)."""
-    from kvsize.catalog import Catalog
-    from kvsize.layout import EngineOptions, plan_layout
-    from kvsize.render import catalog_rows, render_rows
-    from kvsize.sources import resolve_model
+    from kvsize.cli.render import catalog_rows, render_rows
+    from kvsize.engines.lmcache import EngineOptions, plan_layout
+    from kvsize.model.catalog import Catalog
+    from kvsize.model.sources import resolve_model
 
     book = Catalog(catalog)
     specs = []
@@ -553,8 +553,8 @@ def inspect(
     """The normalised spec: each value beside the config field (and file) it came from."""
     import json
 
-    from kvsize.render import spec_dict
-    from kvsize.sources import resolve_model
+    from kvsize.cli.render import spec_dict
+    from kvsize.model.sources import resolve_model
 
     spec = resolve_model(model, catalog_path=catalog, revision=revision, offline=offline or None)
     for warning in spec.warnings:
@@ -588,8 +588,8 @@ def _deployment(
     kv_dtype: KvDtypeChoice,
 ) -> tuple[Any, int, Any]:
     """The deployment's LMCache settings (file + LMCACHE_* environment), with command-line flags winning."""
-    from kvsize.layout import EngineOptions
-    from kvsize.lmcache import read_settings
+    from kvsize.engines.lmcache import EngineOptions
+    from kvsize.engines.lmcache_settings import read_settings
     from kvsize.units import parse_count
 
     settings = read_settings(lmcache_config)
@@ -687,10 +687,10 @@ def check(
     """Exit 0 when the serving config keeps every limit, 1 with the violated ones, 2 for bad input."""
     import json
 
-    from kvsize import storage
-    from kvsize.check import Limits, check_row
+    from kvsize.model.sources import resolve_model
     from kvsize.plan import plan_sweep
-    from kvsize.sources import resolve_model
+    from kvsize.storage import timing as storage
+    from kvsize.storage.limits import Limits, check_row
     from kvsize.units import parse_count, parse_duration, parse_size
 
     settings, chunk, options = _deployment(lmcache_config, chunk_size, connector, layerwise, save_unfull_chunk, tp, pp, kv_dtype)
@@ -842,10 +842,10 @@ def capacity(
     """How many prompts fit in a storage tier (--storage), or the storage N prompts need (--prompts)."""
     import json
 
-    from kvsize import render
-    from kvsize.capacity import plan_capacity
+    from kvsize.cli import render
+    from kvsize.model.sources import resolve_model
     from kvsize.plan import plan_sweep
-    from kvsize.sources import resolve_model
+    from kvsize.storage.capacity import plan_capacity
     from kvsize.units import parse_count, parse_size
 
     if prompts is not None and prompts < 1:
@@ -919,7 +919,7 @@ def probe(
     """Measure a storage target with LMCache-shaped objects and fit the time model's L, b and B."""
     import json
 
-    from kvsize import probe as probing
+    from kvsize.storage import probe as probing
     from kvsize.units import parse_duration, parse_int_list, parse_size
 
     if model is not None and object_sizes is not None:
@@ -928,9 +928,9 @@ def probe(
         raise KvsizeError(f"--objects must be at least 1, got {objects}")
     levels = parse_int_list(concurrency, "--concurrency")
     if model is not None:
-        from kvsize.layout import EngineOptions, plan_layout
+        from kvsize.engines.lmcache import EngineOptions, plan_layout
+        from kvsize.model.sources import resolve_model
         from kvsize.plan import DEFAULT_CHUNK_SIZES, plan_row
-        from kvsize.sources import resolve_model
 
         layout = plan_layout(resolve_model(model, catalog_path=catalog), EngineOptions(tp=tp, pp=pp, kv_dtype=kv_dtype.value))
         chunks = parse_int_list(chunk_sizes, "--chunk-sizes") if chunk_sizes else list(DEFAULT_CHUNK_SIZES)
@@ -1042,7 +1042,7 @@ def _leftovers(target: Any, clean: bool) -> bool:
     """Say what earlier killed probes left on the target; with ``clean``, remove those whose process is gone.
 
     True when the command is done (``--clean``)."""
-    from kvsize.leftovers import classify
+    from kvsize.storage.leftovers import classify
 
     found = [left for name in target.leftovers() if (left := classify(name)) is not None]
     if not clean:
@@ -1083,10 +1083,11 @@ def catalog_add(
     """Normalise configs and write them as entries of a catalog file; they load back to the same numbers."""
     import os
 
-    from kvsize import hub
-    from kvsize.catalog import CATALOG_ENV, CatalogEntry, dump_catalog, load_catalog_file
-    from kvsize.normalize import spec_from_config
-    from kvsize.sources import catalog_entry, config_file, read_config
+    from kvsize.model import hub
+    from kvsize.model.catalog import CATALOG_ENV, CatalogEntry, dump_catalog, load_catalog_file
+    from kvsize.model.config import read_config
+    from kvsize.model.normalize import spec_from_config
+    from kvsize.model.sources import catalog_entry, config_file
 
     target = catalog or (Path(os.environ[CATALOG_ENV]) if os.environ.get(CATALOG_ENV) else None)
     if target is None:
@@ -1132,7 +1133,7 @@ def catalog_add(
 def _emit_sweep(
     sweep: Any, output: OutputFormat, explain: bool, plans: list[Any], extra_warnings: list[str] | None = None
 ) -> None:
-    from kvsize import render
+    from kvsize.cli import render
 
     warnings = [*sweep.warnings, *(extra_warnings or [])]
     for warning in warnings:
@@ -1153,7 +1154,7 @@ def _emit_sweep(
 def _print_table(sweep: Any, explain: bool, plans: list[Any]) -> None:
     from rich.table import Table
 
-    from kvsize import render
+    from kvsize.cli import render
 
     console = _Output()
     table = Table(title=render.headline(sweep), caption=render.subtitle(sweep), title_justify="left", caption_justify="left")

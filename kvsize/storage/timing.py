@@ -21,9 +21,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from kvsize.engines.lmcache import Layout
 from kvsize.errors import BackendError, KvsizeError, shown
 from kvsize.files import read_yaml
-from kvsize.layout import Layout
 from kvsize.plan import SweepRow
 from kvsize.units import format_iec, parse_duration, parse_rate, parse_size
 

@@ -107,7 +107,7 @@ def fetch_config(repo_id: str, revision: str, *, offline: bool) -> tuple[dict[st
     commit = path.parent.name
     entry = _current(cache.load(commit)) if COMMIT.match(commit) else None
     if entry is None:
-        from kvsize.sources import read_config, transformers_defaults
+        from kvsize.model.config import read_config, transformers_defaults
 
         raw = read_config(path, f"{repo_id}@{commit[:12]} config.json")
         defaults, warnings = transformers_defaults(raw, f"{repo_id}@{commit[:12]}")

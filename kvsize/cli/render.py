@@ -12,13 +12,13 @@ import io
 import json
 from typing import TYPE_CHECKING, Any
 
-from kvsize.layout import Layout
+from kvsize.engines.lmcache import Layout
+from kvsize.model.spec import ModelSpec
 from kvsize.plan import LMCACHE_DEFAULT_CHUNK, Sweep, SweepRow
-from kvsize.spec import ModelSpec
 from kvsize.units import format_count, format_iec
 
 if TYPE_CHECKING:  # the time model loads only when a backend is given
-    from kvsize.storage import RowTiming, StoragePlan
+    from kvsize.storage.timing import RowTiming, StoragePlan
 
 ROW_FIELDS = (
     "chunk_tokens",
@@ -409,7 +409,7 @@ def timing_cells(plan: StoragePlan, bars: bool = True) -> list[list[str]]:
 
 
 def timing_footnotes(plan: StoragePlan) -> list[str]:
-    from kvsize.storage import FIGURE_NAMES
+    from kvsize.storage.timing import FIGURE_NAMES
 
     options = plan.options
     lines = [f"prompts = how many such prompts can load at once within {options.blocking_timeout_s:g} s."]
@@ -437,7 +437,7 @@ def recompute_verdict(plan: StoragePlan) -> str | None:
     """Whether loading from this backend beats recomputing the prompts, in words."""
     if plan.full_recompute_seconds is None or plan.recommendation is None or plan.offload_pays is None:
         return None
-    from kvsize.storage import prompts_per_instance
+    from kvsize.storage.timing import prompts_per_instance
 
     best = next(t for t in plan.timings if t.chunk_tokens == plan.recommendation.chunk_tokens)
     held = prompts_per_instance(plan.options)

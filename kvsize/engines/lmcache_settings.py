@@ -24,7 +24,7 @@ from kvsize.files import read_yaml
 
 if TYPE_CHECKING:
     from kvsize.plan import Sweep
-    from kvsize.storage import StoragePlan
+    from kvsize.storage.timing import StoragePlan
 
 GIB = 2**30
 HOST_PORT_SCHEMES = ("fs", "resp", "valkey")
@@ -322,7 +322,7 @@ def settings_for(sweep: Sweep, plan: StoragePlan | None, chunk: int, margin: flo
     ``blocking_timeout_secs`` covers the predicted load (with a backend) and ``max_local_cpu_size``
     one writer's bytes, each times ``margin`` and never below LMCache's defaults (10 s, 5 GB).
     """
-    from kvsize.storage import per_writer_bytes
+    from kvsize.storage.timing import per_writer_bytes
     from kvsize.units import format_iec
 
     index = next(i for i, row in enumerate(sweep.rows) if row.chunk_tokens == chunk)

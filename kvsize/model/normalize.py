@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from kvsize.errors import KvsizeError, shown
-from kvsize.spec import FieldSource, LayerKind, ModelSpec
+from kvsize.model.spec import FieldSource, LayerKind, ModelSpec
 
 # vLLM ModelConfig.is_deepseek_mla: these model types use MLA when kv_lora_rank is set.
 MLA_MODEL_TYPES = frozenset({"deepseek_v2", "deepseek_v3", "deepseek_mtp", "kimi_k2", "longcat_flash"})
@@ -29,7 +29,7 @@ HEAD_SIZE_FIELDS = ("head_dim", "attention_head_dim", "hidden_size_per_head")
 FALCON_TYPES = frozenset({"falcon", "RefinedWeb", "RefinedWebModel"})
 TEXT_CONFIG_KEYS = ("text_config", "llm_config", "language_config")
 
-# Keys whose defaults the loader may fill from transformers (kvsize.sources).
+# Keys whose defaults the loader may fill from transformers (kvsize.model.sources).
 FILL_FIELDS = (
     *LAYER_FIELDS,
     *HEAD_FIELDS,

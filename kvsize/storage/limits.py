@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from kvsize.layout import Layout
+from kvsize.engines.lmcache import Layout
 from kvsize.plan import SweepRow
-from kvsize.storage import RowTiming, TimeOptions, engine_risks
+from kvsize.storage.timing import RowTiming, TimeOptions, engine_risks
 
 
 class Limits(BaseModel):

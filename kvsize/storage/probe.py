@@ -38,7 +38,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ConfigDict
 
 from kvsize.errors import KvsizeError, ProbeError, shown
-from kvsize.leftovers import PREFIX, run_name
+from kvsize.storage.leftovers import PREFIX, run_name
 
 REDIS_METADATA_BYTES = 28  # LMCache RemoteMetadata, stored as a second key by the redis connector
 DIRECT_ALIGN = 4096

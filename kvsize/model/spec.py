@@ -2,7 +2,7 @@
 
 Layer kinds are small types that know their own byte rule, after vLLM's
 ``vllm/v1/kv_cache_interface.py`` (one spec per kind). Family quirks never live
-here: ``kvsize.normalize`` turns a raw config into a ``ModelSpec``.
+here: ``kvsize.model.normalize`` turns a raw config into a ``ModelSpec``.
 """
 
 from __future__ import annotations

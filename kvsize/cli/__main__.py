@@ -1,0 +1,5 @@
+"""``python -m kvsize.cli``: the same as the ``kvsize`` command."""
+
+from kvsize.cli import main
+
+main()
