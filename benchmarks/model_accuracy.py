@@ -21,8 +21,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import kvsize
+from kvsize.storage import BackendProfile
 from kvsize.storage.probe import DirectoryTarget, _measure, run_probe
-from kvsize.storage.timing import BackendProfile, load_time
+from kvsize.storage.timing import load_seconds, terms_for
 from kvsize.units import format_iec
 
 MODEL, TP, PROMPT, CHUNKS = "Qwen/Qwen3-4B-Instruct-2507", 4, 32_000, (256, 2048)
@@ -66,13 +67,15 @@ def main() -> None:
         )
         for row in sweep.rows:
             # One writer's set: its objects, its bytes; the fs connector's one request per object.
-            predicted, bound, _ = load_time(
-                objects_per_writer=row.objects_per_writer,
-                object_bytes=row.object_bytes,
-                total_bytes=row.objects_per_writer * row.object_bytes,
-                wire_requests=row.objects_per_writer,
-                round_trips=1,
-                profile=profile,
+            predicted, bound = load_seconds(
+                terms_for(
+                    objects_per_writer=row.objects_per_writer,
+                    object_bytes=row.object_bytes,
+                    stored_bytes=row.objects_per_writer * row.object_bytes,
+                    wire_requests=row.objects_per_writer,
+                    round_trips=1,
+                    profile=profile,
+                )
             )
             target = DirectoryTarget(args.dir, args.direct)
             target.prepare(row.objects_per_writer * row.object_bytes)

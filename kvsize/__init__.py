@@ -24,13 +24,13 @@ __version__ = "0.1.0"
 # The time model, the CI guard, capacity planning, LMCache settings and the probe load on first
 # use (PEP 562), so that sizing a catalog model imports only what it needs.
 _LAZY = {
-    "BackendProfile": "kvsize.storage.timing",
-    "PRESETS": "kvsize.storage.timing",
-    "StoragePlan": "kvsize.storage.timing",
-    "TimeOptions": "kvsize.storage.timing",
-    "plan_storage": "kvsize.storage.timing",
-    "resolve_backend": "kvsize.storage.timing",
-    "time_row": "kvsize.storage.timing",
+    "BackendProfile": "kvsize.storage",
+    "PRESETS": "kvsize.storage",
+    "StoragePlan": "kvsize.storage",
+    "TimeOptions": "kvsize.storage",
+    "plan_storage": "kvsize.storage",
+    "resolve_backend": "kvsize.storage",
+    "time_row": "kvsize.storage",
     "Limits": "kvsize.storage.limits",
     "check_row": "kvsize.storage.limits",
     "plan_capacity": "kvsize.storage.capacity",

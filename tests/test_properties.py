@@ -91,7 +91,7 @@ def test_count_suffixes_round_trip(n):
 
 @st.composite
 def backends(draw):
-    from kvsize.storage.timing import BackendProfile
+    from kvsize.storage import BackendProfile
 
     return BackendProfile(
         name="drawn",
@@ -107,7 +107,7 @@ def backends(draw):
 @settings(max_examples=300, deadline=None)
 @given(served_models(), backends(), st.integers(1, 500_000), st.integers(16, 8192), st.integers(1, 64))
 def test_time_model_invariants(model, profile, prompt, chunk, prompts):
-    from kvsize.storage.timing import TimeOptions, time_row
+    from kvsize.storage import TimeOptions, time_row
 
     spec, options = model
     layout = kvsize.plan_sweep(spec, options, prompt, [chunk]).layout

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import kvsize
-from kvsize.storage.timing import PRESETS, TimeOptions, plan_storage, resolve_backend
+from kvsize.storage import PRESETS, TimeOptions, plan_storage, resolve_backend
 from tests.conftest import reference_config
 
 SEED = "Qwen/Qwen3-4B-Instruct-2507"

@@ -363,7 +363,7 @@ def size(
         _emit_sweep(sweep, output, explain, [])
         return
 
-    from kvsize.storage import timing as storage
+    from kvsize import storage
     from kvsize.units import parse_duration, parse_size
 
     _bounded(concurrent_prompts, "--concurrent-prompts", MAX_PROMPTS)
@@ -434,7 +434,7 @@ def _prefill(
     spec: Any, gpus: int, prompt_tokens: int, prefill_tps: float | None, gpu: str, mfu: float
 ) -> tuple[float | None, str | None, list[str]]:
     """Prefill tokens/s (given, or estimated from the config), the sentence saying which, and any warning."""
-    from kvsize.storage import timing as storage
+    from kvsize import storage
 
     finite(mfu, "--mfu", low=0, low_open=True, high=1)
     if prefill_tps is not None:
@@ -687,9 +687,9 @@ def check(
     """Exit 0 when the serving config keeps every limit, 1 with the violated ones, 2 for bad input."""
     import json
 
+    from kvsize import storage
     from kvsize.model.sources import resolve_model
     from kvsize.plan import plan_sweep
-    from kvsize.storage import timing as storage
     from kvsize.storage.limits import Limits, check_row
     from kvsize.units import parse_count, parse_duration, parse_size
 

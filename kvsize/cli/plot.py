@@ -9,7 +9,7 @@ from pathlib import Path
 
 from kvsize.errors import KvsizeError
 from kvsize.plan import Sweep
-from kvsize.storage.timing import StoragePlan
+from kvsize.storage import StoragePlan
 
 
 def plot_plans(sweep: Sweep, plans: list[StoragePlan], path: Path) -> None:

@@ -18,7 +18,7 @@ from kvsize.plan import LMCACHE_DEFAULT_CHUNK, Sweep, SweepRow
 from kvsize.units import format_count, format_iec
 
 if TYPE_CHECKING:  # the time model loads only when a backend is given
-    from kvsize.storage.timing import RowTiming, StoragePlan
+    from kvsize.storage import RowTiming, StoragePlan
 
 ROW_FIELDS = (
     "chunk_tokens",
@@ -117,7 +117,7 @@ def backend_dict(plan: StoragePlan) -> dict[str, Any]:
 
 
 def timing_dict(timing: RowTiming) -> dict[str, Any]:
-    data = timing.model_dump(exclude={"chunk_tokens", "risk_list"})
+    data = timing.model_dump(exclude={"chunk_tokens", "breaches"})
     data["risks"] = list(timing.risks)
     data["risk_details"] = list(timing.risk_details)
     return data
@@ -409,7 +409,7 @@ def timing_cells(plan: StoragePlan, bars: bool = True) -> list[list[str]]:
 
 
 def timing_footnotes(plan: StoragePlan) -> list[str]:
-    from kvsize.storage.timing import FIGURE_NAMES
+    from kvsize.storage import FIGURE_NAMES
 
     options = plan.options
     lines = [f"prompts = how many such prompts can load at once within {options.blocking_timeout_s:g} s."]
@@ -437,7 +437,7 @@ def recompute_verdict(plan: StoragePlan) -> str | None:
     """Whether loading from this backend beats recomputing the prompts, in words."""
     if plan.full_recompute_seconds is None or plan.recommendation is None or plan.offload_pays is None:
         return None
-    from kvsize.storage.timing import prompts_per_instance
+    from kvsize.storage import prompts_per_instance
 
     best = next(t for t in plan.timings if t.chunk_tokens == plan.recommendation.chunk_tokens)
     held = prompts_per_instance(plan.options)

@@ -41,6 +41,15 @@ class Connector(BaseModel):
     """The header's length field is an int32: objects of 2 GiB or more cannot be described."""
     layout: str
     source: str
+    multipart: bool = False
+    """The client splits an object into parts, each a request on the wire (awscrt on S3)."""
+    pinned_memory_rule: bool = False
+    """LMCache's S3 pinned-memory rule applies: object x s3_max_inflight_reqs + max_local_cpu_size x TP."""
+
+    @property
+    def inline_header_bytes(self) -> int:
+        """Header bytes inside the object itself (a separate metadata key or file is a request of its own)."""
+        return self.header_bytes if self.requests_per_object == 1 else 0
 
 
 CONNECTORS: dict[str, Connector] = {
@@ -55,6 +64,8 @@ CONNECTORS: dict[str, Connector] = {
             int32_header=False,
             layout="raw bytes, one object; only whole chunks are uploaded",
             source="lmcache/v1/storage_backend/connector/s3_connector.py",
+            multipart=True,
+            pinned_memory_rule=True,
         ),
         Connector(
             name="fs",
@@ -380,7 +391,7 @@ def plan_layout(spec: ModelSpec, options: EngineOptions) -> Layout:
                 f"stored, so stored bytes are {replication}x the model's KV"
             )
 
-    if options.layerwise and connector.name == "s3":
+    if options.layerwise and not connector.stores_partial_chunks:
         raise KvsizeError(
             "--layerwise with --connector s3 stores nothing: LMCache's S3 connector only uploads objects of exactly "
             "one full chunk; pick another --connector or drop --layerwise"

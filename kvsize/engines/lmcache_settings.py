@@ -24,7 +24,7 @@ from kvsize.files import read_yaml
 
 if TYPE_CHECKING:
     from kvsize.plan import Sweep
-    from kvsize.storage.timing import StoragePlan
+    from kvsize.storage import StoragePlan
 
 GIB = 2**30
 HOST_PORT_SCHEMES = ("fs", "resp", "valkey")
@@ -322,7 +322,7 @@ def settings_for(sweep: Sweep, plan: StoragePlan | None, chunk: int, margin: flo
     ``blocking_timeout_secs`` covers the predicted load (with a backend) and ``max_local_cpu_size``
     one writer's bytes, each times ``margin`` and never below LMCache's defaults (10 s, 5 GB).
     """
-    from kvsize.storage.timing import per_writer_bytes
+    from kvsize.storage import per_writer_bytes
     from kvsize.units import format_iec
 
     index = next(i for i, row in enumerate(sweep.rows) if row.chunk_tokens == chunk)
@@ -349,8 +349,8 @@ def settings_for(sweep: Sweep, plan: StoragePlan | None, chunk: int, margin: flo
         )
         warnings += [
             f"chunk {chunk:,} breaks an engine limit no setting here fixes: {risk.detail}"
-            for risk in timing.risk_list
-            if risk.name in ("max_value_size", "int32_header", "pinned_memory")
+            for risk in timing.breaches
+            if risk.limit in ("max_value_size", "int32_header", "pinned_memory")
         ]
     else:
         comments.append("blocking_timeout_secs 10: LMCache's default; no backend given, so no load was predicted.")

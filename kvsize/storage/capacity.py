@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict
 from kvsize.engines.lmcache import Layout
 from kvsize.errors import KvsizeError
 from kvsize.plan import SweepRow
-from kvsize.storage.timing import per_writer_bytes
+from kvsize.storage.risks import per_writer_bytes
 
 
 class Share(BaseModel):

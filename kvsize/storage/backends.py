@@ -1,0 +1,303 @@
+"""Storage backends: published presets, measured profiles and command-line figures.
+
+Presets hold only published or explicitly derived figures, each labelled with its
+source (STORAGE-FACTS). They take the favourable end of each published range (lowest
+latency, highest bandwidth), so a risk a preset shows is a risk on real storage. A figure
+that is not published is left out and asked for (a flag, or a measured profile).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from kvsize.errors import BackendError, KvsizeError, shown
+from kvsize.files import read_yaml
+from kvsize.units import parse_duration, parse_rate, parse_size
+
+
+class BackendProfile(BaseModel):
+    """Timing of one storage tier. Headers and requests per object belong to the connector."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    latency_s: float | None = None
+    stream_bytes_per_s: float | None = None
+    aggregate_bytes_per_s: float | None = None
+    concurrency: int | None = None
+    max_requests_per_s: float | None = None
+    write_max_requests_per_s: float | None = None
+    part_size_bytes: int | None = None
+    max_value_bytes: int | None = None
+    source: str = ""
+    figures: dict[str, str] = {}
+    """Per figure: where it comes from (a published source, or how it was derived)."""
+    missing: dict[str, str] = {}
+    """Figures that are not published, and how to supply them."""
+
+    def require(self) -> tuple[float, float, int]:
+        """L, b and C, or an error naming the missing figure and how to give it."""
+        flags = {"latency_s": "--latency", "stream_bytes_per_s": "--stream-bandwidth", "concurrency": "--concurrency"}
+        for field, flag in flags.items():
+            if getattr(self, field) is None:
+                why = self.missing.get(field, "not given")
+                raise KvsizeError(
+                    f"backend {self.name}: {field.removesuffix('_s').replace('_', ' ')} is {why}; give {flag} "
+                    "or a measured profile (--backend PROFILE.yaml, written by 'kvsize probe')"
+                )
+        assert self.latency_s is not None and self.stream_bytes_per_s is not None and self.concurrency is not None
+        return self.latency_s, self.stream_bytes_per_s, self.concurrency
+
+
+_AWS_PERF = "AWS S3 User Guide, 'Best practices design patterns: optimizing Amazon S3 performance'"
+_FS_CONCURRENCY = (
+    "LMCache's fs connector reads through aiofiles, i.e. asyncio's default thread pool: min(32, CPUs + 4) "
+    "= 32 workers on a server with 28 or more CPUs"
+)
+
+PRESETS: dict[str, BackendProfile] = {
+    p.name: p
+    for p in (
+        BackendProfile(
+            name="s3",
+            latency_s=0.100,
+            stream_bytes_per_s=90e6,
+            concurrency=64,
+            max_requests_per_s=5500,
+            write_max_requests_per_s=3500,
+            part_size_bytes=8 * 2**20,
+            source=_AWS_PERF,
+            figures={
+                "latency_s": "100 ms: low end of the published 100-200 ms first byte for large objects",
+                "stream_bytes_per_s": "90 MB/s: high end of the published 85-90 MB/s per connection",
+                "concurrency": "64: LMCache S3 connector default (s3_num_io_threads / s3_max_io_concurrency)",
+                "max_requests_per_s": "5,500 GET/s per partitioned prefix",
+                "write_max_requests_per_s": "3,500 PUT/s per partitioned prefix",
+                "part_size_bytes": "8 MiB: aws-c-s3 fallback part size; LMCache leaves the part size to the client",
+            },
+            missing={
+                "aggregate_bytes_per_s": "the client's network, not an S3 figure: no aggregate cap applied (the guide's "
+                "example: ~15 connections fill 10 Gb/s; give --aggregate-bandwidth, e.g. your NIC's 100Gbit/s)",
+            },
+        ),
+        BackendProfile(
+            name="s3-express",
+            latency_s=0.001,
+            concurrency=64,
+            max_requests_per_s=200_000,
+            write_max_requests_per_s=100_000,
+            part_size_bytes=8 * 2**20,
+            source="AWS S3 User Guide, S3 Express One Zone performance",
+            figures={
+                "latency_s": "1 ms: low end of the published 'single-digit ms' (AWS S3 Express One Zone)",
+                "concurrency": "64: LMCache S3 connector default (s3_num_io_threads / s3_max_io_concurrency)",
+                "max_requests_per_s": "200,000 reads/s per directory bucket by default (AWS S3 Express One Zone)",
+                "write_max_requests_per_s": "100,000 writes/s per directory bucket by default (AWS S3 Express One Zone)",
+                "part_size_bytes": "8 MiB: aws-c-s3 fallback part size",
+            },
+            missing={
+                "stream_bytes_per_s": "not published for S3 Express One Zone",
+                "aggregate_bytes_per_s": "not published: no aggregate cap applied (give --aggregate-bandwidth, your NIC)",
+            },
+        ),
+        BackendProfile(
+            name="nfs",
+            latency_s=193e-6,
+            stream_bytes_per_s=0.65e9,
+            aggregate_bytes_per_s=0.65e9,
+            concurrency=32,
+            source="beckerg/nct README; mechanicker/iotrap (NFS over TCP, 10GbE)",
+            figures={
+                "latency_s": "193 us per 128 KiB READ at QD1 over 10GbE (beckerg/nct)",
+                "stream_bytes_per_s": "0.65 GB/s per stream over 10GbE (beckerg/nct; mechanicker/iotrap)",
+                "aggregate_bytes_per_s": "0.65 GB/s: one TCP connection per mount unless nconnect, so one stream's "
+                "bandwidth (raise with --aggregate-bandwidth when nconnect is set)",
+                "concurrency": _FS_CONCURRENCY,
+            },
+        ),
+        BackendProfile(
+            name="nfs-100g",
+            latency_s=77e-6,
+            stream_bytes_per_s=1.7e9,
+            aggregate_bytes_per_s=1.7e9,
+            concurrency=32,
+            source="beckerg/nct README; mechanicker/iotrap (NFS over TCP, 100GbE)",
+            figures={
+                "latency_s": "77 us: low end of the published 77-144 us per READ over 100GbE (beckerg/nct)",
+                "stream_bytes_per_s": "1.7 GB/s: high end of the published 1.6-1.7 GB/s per stream over 100GbE",
+                "aggregate_bytes_per_s": "1.7 GB/s: one TCP connection per mount unless nconnect",
+                "concurrency": _FS_CONCURRENCY,
+            },
+        ),
+        BackendProfile(
+            name="pnfs-rdma",
+            stream_bytes_per_s=3.4e9,
+            concurrency=32,
+            source="NVIDIA blog headline (~2x NFS over TCP); NetApp ONTAP NFS-over-RDMA docs",
+            figures={
+                "stream_bytes_per_s": "3.4 GB/s: derived, 2x the 1.7 GB/s NFS-over-TCP 100GbE stream (NVIDIA headline '~2x')",
+                "concurrency": _FS_CONCURRENCY,
+            },
+            missing={
+                "latency_s": "not published for NFS/pNFS over RDMA",
+                "aggregate_bytes_per_s": "not published: no aggregate cap applied (give --aggregate-bandwidth)",
+            },
+        ),
+        BackendProfile(
+            name="nvme",
+            latency_s=78e-6,
+            stream_bytes_per_s=7e9,
+            aggregate_bytes_per_s=7e9,
+            concurrency=32,
+            source="AnandTech P4800X review; Samsung 990 PRO spec (PCIe 4.0 x4)",
+            figures={
+                "latency_s": "78 us: low end of the published 78-108 us per 4 KiB read at QD1 (AnandTech)",
+                "stream_bytes_per_s": "7 GB/s sequential read, PCIe 4.0 x4 (Samsung 990 PRO spec)",
+                "aggregate_bytes_per_s": "7 GB/s: one drive",
+                "concurrency": _FS_CONCURRENCY,
+            },
+        ),
+        BackendProfile(
+            name="redis",
+            latency_s=200e-6,
+            stream_bytes_per_s=125e6,
+            aggregate_bytes_per_s=125e6,
+            max_value_bytes=536_870_912,
+            source="redis.io latency doc; LMCache PR #1107 (over 1 GbE)",
+            figures={
+                "latency_s": "200 us round trip over 1 GbE (redis.io latency doc)",
+                "stream_bytes_per_s": "125 MB/s: derived, network-bound on 1 GbE",
+                "aggregate_bytes_per_s": "125 MB/s: derived, the 1 GbE link",
+                "max_value_bytes": "512 MB (536,870,912 B): proto-max-bulk-len default (redis.io)",
+            },
+            missing={"concurrency": "not published for LMCache's redis connector"},
+        ),
+        BackendProfile(
+            name="cpu",
+            latency_s=1e-6,
+            stream_bytes_per_s=25e9,
+            concurrency=1,
+            source="PCI-SIG rates; NVIDIA/nvbandwidth#24 (CPU memory to GPU, PCIe Gen4 x16)",
+            figures={
+                "latency_s": "1 us: the published order of magnitude ('us')",
+                "stream_bytes_per_s": "25 GB/s measured over PCIe Gen4 x16 (NVIDIA/nvbandwidth#24)",
+                "concurrency": "1: copies taken one after another; at 1 us the count in flight barely moves the time",
+                "aggregate_bytes_per_s": "none shared: each GPU has its own link",
+            },
+        ),
+    )
+}
+
+# The connectors each preset's storage is reached through (the connector decides headers and requests).
+PRESET_CONNECTORS = {
+    "s3": ("s3",),
+    "s3-express": ("s3",),
+    "nfs": ("fs", "gds", "weka", "local-disk"),
+    "nfs-100g": ("fs", "gds", "weka", "local-disk"),
+    "pnfs-rdma": ("fs", "gds", "weka"),
+    "nvme": ("local-disk", "fs", "gds"),
+    "redis": ("redis", "valkey", "resp"),
+    "cpu": ("cpu",),
+}
+
+
+def connector_mismatch(backend: str | None, connector: str) -> str | None:
+    """A warning when a preset is timed through a connector that does not reach that storage."""
+    expected = PRESET_CONNECTORS.get(backend or "")
+    if expected is None or connector in expected:
+        return None
+    return (
+        f"--backend {backend} is timed through --connector {connector}, which decides the headers and requests "
+        f"per object; did you mean --connector {expected[0]}?"
+    )
+
+
+_PROFILE_FIELDS = {
+    "latency": ("latency_s", parse_duration),
+    "stream_bandwidth": ("stream_bytes_per_s", parse_rate),
+    "aggregate_bandwidth": ("aggregate_bytes_per_s", parse_rate),
+    "concurrency": ("concurrency", None),
+    "max_requests_per_s": ("max_requests_per_s", None),
+    "write_max_requests_per_s": ("write_max_requests_per_s", None),
+    "part_size": ("part_size_bytes", parse_size),
+    "max_value_size": ("max_value_bytes", parse_size),
+}
+
+
+def load_profile(path: Path) -> BackendProfile:
+    """A backend profile YAML (written by ``kvsize probe``, or by hand).
+
+    Keys: name, source, latency (``200us``), stream_bandwidth (``650MB/s``),
+    aggregate_bandwidth, concurrency, max_requests_per_s, write_max_requests_per_s,
+    part_size (``8MiB``), max_value_size. Bare numbers are seconds, bytes/s or bytes.
+    """
+    data = read_yaml(path, "backend profile")
+    if not isinstance(data, dict):
+        raise KvsizeError(f"backend profile {path} must be a mapping of figures (latency, stream_bandwidth, ...)")
+    values: dict[str, Any] = {"name": str(data.get("name") or path.stem), "source": str(data.get("source") or path)}
+    figures: dict[str, str] = {}
+    for key, raw in data.items():
+        if key in ("name", "source", "figures", "missing"):
+            continue
+        if key not in _PROFILE_FIELDS:
+            raise KvsizeError(f"backend profile {path}: unknown figure {shown(key)}; use {', '.join(_PROFILE_FIELDS)}")
+        field, parser = _PROFILE_FIELDS[key]
+        values[field] = _profile_value(path, key, raw, parser)
+        figures[field] = f"{raw} ({values['source']})"
+    return BackendProfile(**values, figures=figures)
+
+
+def _profile_value(path: Path, key: str, raw: Any, parser: Any) -> float | int:
+    if isinstance(raw, bool) or raw is None:
+        raise KvsizeError(f"backend profile {path}: {key} = {shown(raw)} is not a figure")
+    if isinstance(raw, (int, float)):
+        if not math.isfinite(raw):
+            raise BackendError(f"backend profile {path}: {key} = {shown(raw)} is not a finite figure; give a number", field=key)
+        value: float | int = raw
+    elif parser is None:
+        raise KvsizeError(f"backend profile {path}: {key} = {shown(raw)} must be a number")
+    else:
+        value = parser(str(raw), f"{path}: {key}")
+    if value < 0 or (value == 0 and key != "latency"):  # a fitted latency may be 0
+        raise KvsizeError(f"backend profile {path}: {key} must be more than 0, got {shown(raw)}")
+    if key == "concurrency" and (not isinstance(value, int) or isinstance(value, bool)):
+        raise KvsizeError(f"backend profile {path}: concurrency must be a whole number, got {shown(raw)}")
+    return value
+
+
+def resolve_backend(name_or_path: str | None, overrides: dict[str, Any]) -> BackendProfile:
+    """A preset name or a profile file, with explicit flag overrides on top (labelled as such)."""
+    if name_or_path is None:
+        if not overrides:
+            raise KvsizeError("no backend: give --backend with a preset or a profile file")
+        base = BackendProfile(name="custom", source="command-line figures")
+    elif name_or_path in PRESETS:
+        base = PRESETS[name_or_path]
+    elif name_or_path.endswith((".yaml", ".yml")) or Path(name_or_path).is_file():
+        base = load_profile(Path(name_or_path))
+    else:
+        raise KvsizeError(f"unknown backend {shown(name_or_path)}: use a preset ({', '.join(PRESETS)}) or a profile YAML file")
+    if not overrides:
+        return base
+    figures = dict(base.figures)
+    missing = dict(base.missing)
+    for field in overrides:
+        figures[field] = "given on the command line"
+        missing.pop(field, None)
+    return base.model_copy(update={**overrides, "figures": figures, "missing": missing})
+
+
+FIGURE_NAMES = {
+    "latency_s": "latency",
+    "stream_bytes_per_s": "stream bandwidth",
+    "aggregate_bytes_per_s": "aggregate bandwidth",
+    "concurrency": "concurrency",
+    "max_requests_per_s": "request rate",
+    "write_max_requests_per_s": "write request rate",
+    "part_size_bytes": "part size",
+    "max_value_bytes": "max value size",
+}
