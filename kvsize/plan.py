@@ -21,6 +21,8 @@ from kvsize.model.spec import ModelSpec
 DEFAULT_CHUNK_SIZES: tuple[int, ...] = (256, 512, 1024, 2048, 4096)
 LMCACHE_DEFAULT_CHUNK = 256
 MAX_TOKENS = 1_000_000_000
+MAX_CHUNK_CANDIDATES = 64
+"""Most candidate chunk sizes in one sweep: ``search`` does the fine search between them."""
 
 
 class StageObjects(BaseModel):

@@ -221,7 +221,7 @@ def test_capacity_markdown_is_a_planning_section(run):
     [
         ((), "capacity needs --storage SIZE"),
         (("--storage", "lots"), "--storage 'lots' is not a number"),
-        (("--prompts", "0"), "--prompts must be at least 1"),
+        (("--prompts", "0"), "--prompts must be 1 to 1,000,000,000,000"),
         (("--prompts", "5", "--shared-prefix", "200k"), "is longer than the 100,000-token prompt"),
         (("--storage", "1TiB", "--prompt", "100", "--chunk-size", "256"), "each prompt stores nothing"),
     ],

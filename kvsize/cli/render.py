@@ -9,16 +9,13 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from typing import TYPE_CHECKING, Any
 
-from kvsize.engines.lmcache import Layout
-from kvsize.model.spec import ModelSpec
 from kvsize.plan import LMCACHE_DEFAULT_CHUNK, Sweep, SweepRow
 from kvsize.units import format_count, format_iec
 
 if TYPE_CHECKING:  # the time model loads only when a backend is given
-    from kvsize.storage import RowTiming, StoragePlan
+    from kvsize.storage import StoragePlan
 
 ROW_FIELDS = (
     "chunk_tokens",
@@ -34,99 +31,6 @@ ROW_FIELDS = (
     "stored_bytes",
     "reduction_vs_256",
 )
-
-
-def sweep_dict(
-    sweep: Sweep, explain: bool = False, plans: list[StoragePlan] | None = None, extra_warnings: list[str] | None = None
-) -> dict[str, Any]:
-    """The JSON contract (README, "JSON output"): extend it, never break it."""
-    layout = sweep.layout
-    spec = sweep.spec
-    out: dict[str, Any] = {
-        "model": spec.name,
-        "tp": layout.options.tp,
-        "pp": layout.options.pp,
-        "prompt_tokens": sweep.prompt_tokens,
-        "kv_dtype": layout.kv_dtype,
-        "dtype_bytes": layout.dtype_bytes,
-        "bytes_per_token": layout.bytes_per_token,
-        "bytes_per_token_per_rank": layout.bytes_per_token_per_rank,
-        "writers": layout.writers,
-        "warnings": [*sweep.warnings, *(extra_warnings or [])],
-        "rows": [{field: getattr(row, field) for field in ROW_FIELDS} for row in sweep.rows],
-        "notes": list(sweep.notes),
-        "connector": layout.connector.name,
-        "layerwise": layout.options.layerwise,
-        "save_unfull_chunk": layout.options.save_unfull_chunk,
-        "source": spec.source,
-        "model_type": spec.model_type,
-        "layers": spec.num_layers,
-        "kv_layers": spec.kv_layers,
-        "draft_layers": layout.options.draft_layers,
-        "kv_heads": spec.num_kv_heads,
-        "kv_heads_per_rank": layout.heads_per_rank,
-        "head_size": spec.head_size,
-        "use_mla": spec.use_mla,
-        "stages": [
-            {
-                "stage": s.index,
-                "first_layer": s.first_layer,
-                "layers": s.layers,
-                "stored_layers": s.stored_layers,
-                "writers": s.writers,
-                "bytes_per_token_per_rank": s.bytes_per_token_per_rank,
-            }
-            for s in layout.stages
-        ],
-    }
-    if plans:
-        # The first backend's figures extend the core contract; every backend is under "backends".
-        first = plans[0]
-        out["backend"] = backend_dict(first)
-        out["recommended_chunk_tokens"] = first.recommendation.chunk_tokens if first.recommendation else None
-        out["full_recompute_seconds"] = first.full_recompute_seconds
-        out["offload_pays"] = first.offload_pays
-        for row, timing in zip(out["rows"], first.timings, strict=True):
-            row.update(timing_dict(timing))
-        out["backends"] = [
-            {
-                "backend": backend_dict(plan),
-                "recommended_chunk_tokens": plan.recommendation.chunk_tokens if plan.recommendation else None,
-                "recommendation": plan.recommendation.reason if plan.recommendation else None,
-                "recommended_at_risk": plan.recommendation.at_risk if plan.recommendation else None,
-                "rows": [timing_dict(t) for t in plan.timings],
-                "notes": list(plan.notes),
-                "full_recompute_seconds": plan.full_recompute_seconds,
-                "offload_pays": plan.offload_pays,
-            }
-            for plan in plans
-        ]
-        out["time_options"] = first.options.model_dump()
-        out["prefill"] = first.prefill_assumption
-    if explain:
-        out["explain"] = explain_lines(sweep, plans)
-    return out
-
-
-def backend_dict(plan: StoragePlan) -> dict[str, Any]:
-    profile = plan.backend
-    out: dict[str, Any] = profile.model_dump(exclude={"figures", "missing"})
-    out["figures"] = dict(profile.figures)
-    out["missing"] = dict(profile.missing)
-    return out
-
-
-def timing_dict(timing: RowTiming) -> dict[str, Any]:
-    data = timing.model_dump(exclude={"chunk_tokens", "breaches"})
-    data["risks"] = list(timing.risks)
-    data["risk_details"] = list(timing.risk_details)
-    return data
-
-
-def render_json(
-    sweep: Sweep, explain: bool = False, plans: list[StoragePlan] | None = None, extra_warnings: list[str] | None = None
-) -> str:
-    return json.dumps(sweep_dict(sweep, explain, plans, extra_warnings), indent=2) + "\n"
 
 
 TIMING_CSV_FIELDS = (
@@ -272,91 +176,6 @@ def render_markdown(sweep: Sweep, plans: list[StoragePlan] | None = None) -> str
     return "\n".join(lines) + "\n"
 
 
-def explain_lines(sweep: Sweep, plans: list[StoragePlan] | None = None) -> list[str]:
-    """The derivation of every number, from the objects that computed the table."""
-    spec, layout = sweep.spec, sweep.layout
-    lines = [f"Model {spec.name} ({spec.source})"]
-    for name, field in spec.fields.items():
-        lines.append(f"  {name}: {field.value}  <- {field.field}")
-    opts = layout.options
-    lines.append("Layout (LMCache kv_shape = (layers, 1 if MLA else 2, chunk, heads/rank, head size))")
-    lines.append(f"  KV dtype: {layout.kv_dtype} = {layout.dtype_bytes} B  <- {layout.dtype_field}")
-    if spec.use_mla:
-        lines.append(f"  heads/rank: 1 (MLA latent of {spec.head_size}), kv_factor 1")
-    else:
-        lines.append(
-            f"  heads/rank: max(1, {spec.num_kv_heads} // TP {opts.tp}) = {layout.heads_per_rank}, kv_factor 2 (K and V)"
-        )
-    draft = f" + {opts.draft_layers} draft" if opts.draft_layers else ""
-    lines.append(
-        f"  B/token (model) = ({spec.kv_layers} KV layers{draft}) x {layout.kv_factor} x {spec.num_kv_heads} heads x "
-        f"{spec.head_size} x {layout.dtype_bytes} B = {layout.bytes_per_token:,}"
-    )
-    for stage in layout.stages:
-        lines.append(
-            f"  stage {stage.index}: layers {stage.first_layer}-{stage.first_layer + stage.layers - 1}, "
-            f"{stage.stored_layers} stored x {layout.kv_factor} x {layout.heads_per_rank} x {spec.head_size} x "
-            f"{layout.dtype_bytes} B = {stage.bytes_per_token_per_rank:,} B/token per writer, {stage.writers} writers"
-        )
-    for row in sweep.rows:
-        lines.append(f"Chunk {row.chunk_tokens:,}")
-        lines.append(
-            f"  chunks = {sweep.prompt_tokens:,} // {row.chunk_tokens:,} = {row.full_chunks:,}; "
-            f"tail = {sweep.prompt_tokens:,} % {row.chunk_tokens:,} = {row.tail_tokens:,} "
-            f"({'saved' if row.tail_saved else 'not stored'})"
-        )
-        tail = 1 if row.tail_saved else 0
-        for stage, objs in zip(layout.stages, row.stages, strict=True):
-            per_object = f" x {stage.stored_layers} layers" if opts.layerwise else ""
-            lines.append(
-                f"  stage {stage.index}: object = {row.chunk_tokens:,} x {stage.bytes_per_token_per_rank:,}"
-                f"{' / ' + str(stage.stored_layers) + ' layers' if opts.layerwise else ''} = {objs.object_bytes:,} B; "
-                f"objects = {stage.writers} writers x {row.full_chunks + tail:,} chunks{per_object} = {objs.objects:,}; "
-                f"bytes = {stage.writers} x ({row.full_chunks:,} x {row.chunk_tokens:,}"
-                f"{' + ' + format(row.tail_tokens, ',') if row.tail_saved else ''}) x "
-                f"{stage.bytes_per_token_per_rank:,} = {objs.total_bytes:,}"
-            )
-        lines.append(
-            f"  total {row.total_bytes:,} B + headers {row.objects:,} x {layout.connector.header_bytes} B = "
-            f"{row.stored_bytes:,} B stored"
-        )
-    for plan in plans or []:
-        lines.extend(_explain_timing(sweep, plan))
-    return lines
-
-
-def _explain_timing(sweep: Sweep, plan: StoragePlan) -> list[str]:
-    profile, layout, options = plan.backend, sweep.layout, plan.options
-    connector = layout.connector
-    lines = [f"Load on {profile.name}: t_op = r x L + s / b; load = max(ceil(n_w / C) x t_op, N x bytes / B, N x wire / R)"]
-    for field, label in profile.figures.items():
-        lines.append(f"  {field}: {label}")
-    for field, why in profile.missing.items():
-        lines.append(f"  {field}: {why}")
-    latency, stream, concurrency = profile.latency_s or 0.0, profile.stream_bytes_per_s or 1.0, profile.concurrency or 1
-    header = connector.header_bytes if connector.requests_per_object == 1 else 0
-    for row, timing in zip(sweep.rows, plan.timings, strict=True):
-        s = row.object_bytes + header
-        t_op = connector.requests_per_object * latency + s / stream
-        waves = -(-row.objects_per_writer // concurrency)
-        parts = [
-            f"waves {waves} x ({connector.requests_per_object} x {latency:g} s + {s:,} B / {stream:,.0f} B/s) "
-            f"= {waves * t_op:.3f} s"
-        ]
-        if profile.aggregate_bytes_per_s:
-            parts.append(
-                f"bandwidth {options.concurrent_prompts} x {row.stored_bytes:,} B / {profile.aggregate_bytes_per_s:,.0f} B/s"
-            )
-        if profile.max_requests_per_s:
-            parts.append(f"rate {options.concurrent_prompts} x {timing.wire_requests:,} / {profile.max_requests_per_s:,.0f}/s")
-        lines.append(
-            f"  chunk {row.chunk_tokens:,}: n_w = {row.objects_per_writer:,}; "
-            + "; ".join(parts)
-            + f" -> {timing.load_seconds:.3f} s ({timing.load_bound})"
-        )
-    return lines
-
-
 RISK_LABELS = {
     "blocking_timeout": "timeout",
     "cpu_buffer": "CPU buffer",
@@ -458,149 +277,33 @@ def recompute_verdict(plan: StoragePlan) -> str | None:
     )
 
 
-def catalog_rows(specs: list[tuple[ModelSpec, Layout]]) -> list[dict[str, Any]]:
-    """One row per catalog model: the normalised architecture and its bytes per token at TP 1."""
-    return [
-        {
-            "model": spec.name,
-            "model_type": spec.model_type,
-            "layers": spec.num_layers,
-            "kv_layers": spec.kv_layers,
-            "kv_heads": spec.num_kv_heads,
-            "head_size": spec.head_size,
-            "use_mla": spec.use_mla,
-            "kv_dtype": layout.kv_dtype,
-            "bytes_per_token": layout.bytes_per_token,
-        }
-        for spec, layout in specs
-    ]
+def print_size(sweep: Sweep, plans: list[StoragePlan], explain: list[str] | None) -> None:
+    """The size command's table(s), footnotes, timing tables and derivation."""
+    from rich.table import Table
 
+    from kvsize.cli.output import Output
 
-def render_rows(rows: list[dict[str, Any]], output: str) -> str:
-    """JSON, CSV or Markdown for a list of flat rows."""
-    if output == "json":
-        return json.dumps(rows, indent=2) + "\n"
-    if output == "csv":
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]) if rows else [], lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-        return buffer.getvalue()
-    headers = list(rows[0]) if rows else []
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    lines += ["| " + " | ".join(str(row[h]) for h in headers) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
-
-
-def spec_dict(spec: ModelSpec) -> dict[str, Any]:
-    """The normalised spec, each value beside the config field it came from."""
-    return {
-        "model": spec.name,
-        "source": spec.source,
-        "revision": spec.revision,
-        "model_type": spec.model_type,
-        "layers": spec.num_layers,
-        "layer_kinds": {kind.value: count for kind, count in spec.kind_counts().items()},
-        "kv_layers": spec.kv_layers,
-        "num_attention_heads": spec.num_attention_heads,
-        "kv_heads": spec.num_kv_heads,
-        "head_size": spec.head_size,
-        "use_mla": spec.use_mla,
-        "config_dtype": spec.config_dtype,
-        "kv_cache_quant": spec.kv_cache_quant,
-        "draft_layers": spec.draft_layers,
-        "fields": {name: source.model_dump() for name, source in spec.fields.items()},
-        "warnings": list(spec.warnings),
-        "notes": list(spec.notes),
-    }
-
-
-def assumptions(sweep: Sweep) -> list[str]:
-    """What a capacity number rests on, with sources: for a planning document."""
-    spec, layout = sweep.spec, sweep.layout
-    connector = layout.connector
-    return [
-        f"Model fields from {spec.source}; KV dtype {layout.kv_dtype} ({layout.dtype_field}).",
-        f"{format_count(layout.bytes_per_token)} B of KV per token: {spec.kv_layers} stored layers "
-        f"(LMCache's in-process connector stores every attention layer for every token).",
-        f"TP {layout.options.tp} x PP {layout.options.pp}: {layout.writers} writers, each storing its own object per chunk "
-        "(LMCache kv_shape; vLLM get_num_kv_heads, get_pp_indices).",
-        "Chunks: the tail past the last whole chunk is "
-        + (
-            "stored (save_unfull_chunk on)."
-            if layout.options.save_unfull_chunk and connector.stores_partial_chunks
-            else "not stored (save_unfull_chunk off, LMCache >= 0.3.11 default) and recomputed."
-        ),
-        f"Connector {connector.name}: {connector.layout} ({connector.source}).",
-        "Prompts sharing a prefix share its whole chunks (LMCache's chained prefix keys), stored once.",
-        "Bytes are exact; IEC units (KiB, MiB, GiB, TiB) are powers of 1024.",
-    ]
-
-
-CAPACITY_HEADERS = ("", "objects", "stored", "objects/writer", "stored/writer")
-
-
-def _share_cells(label: str, share: Any) -> list[str]:
-    return [
-        label,
-        format_count(share.objects),
-        format_iec(share.stored_bytes),
-        format_count(share.objects_per_writer),
-        format_iec(share.stored_bytes_per_writer),
-    ]
-
-
-def capacity_title(sweep: Sweep, plan: Any) -> str:
-    layout = sweep.layout
-    return (
-        f"{sweep.spec.name}, TP {layout.options.tp} x PP {layout.options.pp}, {format_count(sweep.prompt_tokens)}-token "
-        f"prompts, chunk {format_count(plan.chunk_tokens)}, connector {layout.connector.name}"
-    )
-
-
-def capacity_cells(plan: Any) -> list[list[str]]:
-    rows = [_share_cells("one prompt", plan.per_prompt)]
-    if plan.shared_chunks:
-        rows.append(_share_cells(f"shared {format_count(plan.shared_chunks)} chunks", plan.shared))
-        rows.append(_share_cells("each more prompt", plan.unique_per_prompt))
-    if plan.prompts_that_fit is not None:
-        rows.append(_share_cells(f"{format_count(plan.prompts_that_fit)} prompts (fit)", plan.at_capacity))
-    if plan.needed is not None:
-        rows.append(_share_cells(f"{format_count(plan.prompts)} prompts (needed)", plan.needed))
-    return rows
-
-
-def capacity_notes(sweep: Sweep, plan: Any) -> list[str]:
-    lines = []
-    if plan.prompts_that_fit is not None:
-        lines.append(
-            f"{format_count(plan.prompts_that_fit)} such prompts fit in {format_iec(plan.storage_bytes)} "
-            f"({plan.storage_bytes:,} B); {format_iec(plan.storage_bytes - plan.at_capacity.stored_bytes)} left."
-        )
-    if plan.needed is not None:
-        lines.append(
-            f"{format_count(plan.prompts)} prompts need {format_iec(plan.needed.stored_bytes)} "
-            f"({plan.needed.stored_bytes:,} B), {format_iec(plan.needed.stored_bytes_per_writer)} per writer."
-        )
-    if plan.shared_chunks:
-        lines.append(
-            f"The {format_count(plan.shared_prefix_tokens)}-token shared prefix's {format_count(plan.shared_chunks)} "
-            "whole chunks are stored once; each more prompt adds the rest."
-        )
-    lines.append("stored = KV payload + connector metadata; /writer = the busiest writer's share.")
-    return lines
-
-
-def capacity_markdown(sweep: Sweep, plan: Any) -> str:
-    """A section ready to paste into a capacity-planning document."""
-    lines = [f"## KV-cache capacity: {sweep.spec.name}", "", capacity_title(sweep, plan) + ".", ""]
-    lines.append("| " + " | ".join(h or "what" for h in CAPACITY_HEADERS) + " |")
-    lines.append("|---|" + "|".join("---:" for _ in CAPACITY_HEADERS[1:]) + "|")
-    lines += ["| " + " | ".join(cells) + " |" for cells in capacity_cells(plan)]
-    lines.append("")
-    lines += capacity_notes(sweep, plan)
-    lines += ["", "### Chunk-size sweep", ""]
-    lines += render_markdown(sweep).splitlines()[2:]
-    lines += ["", "### Assumptions and sources", ""]
-    lines += [f"- {line}" for line in assumptions(sweep)]
-    return "\n".join(lines) + "\n"
+    console = Output()
+    table = Table(title=headline(sweep), caption=subtitle(sweep), title_justify="left", caption_justify="left")
+    for header in TABLE_HEADERS:
+        table.add_column(header, justify="right", no_wrap=header not in ("tail",))
+    for row in sweep.rows:
+        table.add_row(*table_cells(row))
+    console.print(table)
+    for note in footnotes(sweep):
+        console.print(note, markup=False)
+    for plan in plans:
+        console.print()
+        timing = Table(title=timing_title(plan), title_justify="left")
+        for header in TIMING_HEADERS:
+            timing.add_column(header, justify="left" if header in ("load", "risks") else "right", no_wrap=header != "risks")
+        for cells in timing_cells(plan):
+            timing.add_row(*cells)
+        console.print(timing)
+        for line in timing_footnotes(plan):
+            console.print(line, markup=False)
+    if explain:
+        console.print()
+        for line in explain:
+            console.print(line, markup=False)
+    console.close()

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict
 from kvsize.engines.lmcache import Layout
 from kvsize.errors import KvsizeError
 from kvsize.plan import SweepRow
+from kvsize.results import SweepReport
 from kvsize.storage.risks import per_writer_bytes
 
 
@@ -122,3 +123,10 @@ def plan_capacity(
         prompts=prompts,
         needed=needed,
     )
+
+
+class CapacityReport(SweepReport):
+    """``kvsize.capacity()`` / ``kvsize capacity --format json``: the sweep, the capacity, the assumptions."""
+
+    capacity: Capacity
+    assumptions: list[str]

@@ -9,10 +9,13 @@ timing are checked when a backend is given. Every broken limit is a ``Limit``.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from kvsize.engines.lmcache import Layout
-from kvsize.plan import SweepRow
+from kvsize.plan import Sweep, SweepRow
+from kvsize.results import RowView
 from kvsize.storage.risks import Limit, TimeOptions, engine_risks
 from kvsize.storage.timing import RowTiming
 
@@ -103,3 +106,41 @@ def check_row(
         found.append(Limit(limit="remote_url", value=0, threshold=0, unit="objects", detail=remote_url_problem))
     found.extend(timing.breaches if timing is not None else engine_risks(row, layout, options))
     return CheckResult(ok=not found, violations=tuple(found), row=row, timing=timing)
+
+
+class EngineSettingsView(BaseModel):
+    """The LMCache settings a check ran against (file, environment and flags merged)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    blocking_timeout_secs: float
+    max_local_cpu_size_bytes: int
+    pinned_memory_bytes: int | None
+    save_unfull_chunk: bool
+    use_layerwise: bool
+
+
+class CheckReport(BaseModel):
+    """``kvsize.check()`` / ``kvsize check --format json``: ``ok`` and the broken limits."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    ok: bool
+    violations: list[Limit]
+    model: str
+    tp: int
+    pp: int
+    prompt_tokens: int
+    chunk_tokens: int
+    connector: str
+    kv_dtype: str
+    limits: dict[str, Any]
+    engine: EngineSettingsView
+    lmcache_sources: dict[str, str]
+    row: RowView
+    load_seconds: float | None
+    backend: str | None
+    full_recompute_seconds: float | None
+    instances: int
+    warnings: list[str]
+    sweep: Sweep = Field(exclude=True, repr=False)

@@ -1,0 +1,421 @@
+"""One call per command: ``size``, ``check``, ``capacity``, ``probe`` (and ``lmcache_config`` for ``--emit``).
+
+Each takes the command's options, named as its long flags in snake_case and typed (counts and
+bytes as ``int``, seconds and rates as ``float``), and returns one pydantic result whose
+``model_dump(mode="json")`` is the command's ``--format json`` output. The CLI only parses
+strings into these arguments and renders the results. Parameter names appear in error messages
+in backticks (`tp`), which the CLI turns into its flags (--tp).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kvsize.engines.lmcache import EngineOptions
+from kvsize.errors import KvsizeError, finite, shown
+from kvsize.plan import DEFAULT_CHUNK_SIZES, MAX_CHUNK_CANDIDATES, plan_sweep
+from kvsize.results import SizeResult, size_result
+
+if TYPE_CHECKING:
+    from kvsize.model.spec import ModelSpec
+    from kvsize.storage import BackendProfile, StoragePlan, TimeOptions
+    from kvsize.storage.probe import ProbeReport
+
+GIB = 2**30
+MAX_PROMPTS = 1_000_000
+MAX_BACKENDS = 16
+MAX_PARALLEL = 100_000
+VLLM_VERSION = "0.33.0"
+
+
+def whole(value: int, name: str, low: int, high: int) -> int:
+    """``value`` when it is an integer in [low, high], else one line naming the parameter."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise KvsizeError(f"`{name}` must be {low:,} to {high:,}, got {shown(value)}", field=name)
+    return value
+
+
+def _resolve(model: str, catalog: Path | None, revision: str | None, offline: bool) -> ModelSpec:
+    from kvsize.model.sources import resolve_model
+
+    return resolve_model(model, catalog_path=catalog, revision=revision, offline=offline or None)
+
+
+def _candidates(chunk_sizes: Sequence[int] | None, chunk_size: int | None) -> tuple[int, ...]:
+    if chunk_sizes is not None and chunk_size is not None:
+        raise KvsizeError("give `chunk_sizes` or `chunk_size`, not both", field="chunk_sizes")
+    sizes = (chunk_size,) if chunk_size is not None else tuple(chunk_sizes) if chunk_sizes is not None else DEFAULT_CHUNK_SIZES
+    if len(sizes) > MAX_CHUNK_CANDIDATES:
+        raise KvsizeError(
+            f"`chunk_sizes` has {len(sizes):,} entries; give at most {MAX_CHUNK_CANDIDATES} "
+            "(with a backend, `search` finds the best size between them)",
+            field="chunk_sizes",
+        )
+    return sizes
+
+
+def _draft_layers(spec: ModelSpec, mtp: bool, draft_layers: int | None) -> int:
+    if mtp and draft_layers is not None:
+        raise KvsizeError("give `mtp` or `draft_layers`, not both", field="mtp")
+    if draft_layers is not None:
+        return whole(draft_layers, "draft_layers", 1, 10_000)
+    if mtp and not spec.draft_layers:
+        raise KvsizeError(f"`mtp`: {spec.name}'s config has no num_nextn_predict_layers; give `draft_layers` N", field="mtp")
+    return spec.draft_layers if mtp else 0
+
+
+def backend_overrides(
+    *,
+    latency: float | None = None,
+    stream_bandwidth: float | None = None,
+    aggregate_bandwidth: float | None = None,
+    concurrency: int | None = None,
+    max_requests_per_s: float | None = None,
+    part_size: int | None = None,
+) -> dict[str, Any]:
+    """Figures given explicitly (seconds, bytes/s, a count, requests/s, bytes), as ``BackendProfile`` fields."""
+    out: dict[str, Any] = {}
+    if latency is not None:
+        out["latency_s"] = finite(latency, "`latency`", low=0, high=3600)
+    for name, field, value in (
+        ("stream_bandwidth", "stream_bytes_per_s", stream_bandwidth),
+        ("aggregate_bandwidth", "aggregate_bytes_per_s", aggregate_bandwidth),
+        ("max_requests_per_s", "max_requests_per_s", max_requests_per_s),
+    ):
+        if value is not None:
+            out[field] = finite(value, f"`{name}`", low=0, low_open=True, high=1e18)
+    if concurrency is not None:
+        out["concurrency"] = whole(concurrency, "concurrency", 1, MAX_PARALLEL)
+    if part_size is not None:
+        out["part_size_bytes"] = whole(part_size, "part_size", 1, 2**40)
+    return out
+
+
+def prefill_rate(
+    spec: ModelSpec, gpus: int, prompt_tokens: int, prefill_tps: float | None, gpu: str, mfu: float
+) -> tuple[float | None, str | None, list[str]]:
+    """Prefill tokens/s (given, or estimated from the config), the sentence saying which, and any warning."""
+    from kvsize.storage import estimate_prefill
+
+    finite(mfu, "`mfu`", low=0, low_open=True, high=1)
+    if prefill_tps is not None:
+        finite(prefill_tps, "`prefill_tps`", low=1, high=1e12)
+        return prefill_tps, f"prefill {prefill_tps:,.0f} tokens/s (given with --prefill-tps)", []
+    attention = (spec.kv_layers, spec.num_attention_heads, spec.head_size)
+    estimate = estimate_prefill(spec.active_params, attention, gpus, gpu.lower(), mfu, prompt_tokens)
+    if estimate is None:
+        warning = (
+            f"no recommendation: {spec.name}'s config does not give a parameter count kvsize can derive, so the "
+            "recompute cost is unknown; give --prefill-tps (measured prefill tokens/s)"
+        )
+        return None, None, [warning]
+    return estimate.tokens_per_s, estimate.assumption, []
+
+
+def _profiles(backend: Sequence[str | BackendProfile] | None, overrides: dict[str, Any]) -> list[BackendProfile]:
+    from kvsize.storage import BackendProfile, resolve_backend
+
+    names: list[str | BackendProfile | None] = list(backend) if backend else [None]
+    if len(names) > MAX_BACKENDS:
+        raise KvsizeError(f"`backend` is given {len(names)} times; compare at most {MAX_BACKENDS} in one run", field="backend")
+    return [name if isinstance(name, BackendProfile) else resolve_backend(name, overrides) for name in names]
+
+
+def size(
+    model: str,
+    *,
+    tp: int = 1,
+    pp: int = 1,
+    prompt: int = 100_000,
+    chunk_sizes: Sequence[int] | None = None,
+    chunk_size: int | None = None,
+    kv_dtype: str = "auto",
+    save_unfull_chunk: bool = False,
+    layerwise: bool = False,
+    connector: str = "s3",
+    mtp: bool = False,
+    draft_layers: int | None = None,
+    pp_partition: Sequence[int] | None = None,
+    explain: bool = False,
+    catalog: Path | None = None,
+    revision: str | None = None,
+    offline: bool = False,
+    backend: Sequence[str | BackendProfile] | None = None,
+    latency: float | None = None,
+    stream_bandwidth: float | None = None,
+    aggregate_bandwidth: float | None = None,
+    concurrency: int | None = None,
+    max_requests_per_s: float | None = None,
+    part_size: int | None = None,
+    concurrent_prompts: int = 1,
+    instances: int = 1,
+    blocking_timeout: float = 10.0,
+    cpu_buffer: int = 5 * GIB,
+    pinned_memory: int | None = None,
+    shared_prefix: int | None = None,
+    prefill_tps: float | None = None,
+    gpu: str = "h100",
+    mfu: float = 0.4,
+    search: bool = False,
+    vllm_version: str = VLLM_VERSION,
+) -> SizeResult:
+    """What one prompt stores at each candidate chunk size; with ``backend``, its load time and a pick."""
+    sizes = _candidates(chunk_sizes, chunk_size)
+    overrides = backend_overrides(
+        latency=latency,
+        stream_bandwidth=stream_bandwidth,
+        aggregate_bandwidth=aggregate_bandwidth,
+        concurrency=concurrency,
+        max_requests_per_s=max_requests_per_s,
+        part_size=part_size,
+    )
+    timed = bool(backend) or bool(overrides)
+    if search and not timed:
+        raise KvsizeError("`search` needs a storage backend: give `backend` (e.g. s3)", field="search")
+    spec = _resolve(model, catalog, revision, offline)
+    options = EngineOptions(
+        tp=tp,
+        pp=pp,
+        kv_dtype=kv_dtype,  # type: ignore[arg-type]  # validated by EngineOptions
+        connector=connector,
+        layerwise=layerwise,
+        save_unfull_chunk=save_unfull_chunk,
+        draft_layers=_draft_layers(spec, mtp, draft_layers),
+        pp_partition=tuple(pp_partition) if pp_partition else None,
+        vllm_version=vllm_version,
+    )
+    sweep = plan_sweep(spec, options, prompt, sizes)
+    if not timed:
+        return size_result(sweep, [], list(sweep.warnings), _explain(sweep, [], explain))
+    whole(concurrent_prompts, "concurrent_prompts", 1, MAX_PROMPTS)
+    whole(instances, "instances", 1, MAX_PROMPTS)
+    rate, assumption, warnings = prefill_rate(spec, tp * pp, prompt, prefill_tps, gpu, mfu)
+    time_options = _time_options(concurrent_prompts, instances, blocking_timeout, cpu_buffer, pinned_memory, shared_prefix, rate)
+    profiles = _profiles(backend, overrides)
+    plans = _plans(sweep, profiles, time_options, assumption, search)
+    sweep = plans[0][0]
+    warnings += _mismatches(backend, connector)
+    timed_plans = [plan for _, plan in plans]
+    return size_result(sweep, timed_plans, [*sweep.warnings, *warnings], _explain(sweep, timed_plans, explain))
+
+
+def _explain(sweep: Any, plans: list[StoragePlan], explain: bool) -> list[str] | None:
+    if not explain:
+        return None
+    from kvsize.explain import explain_lines
+
+    return explain_lines(sweep, plans)
+
+
+def _time_options(
+    concurrent_prompts: int,
+    instances: int,
+    blocking_timeout: float,
+    cpu_buffer: int,
+    pinned_memory: int | None,
+    shared_prefix: int | None,
+    rate: float | None,
+    s3_max_inflight_reqs: int = 64,
+) -> TimeOptions:
+    from kvsize.storage import TimeOptions
+
+    return TimeOptions(
+        concurrent_prompts=concurrent_prompts,
+        instances=instances,
+        blocking_timeout_s=finite(blocking_timeout, "`blocking_timeout`", low=0, low_open=True, high=1e7),
+        cpu_buffer_bytes=whole(cpu_buffer, "cpu_buffer", 1, 2**60),
+        pinned_memory_bytes=whole(pinned_memory, "pinned_memory", 1, 2**60) if pinned_memory is not None else None,
+        shared_prefix_tokens=whole(shared_prefix, "shared_prefix", 1, 10**9) if shared_prefix is not None else None,
+        prefill_tokens_per_s=rate,
+        s3_max_inflight_reqs=s3_max_inflight_reqs,
+    )
+
+
+def _plans(
+    sweep: Any, profiles: list[BackendProfile], options: TimeOptions, assumption: str | None, search: bool
+) -> list[tuple[Any, StoragePlan]]:
+    """Every backend's plan; with ``search``, the sweep gains the best multiple of the vLLM block between candidates."""
+    from kvsize.storage import plan_storage, search_chunk
+
+    if search:
+        sizes = [row.chunk_tokens for row in sweep.rows]
+        block = 64 if sweep.spec.use_mla else 16  # vLLM's default block size (MLA backends 64 or more)
+        found = {search_chunk(sweep.layout, sweep.prompt_tokens, p, options, min(sizes), max(sizes), block) for p in profiles}
+        extra = tuple(chunk for chunk in found if chunk is not None and chunk not in sizes)
+        if extra:
+            sweep = plan_sweep(sweep.spec, sweep.layout.options, sweep.prompt_tokens, (*sizes, *extra))
+    return [(sweep, plan_storage(sweep.rows, sweep.layout, p, options, assumption)) for p in profiles]
+
+
+def _mismatches(backend: Sequence[str | BackendProfile] | None, connector: str) -> list[str]:
+    from kvsize.storage import connector_mismatch
+
+    names = [name for name in backend or [] if isinstance(name, str)]
+    return [warning for name in names if (warning := connector_mismatch(name, connector))]
+
+
+def lmcache_config(result: SizeResult, *, chunk_size: int | None = None, margin: float = 2.0) -> tuple[str, list[str]]:
+    """The LMCache YAML (with its ``LMCACHE_*`` form) for the recommended chunk of a ``size`` result, or ``chunk_size``
+    (which must be one of the result's rows), and its warnings. Refuses when recomputing beats loading."""
+    from kvsize.engines.lmcache_settings import settings_for
+
+    finite(margin, "`margin`", low=1, high=1000)
+    plan = result.plans[0] if result.plans else None
+    if chunk_size is None:
+        if plan is None:
+            raise KvsizeError("`emit` lmcache needs `chunk_size` N, or `backend` to recommend one", field="chunk_size")
+        if plan.offload_pays is False:
+            raise KvsizeError(
+                f"`emit` lmcache: recomputing is faster than loading on {plan.backend.name} "
+                f"({plan.full_recompute_seconds:.2f} s to prefill the prompts of one instance, against the best "
+                "load + tail recompute), so there is no chunk size to recommend; give `chunk_size` N to emit one anyway",
+                field="chunk_size",
+            )
+        if plan.recommendation is None:
+            raise KvsizeError(
+                "`emit` lmcache: no recommendation to emit (see the warning); give `chunk_size` N", field="chunk_size"
+            )
+        chunk_size = plan.recommendation.chunk_tokens
+    text, warnings = settings_for(result.sweep, plan, chunk_size, margin)
+    return text, warnings
+
+
+def _deployment(
+    lmcache_config_file: Path | None,
+    environ: Mapping[str, str] | None,
+    chunk_size: int | None,
+    options: dict[str, Any],
+) -> tuple[Any, int, EngineOptions]:
+    """The deployment's LMCache settings (file + ``LMCACHE_*`` environment), with explicit arguments winning."""
+    from kvsize.engines.lmcache_settings import read_settings
+
+    settings = read_settings(lmcache_config_file, environ)
+    layerwise, unfull, connector = options.pop("layerwise"), options.pop("save_unfull_chunk"), options.pop("connector")
+    engine = EngineOptions(
+        **options,
+        connector=connector or settings.connector or "s3",
+        layerwise=settings.use_layerwise if layerwise is None else layerwise,
+        save_unfull_chunk=settings.save_unfull_chunk if unfull is None else unfull,
+    )
+    return settings, chunk_size if chunk_size is not None else settings.chunk_size, engine
+
+
+def probe(
+    target: str,
+    *,
+    model: str | None = None,
+    tp: int = 1,
+    pp: int = 1,
+    chunk_sizes: Sequence[int] | None = None,
+    kv_dtype: str = "auto",
+    object_sizes: Sequence[int] | None = None,
+    concurrency: Sequence[int] = (1, 4, 16),
+    objects: int = 256,
+    max_bytes: int = GIB,
+    time_limit: float = 120.0,
+    direct: bool = False,
+    endpoint_url: str | None = None,
+    save_profile: Path | None = None,
+    catalog: Path | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> ProbeReport:
+    """Measure a storage target with LMCache-shaped objects and fit the time model's L, b and B (``kvsize probe``).
+
+    ``save_profile``: write the fitted profile there (a YAML ``backend`` reads); its folder is checked before
+    anything is measured. Everything the run writes on the target is removed, whatever happens.
+    """
+    from kvsize.storage import probe as probing
+
+    if save_profile is not None:
+        _writable(save_profile, "save_profile")
+    sizes = _probe_sizes(model, tp, pp, chunk_sizes, kv_dtype, object_sizes, catalog)
+    levels = [whole(level, "concurrency", 1, 4096) for level in concurrency]
+    if not levels:
+        raise KvsizeError("`concurrency` is empty: give levels like 1,4,16", field="concurrency")
+    target_ = probing.open_target(target, direct=direct, endpoint_url=endpoint_url)
+    report = probing.run_probe(
+        target_,
+        sizes,
+        levels,
+        objects=whole(objects, "objects", 1, 1_000_000),
+        max_bytes=whole(max_bytes, "max_bytes", 1, 2**50),
+        time_limit_s=finite(time_limit, "`time_limit`", low=0, high=86_400),
+        direct=direct,
+        progress=progress,
+    )
+    if save_profile is not None:
+        try:
+            save_profile.write_text(probing.profile_yaml(report.profile), encoding="utf-8")
+        except OSError as error:
+            raise KvsizeError(
+                f"measured, but cannot write `save_profile` {save_profile}: {error.strerror or error} (nothing is left "
+                "on the target); give a writable path",
+                field="save_profile",
+            ) from None
+    return report
+
+
+def _writable(path: Path, name: str) -> None:
+    """Refuse before any work a file path whose folder is missing or not writable (kvsize creates no folders)."""
+    import os
+
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise KvsizeError(f"`{name}` {path} is a folder: give a file name, e.g. {path / 'profile.yaml'}", field=name)
+    if not folder.is_dir():
+        raise KvsizeError(f"`{name}` {path}: the folder {folder} does not exist; create it or give another path", field=name)
+    if not os.access(folder, os.W_OK):
+        raise KvsizeError(f"`{name}` {path}: the folder {folder} is not writable; give another path", field=name)
+
+
+def _probe_sizes(
+    model: str | None,
+    tp: int,
+    pp: int,
+    chunk_sizes: Sequence[int] | None,
+    kv_dtype: str,
+    object_sizes: Sequence[int] | None,
+    catalog: Path | None,
+) -> list[int]:
+    """The object sizes to probe: the ones kvsize predicts for ``model``, or ``object_sizes``."""
+    from kvsize.engines.lmcache import plan_layout
+    from kvsize.plan import plan_row
+
+    if model is not None and object_sizes is not None:
+        raise KvsizeError("give `model` (its predicted object sizes) or `object_sizes`, not both", field="model")
+    if model is None:
+        if chunk_sizes is not None:
+            raise KvsizeError("`chunk_sizes` goes with `model`", field="chunk_sizes")
+        sizes = sorted(set(object_sizes or (2**20, 16 * 2**20, 64 * 2**20)))
+        return [whole(size, "object_sizes", 1, 2**40) for size in sizes]
+    spec = _resolve(model, catalog, None, False)
+    layout = plan_layout(spec, EngineOptions(tp=tp, pp=pp, kv_dtype=kv_dtype))  # type: ignore[arg-type]
+    chunks = _candidates(chunk_sizes, None)
+    return sorted({plan_row(layout, chunk, chunk).object_bytes for chunk in chunks})
+
+
+def clean_probe_leftovers(target: str, *, endpoint_url: str | None = None) -> list[tuple[str, str, bool]]:
+    """Remove what earlier probes killed mid-run left on ``target`` (their process gone): ``(name, why, removed)`` each."""
+    from kvsize.storage import probe as probing
+    from kvsize.storage.leftovers import classify
+
+    handle = probing.open_target(target, direct=False, endpoint_url=endpoint_url)
+    out = []
+    for name in handle.leftovers():
+        left = classify(name)
+        if left is None:
+            continue
+        problem = handle.clean(name) if left.owner_gone else None
+        out.append((name, problem or left.why, left.owner_gone and problem is None))
+    return out
+
+
+def probe_leftovers(target: str, *, endpoint_url: str | None = None) -> list[Any]:
+    """What earlier probes killed mid-run left on ``target`` (``Leftover`` records)."""
+    from kvsize.storage import probe as probing
+    from kvsize.storage.leftovers import classify
+
+    handle = probing.open_target(target, direct=False, endpoint_url=endpoint_url)
+    return [left for name in handle.leftovers() if (left := classify(name)) is not None]

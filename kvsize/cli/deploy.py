@@ -1,0 +1,168 @@
+"""``kvsize check`` and ``kvsize capacity``: parse the flags, call ``kvsize.check`` / ``kvsize.capacity``, render."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from kvsize.cli import options as o
+from kvsize.cli.app import app, warn
+
+
+@app.command("check")
+def check(
+    model: o.Model,
+    tp: o.Tp = 1,
+    pp: o.Pp = 1,
+    prompt: o.Prompt = "100k",
+    chunk_size: o.DeployChunk = None,
+    kv_dtype: o.KvDtype = o.KvDtypeChoice.auto,
+    connector: o.DeployConnector = None,
+    save_unfull_chunk: o.DeployUnfull = None,
+    layerwise: o.DeployLayerwise = None,
+    lmcache_config: o.LmcacheConfig = None,
+    max_objects: Annotated[int | None, typer.Option("--max-objects", help="Most objects one prompt may store.")] = None,
+    max_object_size: Annotated[str | None, typer.Option("--max-object-size", help="Largest object, e.g. 128MiB.")] = None,
+    max_total_bytes: Annotated[
+        str | None, typer.Option("--max-total-bytes", help="Most bytes one prompt may store, e.g. 20GB.")
+    ] = None,
+    max_load_seconds: Annotated[
+        str | None, typer.Option("--max-load-seconds", help="Longest load, e.g. 5s (needs --backend).")
+    ] = None,
+    backend: Annotated[
+        str | None,
+        typer.Option("--backend", "-b", help="Time the load on a preset or profile YAML; its engine risks become limits."),
+    ] = None,
+    latency: o.Latency = None,
+    stream_bandwidth: o.StreamBandwidth = None,
+    aggregate_bandwidth: o.AggregateBandwidth = None,
+    concurrency: o.Concurrency = None,
+    max_requests_per_s: o.MaxRequests = None,
+    part_size: o.PartSize = None,
+    concurrent_prompts: o.ConcurrentPrompts = 1,
+    instances: o.Instances = 1,
+    prefill_tps: o.PrefillTps = None,
+    gpu: o.Gpu = "h100",
+    mfu: o.Mfu = 0.4,
+    blocking_timeout: Annotated[
+        str | None, typer.Option("--blocking-timeout", help="blocking_timeout_secs (else the LMCache config's, else 10s).")
+    ] = None,
+    cpu_buffer: Annotated[
+        str | None, typer.Option("--cpu-buffer", help="max_local_cpu_size (else the LMCache config's, else 5GiB).")
+    ] = None,
+    pinned_memory: o.PinnedMemory = None,
+    output: Annotated[o.ReportFormat, typer.Option("--format", "-f", help="Output format.")] = o.ReportFormat.table,
+    catalog: o.Catalog = None,
+    revision: o.Revision = None,
+    offline: o.Offline = False,
+    vllm_version: o.VllmVersion = "0.33.0",
+) -> None:
+    """Exit 0 when the serving config keeps every limit, 1 with the violated ones, 2 for bad input."""
+    from kvsize import guard
+    from kvsize.cli.reports import print_check
+    from kvsize.units import parse_count, parse_duration, parse_rate, parse_size
+
+    report = guard.check(
+        model,
+        tp=tp,
+        pp=pp,
+        prompt=parse_count(prompt, "--prompt"),
+        chunk_size=parse_count(chunk_size, "--chunk-size") if chunk_size is not None else None,
+        kv_dtype=kv_dtype.value,
+        connector=connector,
+        save_unfull_chunk=save_unfull_chunk,
+        layerwise=layerwise,
+        lmcache_config=lmcache_config,
+        max_objects=max_objects,
+        max_object_size=parse_size(max_object_size, "--max-object-size") if max_object_size else None,
+        max_total_bytes=parse_size(max_total_bytes, "--max-total-bytes") if max_total_bytes else None,
+        max_load_seconds=parse_duration(max_load_seconds, "--max-load-seconds") if max_load_seconds else None,
+        backend=backend,
+        latency=parse_duration(latency, "--latency") if latency is not None else None,
+        stream_bandwidth=parse_rate(stream_bandwidth, "--stream-bandwidth") if stream_bandwidth is not None else None,
+        aggregate_bandwidth=parse_rate(aggregate_bandwidth, "--aggregate-bandwidth") if aggregate_bandwidth else None,
+        concurrency=concurrency,
+        max_requests_per_s=max_requests_per_s,
+        part_size=parse_size(part_size, "--part-size") if part_size is not None else None,
+        concurrent_prompts=concurrent_prompts,
+        instances=instances,
+        prefill_tps=prefill_tps,
+        gpu=gpu,
+        mfu=mfu,
+        blocking_timeout=parse_duration(blocking_timeout, "--blocking-timeout") if blocking_timeout else None,
+        cpu_buffer=parse_size(cpu_buffer, "--cpu-buffer") if cpu_buffer else None,
+        pinned_memory=parse_size(pinned_memory, "--pinned-memory") if pinned_memory else None,
+        catalog=catalog,
+        revision=revision,
+        offline=offline,
+        vllm_version=vllm_version,
+    )
+    warn(*report.warnings)
+    _write(report, output, print_check)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command("capacity")
+def capacity(
+    model: o.Model,
+    tp: o.Tp = 1,
+    pp: o.Pp = 1,
+    prompt: o.Prompt = "100k",
+    chunk_size: o.DeployChunk = None,
+    storage_size: Annotated[
+        str | None, typer.Option("--storage", help="Storage to fill, e.g. 10TiB: how many prompts fit.")
+    ] = None,
+    prompts: Annotated[int | None, typer.Option("--prompts", help="Prompts to keep: the storage they need.")] = None,
+    shared_prefix: Annotated[
+        str | None, typer.Option("--shared-prefix", help="Tokens every prompt shares (stored once).")
+    ] = None,
+    kv_dtype: o.KvDtype = o.KvDtypeChoice.auto,
+    connector: o.DeployConnector = None,
+    save_unfull_chunk: o.DeployUnfull = None,
+    layerwise: o.DeployLayerwise = None,
+    lmcache_config: o.LmcacheConfig = None,
+    output: Annotated[
+        o.ReportFormat, typer.Option("--format", "-f", help="Output format (markdown: a section for a capacity-planning doc).")
+    ] = o.ReportFormat.table,
+    catalog: o.Catalog = None,
+    revision: o.Revision = None,
+    offline: o.Offline = False,
+    vllm_version: o.VllmVersion = "0.33.0",
+) -> None:
+    """How many prompts fit in a storage tier (--storage), or the storage N prompts need (--prompts)."""
+    from kvsize import guard
+    from kvsize.cli.reports import print_capacity
+    from kvsize.units import parse_count, parse_size
+
+    report = guard.capacity(
+        model,
+        tp=tp,
+        pp=pp,
+        prompt=parse_count(prompt, "--prompt"),
+        chunk_size=parse_count(chunk_size, "--chunk-size") if chunk_size is not None else None,
+        storage=parse_size(storage_size, "--storage") if storage_size else None,
+        prompts=prompts,
+        shared_prefix=parse_count(shared_prefix, "--shared-prefix") if shared_prefix else None,
+        kv_dtype=kv_dtype.value,
+        connector=connector,
+        save_unfull_chunk=save_unfull_chunk,
+        layerwise=layerwise,
+        lmcache_config=lmcache_config,
+        catalog=catalog,
+        revision=revision,
+        offline=offline,
+        vllm_version=vllm_version,
+    )
+    warn(*report.warnings)
+    _write(report, output, print_capacity)
+
+
+def _write(report: Any, output: o.ReportFormat, printer: Any) -> None:
+    if output is o.ReportFormat.json:
+        sys.stdout.write(json.dumps(report.model_dump(mode="json"), indent=2) + "\n")
+    else:
+        printer(report, markdown=output is o.ReportFormat.markdown)

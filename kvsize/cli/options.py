@@ -1,0 +1,125 @@
+"""Every command-line option, declared once (typer ``Annotated`` aliases), and the enums of its choices."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+TIME = "Storage time model"
+
+
+class SizeFormat(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+    markdown = "markdown"
+
+
+class ReportFormat(str, Enum):
+    """check and capacity: no CSV (their output is not one table of rows)."""
+
+    table = "table"
+    json = "json"
+    markdown = "markdown"
+
+
+class TableFormat(str, Enum):
+    """inspect and probe."""
+
+    table = "table"
+    json = "json"
+
+
+class EmitFormat(str, Enum):
+    lmcache = "lmcache"
+
+
+class KvDtypeChoice(str, Enum):
+    auto = "auto"
+    bfloat16 = "bfloat16"
+    float16 = "float16"
+    fp8 = "fp8"
+    fp8_e4m3 = "fp8_e4m3"
+    fp8_e5m2 = "fp8_e5m2"
+
+
+CONNECTOR_HELP = "LMCache backend: s3, fs, redis, valkey, resp, mooncakestore, gds, weka, local-disk, cpu."
+
+Model = Annotated[
+    str, typer.Argument(help="Catalog name (see 'kvsize models'), a config.json or its directory, or a Hub repo ORG/NAME.")
+]
+Tp = Annotated[int, typer.Option("--tp", help="Tensor-parallel size.")]
+Pp = Annotated[int, typer.Option("--pp", help="Pipeline-parallel size.")]
+Prompt = Annotated[str, typer.Option("--prompt", "-p", help="Prompt tokens: 100000, 100k, 128Ki, 1M.")]
+ChunkSizes = Annotated[str | None, typer.Option("--chunk-sizes", help="Candidate chunk sizes, e.g. 256,512,2048.")]
+KvDtype = Annotated[KvDtypeChoice, typer.Option("--kv-dtype", help="KV-cache dtype; auto follows the checkpoint.")]
+Catalog = Annotated[
+    Path | None, typer.Option("--catalog", help="A catalog YAML whose entries override the bundled ones (or KVSIZE_CATALOG).")
+]
+Revision = Annotated[
+    str | None, typer.Option("--revision", help="Hub branch, tag or commit (goes to the Hub even for catalog names).")
+]
+Offline = Annotated[bool, typer.Option("--offline", help="No network: Hub models from the cache only (as HF_HUB_OFFLINE=1).")]
+VllmVersion = Annotated[
+    str, typer.Option("--vllm-version", help="The vLLM that serves the model (architectures it retired are refused).")
+]
+Latency = Annotated[str | None, typer.Option("--latency", help="Per-operation latency, e.g. 100ms.", rich_help_panel=TIME)]
+StreamBandwidth = Annotated[
+    str | None, typer.Option("--stream-bandwidth", help="Per-stream bandwidth, e.g. 90MB/s.", rich_help_panel=TIME)
+]
+AggregateBandwidth = Annotated[
+    str | None,
+    typer.Option(
+        "--aggregate-bandwidth", help="Bandwidth shared by all writers and prompts, e.g. 100Gbit/s.", rich_help_panel=TIME
+    ),
+]
+Concurrency = Annotated[int | None, typer.Option("--concurrency", help="Requests in flight per writer.", rich_help_panel=TIME)]
+MaxRequests = Annotated[
+    float | None,
+    typer.Option("--max-requests-per-s", help="Request-rate cap of the storage, e.g. 5500.", rich_help_panel=TIME),
+]
+PartSize = Annotated[str | None, typer.Option("--part-size", help="S3 part size, e.g. 8MiB.", rich_help_panel=TIME)]
+ConcurrentPrompts = Annotated[
+    int,
+    typer.Option(
+        "--concurrent-prompts", help="Prompts loading at once on the same storage (all instances).", rich_help_panel=TIME
+    ),
+]
+Instances = Annotated[
+    int,
+    typer.Option(
+        "--instances", help="Serving instances the concurrent prompts are spread over (default 1).", rich_help_panel=TIME
+    ),
+]
+PinnedMemory = Annotated[
+    str | None, typer.Option("--pinned-memory", help="Pinned memory available, for LMCache's S3 rule.", rich_help_panel=TIME)
+]
+PrefillTps = Annotated[
+    float | None,
+    typer.Option("--prefill-tps", help="Measured prefill tokens/s, for the recompute cost.", rich_help_panel=TIME),
+]
+Gpu = Annotated[
+    str, typer.Option("--gpu", help="GPU for the prefill estimate: a100, h100, h200, l40s, b200.", rich_help_panel=TIME)
+]
+Mfu = Annotated[float, typer.Option("--mfu", help="Utilisation of peak FLOP/s for the prefill estimate.", rich_help_panel=TIME)]
+SharedPrefix = Annotated[
+    str | None, typer.Option("--shared-prefix", help="Tokens another prompt shares with this one.", rich_help_panel=TIME)
+]
+# check and capacity: the deployment's LMCache settings, and overrides of them.
+DeployChunk = Annotated[str | None, typer.Option("--chunk-size", help="Chunk size (else the LMCache config's, else 256).")]
+DeployConnector = Annotated[
+    str | None, typer.Option("--connector", help="LMCache backend (else from the LMCache config's remote_url).")
+]
+DeployUnfull = Annotated[
+    bool | None, typer.Option("--save-unfull-chunk/--no-save-unfull-chunk", help="Override save_unfull_chunk.")
+]
+DeployLayerwise = Annotated[bool | None, typer.Option("--layerwise/--no-layerwise", help="Override use_layerwise.")]
+LmcacheConfig = Annotated[
+    Path | None,
+    typer.Option(
+        "--lmcache-config", help="The deployment's LMCache YAML (or LMCACHE_CONFIG_FILE); LMCACHE_* variables apply over it."
+    ),
+]

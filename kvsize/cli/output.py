@@ -1,0 +1,44 @@
+"""Printing: rich tables that read well on a terminal and in a pipe, and plain text."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+
+class Output:
+    """Rich output that reads well on a terminal (its width honoured) and in a pipe or a CI log
+    (no hard wraps inside sentences, no name broken, no column dropped, no trailing spaces)."""
+
+    def __init__(self) -> None:
+        import io
+
+        from rich.console import Console
+
+        self.terminal = Console().is_terminal
+        self.buffer: io.StringIO | None = None
+        if self.terminal:
+            self.console = Console(highlight=False)
+        else:
+            self.buffer = io.StringIO()
+            self.console = Console(file=self.buffer, highlight=False, width=100_000, color_system=None)
+
+    def print(self, *objects: Any, **options: Any) -> None:
+        from rich.table import Table
+
+        for item in objects:
+            if isinstance(item, Table) and (item.title or item.caption):
+                # A title or caption is a sentence: printed as a line of its own, never wrapped to the table's width.
+                title, caption = item.title, item.caption
+                item.title = item.caption = None
+                if title:
+                    self.console.print(str(title), markup=False, soft_wrap=not self.terminal)
+                self.console.print(item, **options)
+                if caption:
+                    self.console.print(str(caption), markup=False, soft_wrap=not self.terminal)
+            else:
+                self.console.print(item, soft_wrap=not self.terminal, **options)
+
+    def close(self) -> None:
+        if self.buffer is not None:
+            sys.stdout.write("".join(line.rstrip() + "\n" for line in self.buffer.getvalue().splitlines()))

@@ -1,0 +1,112 @@
+"""``kvsize probe``: parse the flags, call ``kvsize.probe`` (or clean up), render."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from kvsize.cli import options as o
+from kvsize.cli.app import app
+
+
+@app.command("probe")
+def probe(
+    target: Annotated[
+        str, typer.Argument(help="A directory (local disk, NFS/pNFS mount), s3://bucket/prefix or redis://host:port.")
+    ],
+    model: Annotated[str | None, typer.Option("--model", help="Probe the object sizes kvsize predicts for this model.")] = None,
+    tp: Annotated[int, typer.Option("--tp", help="With --model: tensor-parallel size.")] = 1,
+    pp: Annotated[int, typer.Option("--pp", help="With --model: pipeline-parallel size.")] = 1,
+    chunk_sizes: Annotated[
+        str | None, typer.Option("--chunk-sizes", help="With --model: chunk sizes (default 256,...,4096).")
+    ] = None,
+    kv_dtype: Annotated[o.KvDtypeChoice, typer.Option("--kv-dtype", help="With --model: KV-cache dtype.")] = o.KvDtypeChoice.auto,
+    object_sizes: Annotated[
+        str | None, typer.Option("--object-sizes", help="Explicit object sizes, e.g. 9MiB,72MiB (default 1MiB,16MiB,64MiB).")
+    ] = None,
+    concurrency: Annotated[str, typer.Option("--concurrency", help="Concurrency levels, e.g. 1,4,16.")] = "1,4,16",
+    objects: Annotated[int, typer.Option("--objects", help="Objects per set (fewer when --max-bytes says so).")] = 256,
+    max_bytes: Annotated[
+        str, typer.Option("--max-bytes", help="Most bytes one object set may write; sets the size of a real load fit best.")
+    ] = "1GiB",
+    time_limit: Annotated[str, typer.Option("--time-limit", help="Stop starting new sets after this long.")] = "120s",
+    direct: Annotated[bool, typer.Option("--direct", help="Read with O_DIRECT (directory targets).")] = False,
+    endpoint_url: Annotated[
+        str | None, typer.Option("--endpoint-url", help="S3 endpoint (else AWS_ENDPOINT_URL / AWS default).")
+    ] = None,
+    save_profile: Annotated[
+        Path | None, typer.Option("--save-profile", help="Write the fitted backend profile YAML here (for --backend).")
+    ] = None,
+    output: Annotated[o.TableFormat, typer.Option("--format", "-f", help="Output format.")] = o.TableFormat.table,
+    catalog: o.Catalog = None,
+    clean: Annotated[
+        bool,
+        typer.Option("--clean", help="Remove what earlier probes killed mid-run left on TARGET (their process gone), then stop."),
+    ] = False,
+) -> None:
+    """Measure a storage target with LMCache-shaped objects and fit the time model's L, b and B."""
+    from kvsize import api
+    from kvsize.cli.reports import print_probe
+    from kvsize.storage.probe import Interrupted
+    from kvsize.units import parse_duration, parse_int_list, parse_size
+
+    if clean:
+        _clean(target, endpoint_url)
+        return
+    for left in api.probe_leftovers(target, endpoint_url=endpoint_url):
+        fix = "run 'kvsize probe TARGET --clean' to remove it" if left.owner_gone else "kvsize leaves it alone"
+        sys.stderr.write(f"kvsize: note: {target} holds {left.name} from an earlier probe ({left.why}); {fix}\n")
+    sizes = None
+    if object_sizes is not None:
+        sizes = [parse_size(part.strip(), "--object-sizes") for part in object_sizes.split(",") if part.strip()]
+        if not sizes:
+            raise api.KvsizeError("--object-sizes is empty: give sizes like 9MiB,72MiB")
+    from rich.progress import Progress
+
+    with Progress(transient=True, disable=not (sys.stderr.isatty() and output is o.TableFormat.table)) as bar:
+        task = bar.add_task("probing", total=None)
+        try:
+            report = api.probe(
+                target,
+                model=model,
+                tp=tp,
+                pp=pp,
+                chunk_sizes=parse_int_list(chunk_sizes, "--chunk-sizes") if chunk_sizes else None,
+                kv_dtype=kv_dtype.value,
+                object_sizes=sizes,
+                concurrency=parse_int_list(concurrency, "--concurrency"),
+                objects=objects,
+                max_bytes=parse_size(max_bytes, "--max-bytes"),
+                time_limit=parse_duration(time_limit, "--time-limit"),
+                direct=direct,
+                endpoint_url=endpoint_url,
+                save_profile=save_profile,
+                catalog=catalog,
+                progress=lambda label, done, total: bar.update(task, completed=done, total=total, description=label),
+            )
+        except Interrupted as stop:
+            sys.stderr.write(f"kvsize: probe {stop}; removed everything it wrote\n")
+            raise typer.Exit(143 if "SIGTERM" in str(stop) else 130) from None
+    for note in report.notes:
+        sys.stderr.write(f"kvsize: note: {note}\n")
+    if output is o.TableFormat.json:
+        sys.stdout.write(json.dumps(report.model_dump(mode="json"), indent=2) + "\n")
+        return
+    print_probe(report, save_profile)
+
+
+def _clean(target: str, endpoint_url: str | None) -> None:
+    from kvsize import api
+
+    found = api.clean_probe_leftovers(target, endpoint_url=endpoint_url)
+    for name, why, removed in found:
+        if removed:
+            sys.stdout.write(f"removed {name} ({why})\n")
+        else:
+            sys.stderr.write(f"kvsize: note: kept {name} ({why})\n")
+    if not any(removed for _, _, removed in found):
+        sys.stdout.write(f"nothing to remove on {target}\n")

@@ -1,0 +1,190 @@
+"""The deployment calls: ``check`` (the CI guard) and ``capacity`` (capacity planning).
+
+Both read the deployment's own LMCache settings (a file, ``LMCACHE_CONFIG_FILE``, the
+``LMCACHE_*`` environment, exactly as LMCache 0.5.6 parses them); explicit arguments win.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from kvsize.api import (
+    MAX_PROMPTS,
+    VLLM_VERSION,
+    _deployment,
+    _mismatches,
+    _profiles,
+    _resolve,
+    _time_options,
+    backend_overrides,
+    prefill_rate,
+    whole,
+)
+from kvsize.errors import KvsizeError, finite
+from kvsize.plan import plan_sweep
+
+if TYPE_CHECKING:
+    from kvsize.storage.capacity import CapacityReport
+    from kvsize.storage.limits import CheckReport
+
+
+def check(
+    model: str,
+    *,
+    tp: int = 1,
+    pp: int = 1,
+    prompt: int = 100_000,
+    chunk_size: int | None = None,
+    kv_dtype: str = "auto",
+    connector: str | None = None,
+    save_unfull_chunk: bool | None = None,
+    layerwise: bool | None = None,
+    lmcache_config: Path | None = None,
+    max_objects: int | None = None,
+    max_object_size: int | None = None,
+    max_total_bytes: int | None = None,
+    max_load_seconds: float | None = None,
+    backend: str | None = None,
+    latency: float | None = None,
+    stream_bandwidth: float | None = None,
+    aggregate_bandwidth: float | None = None,
+    concurrency: int | None = None,
+    max_requests_per_s: float | None = None,
+    part_size: int | None = None,
+    concurrent_prompts: int = 1,
+    instances: int = 1,
+    prefill_tps: float | None = None,
+    gpu: str = "h100",
+    mfu: float = 0.4,
+    blocking_timeout: float | None = None,
+    cpu_buffer: int | None = None,
+    pinned_memory: int | None = None,
+    catalog: Path | None = None,
+    revision: str | None = None,
+    offline: bool = False,
+    vllm_version: str = VLLM_VERSION,
+    environ: Mapping[str, str] | None = None,
+) -> CheckReport:
+    """Does one serving configuration keep every limit? ``ok`` is the verdict (``kvsize check`` exits 0 or 1)."""
+    from kvsize.storage import full_recompute_seconds, time_row
+    from kvsize.storage.limits import CheckReport, Limits, check_row
+    from kvsize.storage.limits import EngineSettingsView as Engine
+
+    options = {"tp": tp, "pp": pp, "kv_dtype": kv_dtype, "vllm_version": vllm_version}
+    options |= {"connector": connector, "layerwise": layerwise, "save_unfull_chunk": save_unfull_chunk}
+    settings, chunk, engine = _deployment(lmcache_config, environ, chunk_size, options)
+    limits = Limits(
+        max_objects=whole(max_objects, "max_objects", 1, 10**15) if max_objects is not None else None,
+        max_object_bytes=max_object_size,
+        max_total_bytes=max_total_bytes,
+        max_load_seconds=finite(max_load_seconds, "`max_load_seconds`", low=0) if max_load_seconds is not None else None,
+    )
+    overrides = backend_overrides(
+        latency=latency,
+        stream_bandwidth=stream_bandwidth,
+        aggregate_bandwidth=aggregate_bandwidth,
+        concurrency=concurrency,
+        max_requests_per_s=max_requests_per_s,
+        part_size=part_size,
+    )
+    timed = backend is not None or bool(overrides)
+    if limits.max_load_seconds is not None and not timed:
+        raise KvsizeError("`max_load_seconds` needs a storage backend: give `backend` (e.g. s3)", field="max_load_seconds")
+    whole(concurrent_prompts, "concurrent_prompts", 1, MAX_PROMPTS)
+    whole(instances, "instances", 1, MAX_PROMPTS)
+    timeout = blocking_timeout if blocking_timeout is not None else settings.blocking_timeout_secs
+    buffer = cpu_buffer if cpu_buffer is not None else settings.max_local_cpu_size_bytes
+    options_ = _time_options(
+        concurrent_prompts, instances, timeout, buffer, pinned_memory, None, None, settings.s3_max_inflight_reqs
+    )
+    spec = _resolve(model, catalog, revision, offline)
+    sweep = plan_sweep(spec, engine, prompt, (chunk,))
+    row, timing, recompute_all = sweep.rows[0], None, None
+    warnings = [*sweep.warnings, *settings.warnings]
+    if timed:
+        rate, _, missing = prefill_rate(spec, tp * pp, prompt, prefill_tps, gpu, mfu)
+        options_ = options_.model_copy(update={"prefill_tokens_per_s": rate})
+        warnings += [w.replace("no recommendation", "no recompute comparison") for w in missing]
+        timing = time_row(row, sweep.layout, _profiles([backend] if backend else None, overrides)[0], options_)
+        recompute_all = full_recompute_seconds(prompt, options_)
+        warnings += _mismatches([backend] if backend else None, engine.connector)
+    result = check_row(
+        row,
+        sweep.layout,
+        limits,
+        options_,
+        timing,
+        full_recompute_s=recompute_all,
+        remote_url_problem=settings.remote_url_problem,
+    )
+    from kvsize.results import RowView
+
+    return CheckReport(
+        ok=result.ok,
+        violations=list(result.violations),
+        model=spec.name,
+        tp=tp,
+        pp=pp,
+        prompt_tokens=prompt,
+        chunk_tokens=chunk,
+        connector=sweep.layout.connector.name,
+        kv_dtype=sweep.layout.kv_dtype,
+        limits=limits.model_dump(),
+        engine=Engine(
+            blocking_timeout_secs=options_.blocking_timeout_s,
+            max_local_cpu_size_bytes=options_.cpu_buffer_bytes,
+            pinned_memory_bytes=options_.pinned_memory_bytes,
+            save_unfull_chunk=engine.save_unfull_chunk,
+            use_layerwise=engine.layerwise,
+        ),
+        lmcache_sources=settings.sources,
+        row=RowView.of(row),
+        load_seconds=timing.load_seconds if timing else None,
+        backend=backend if timing else None,
+        full_recompute_seconds=recompute_all,
+        instances=instances,
+        warnings=warnings,
+        sweep=sweep,
+    )
+
+
+def capacity(
+    model: str,
+    *,
+    tp: int = 1,
+    pp: int = 1,
+    prompt: int = 100_000,
+    chunk_size: int | None = None,
+    storage: int | None = None,
+    prompts: int | None = None,
+    shared_prefix: int | None = None,
+    kv_dtype: str = "auto",
+    connector: str | None = None,
+    save_unfull_chunk: bool | None = None,
+    layerwise: bool | None = None,
+    lmcache_config: Path | None = None,
+    catalog: Path | None = None,
+    revision: str | None = None,
+    offline: bool = False,
+    vllm_version: str = VLLM_VERSION,
+    environ: Mapping[str, str] | None = None,
+) -> CapacityReport:
+    """How many prompts fit in ``storage`` bytes, or the storage ``prompts`` prompts need (``kvsize capacity``)."""
+    from kvsize.explain import assumptions
+    from kvsize.results import sweep_fields
+    from kvsize.storage.capacity import CapacityReport, plan_capacity
+
+    if prompts is not None:
+        whole(prompts, "prompts", 1, 10**12)
+    options = {"tp": tp, "pp": pp, "kv_dtype": kv_dtype, "vllm_version": vllm_version}
+    options |= {"connector": connector, "layerwise": layerwise, "save_unfull_chunk": save_unfull_chunk}
+    _, chunk, engine = _deployment(lmcache_config, environ, chunk_size, options)
+    shared = shared_prefix or 0
+    if shared > prompt:
+        raise KvsizeError(f"`shared_prefix` {shared:,} is longer than the {prompt:,}-token prompt", field="shared_prefix")
+    spec = _resolve(model, catalog, revision, offline)
+    sweep = plan_sweep(spec, engine, prompt, (chunk,))
+    plan = plan_capacity(sweep.rows[0], sweep.layout, storage_bytes=storage, prompts=prompts, shared_prefix_tokens=shared)
+    return CapacityReport(**sweep_fields(sweep, list(sweep.warnings)), capacity=plan, assumptions=assumptions(sweep))
