@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 from typer import _click
@@ -78,12 +78,7 @@ class DefaultCommandGroup(TyperGroup):
         return result
 
 
-def _fail(message: str) -> None:
-    sys.stderr.write(f"kvsize: error: {KvsizeError(message)}\n")
-    sys.exit(2)
-
-
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     sys.stderr.write(f"kvsize: error: {KvsizeError(message)}\n")
     sys.exit(2)
 
