@@ -15,7 +15,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict
 
 from kvsize.engines.lmcache import EngineOptions, Layout, plan_layout
-from kvsize.errors import KvsizeError
+from kvsize.errors import KvsizeError, shown
 from kvsize.model.spec import ModelSpec
 
 DEFAULT_CHUNK_SIZES: tuple[int, ...] = (256, 512, 1024, 2048, 4096)
@@ -129,9 +129,9 @@ def plan_sweep(
 ) -> Sweep:
     """Plan every candidate chunk size for one prompt."""
     if not 1 <= prompt_tokens <= MAX_TOKENS:
-        raise KvsizeError(f"--prompt must be 1 to {MAX_TOKENS:,} tokens, got {prompt_tokens:,}")
+        raise KvsizeError(f"`prompt` must be 1 to {MAX_TOKENS:,} tokens, got {shown(prompt_tokens)}", field="prompt")
     if not chunk_sizes:
-        raise KvsizeError("no chunk sizes to plan: give --chunk-sizes like 256,2048")
+        raise KvsizeError("no chunk sizes to plan: give `chunk_sizes` like 256,2048", field="chunk_sizes")
     for chunk in chunk_sizes:
         if not 1 <= chunk <= MAX_TOKENS:
             raise KvsizeError(f"chunk size must be 1 to {MAX_TOKENS:,} tokens, got {chunk:,}")

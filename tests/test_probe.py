@@ -141,7 +141,7 @@ def test_bad_probe_input(run, args, message):
 
 def test_time_limit_bounds_the_run(tmp_path: Path):
     target = probing.DirectoryTarget(tmp_path, direct=False)
-    with pytest.raises(probing.KvsizeError, match="measured nothing within --time-limit"):
+    with pytest.raises(probing.KvsizeError, match="measured nothing within `time_limit`"):
         probing.run_probe(target, [65_536], [1], objects=2, max_bytes=2**20, time_limit_s=0.0, direct=False)
     assert list(tmp_path.iterdir()) == []
 

@@ -246,15 +246,15 @@ def _version_tuple(text: str, what: str) -> tuple[int, ...]:
 
 def check_served(spec: ModelSpec, vllm_version: str) -> None:
     """Refuse a model whose every architecture ``vllm_version`` no longer serves (vLLM's own rule)."""
-    version = _version_tuple(vllm_version, "--vllm-version")
+    version = _version_tuple(vllm_version, "`vllm_version`")
     retired = [arch for arch in spec.architectures if arch in RETIRED_ARCHITECTURES]
     if not retired or len(retired) < len(spec.architectures):
         return
     arch, until = retired[0], RETIRED_ARCHITECTURES[retired[0]]
-    if version > _version_tuple(until, "--vllm-version"):
+    if version > _version_tuple(until, "`vllm_version`"):
         raise UnsupportedModelError(
             f"{spec.name}: vLLM serves architecture {arch} only until v{until} (its registry's previously-supported list), "
-            f"so vLLM {vllm_version} refuses it; give --vllm-version {until} to size it for that vLLM",
+            f"so vLLM {vllm_version} refuses it; give `vllm_version` {until} to size it for that vLLM",
             field="architectures",
         )
 
@@ -353,7 +353,7 @@ def plan_layout(spec: ModelSpec, options: EngineOptions) -> Layout:
     """Apply vLLM's parallelism and LMCache's object rules to a model spec."""
     tp, pp = options.tp, options.pp
     if not (1 <= tp <= MAX_PARALLEL and 1 <= pp <= MAX_PARALLEL):
-        raise ParallelismError(f"--tp and --pp must be 1 to {MAX_PARALLEL:,}, got TP {shown(tp)}, PP {shown(pp)}", field="tp")
+        raise ParallelismError(f"`tp` and `pp` must be 1 to {MAX_PARALLEL:,}, got TP {shown(tp)}, PP {shown(pp)}", field="tp")
     check_served(spec, options.vllm_version)
     connector = CONNECTORS.get(options.connector)
     if connector is None:
@@ -367,7 +367,7 @@ def plan_layout(spec: ModelSpec, options: EngineOptions) -> Layout:
         if pp > 1:
             raise KvsizeError(
                 f"{spec.name} uses MLA and PP is {pp}: LMCache stores MLA from global rank 0 only, so later "
-                "stages' layers may never be stored (ENGINE-FACTS §3); kvsize will not guess: use --pp 1"
+                "stages' layers may never be stored (ENGINE-FACTS §3); kvsize will not guess: use `pp` 1"
             )
         heads_per_rank = 1
         replication = 1
@@ -393,12 +393,12 @@ def plan_layout(spec: ModelSpec, options: EngineOptions) -> Layout:
 
     if options.layerwise and not connector.stores_partial_chunks:
         raise KvsizeError(
-            "--layerwise with --connector s3 stores nothing: LMCache's S3 connector only uploads objects of exactly "
-            "one full chunk; pick another --connector or drop --layerwise"
+            "`layerwise` with `connector` s3 stores nothing: LMCache's S3 connector only uploads objects of exactly "
+            "one full chunk; pick another `connector` or drop `layerwise`"
         )
     if options.draft_layers and pp > 1:
         raise KvsizeError(
-            "draft layers with --pp > 1: kvsize does not know which stage stores them and will not guess; use --pp 1"
+            "draft layers with `pp` > 1: kvsize does not know which stage stores them and will not guess; use `pp` 1"
         )
     if spec.is_hybrid:
         counts = spec.kind_counts()
@@ -464,13 +464,13 @@ def plan_layout(spec: ModelSpec, options: EngineOptions) -> Layout:
 def _partition(spec: ModelSpec, options: EngineOptions) -> list[int]:
     pp = options.pp
     if pp > spec.num_layers:
-        raise KvsizeError(f"--pp {pp} is more than the model's {spec.num_layers} layers: each stage needs at least one")
+        raise KvsizeError(f"`pp` {pp} is more than the model's {spec.num_layers} layers: each stage needs at least one")
     if options.pp_partition is None:
         return pp_split(spec.num_layers, pp)
     partition = list(options.pp_partition)
     if len(partition) != pp or sum(partition) != spec.num_layers or min(partition) < 1:
         raise KvsizeError(
-            f"--pp-partition {','.join(map(str, partition))} must give {pp} stages of at least one layer "
+            f"`pp_partition` {','.join(map(str, partition))} must give {pp} stages of at least one layer "
             f"that add up to the model's {spec.num_layers} layers"
         )
     return partition
@@ -485,7 +485,7 @@ def _check_tp(spec: ModelSpec, tp: int) -> None:
         options = [n for n in (1, 2, 4, 8, 16, 32, 64, 128) if heads % n == 0]
         raise KvsizeError(
             f"TP {tp} does not divide {spec.name}'s {heads} attention heads, so vLLM rejects it; "
-            f"use --tp {', '.join(map(str, options))}"
+            f"use `tp` {', '.join(map(str, options))}"
         )
     if spec.use_mla:
         return

@@ -82,7 +82,7 @@ def load_catalog_file(path: Path) -> dict[str, CatalogEntry]:
     try:
         mtime = path.stat().st_mtime_ns
     except OSError:
-        raise KvsizeError(f"catalog {path} does not exist; check the --catalog path or {CATALOG_ENV}") from None
+        raise KvsizeError(f"catalog {path} does not exist; check the `catalog` path or {CATALOG_ENV}") from None
     return _load_file(str(path), mtime)
 
 

@@ -183,13 +183,13 @@ def _reachable(repo_id: str, revision: str, hub: str) -> None:
         return  # the Hub answered: hf_hub_download turns the answer into its own error
     except (OSError, errors.OfflineModeIsEnabled) as error:
         raise HubError(
-            f"cannot reach {hub} ({type(error).__name__}); check the network or HF_ENDPOINT, or use --offline "
+            f"cannot reach {hub} ({type(error).__name__}); check the network or HF_ENDPOINT, or use `offline` "
             "or a local config.json"
         ) from None
     except Exception as error:  # httpx2 transport errors (connect, timeout, TLS) are not OSError
         if "Timeout" in type(error).__name__ or "Connect" in type(error).__name__ or "Network" in type(error).__name__:
             raise HubError(
-                f"cannot reach {hub} ({type(error).__name__}); check the network or HF_ENDPOINT, or use --offline "
+                f"cannot reach {hub} ({type(error).__name__}); check the network or HF_ENDPOINT, or use `offline` "
                 "or a local config.json"
             ) from None
         return
@@ -230,7 +230,7 @@ def _download(repo_id: str, revision: str, *, offline: bool, hub: str) -> Path:
     except errors.LocalEntryNotFoundError as error:
         if offline:
             raise KvsizeError(
-                f"{where} is not in the cache and kvsize is offline (HF_HUB_OFFLINE or --offline): run it once "
+                f"{where} is not in the cache and kvsize is offline (HF_HUB_OFFLINE or `offline`): run it once "
                 "online, or give a local config.json"
             ) from None
         cause = error.__cause__

@@ -536,7 +536,7 @@ def _config_dtype(reader: _Reader) -> str | None:
         if name is None:
             raise KvsizeError(
                 f"{reader.origin}: {field} = {shown(value)} is not a dtype kvsize knows (bfloat16, float16, float32); "
-                "fix the config or pass --kv-dtype"
+                "fix the config or pass `kv_dtype`"
             )
         reader.note("dtype", name, field)
         return name
@@ -555,7 +555,7 @@ def _kv_cache_quant(reader: _Reader) -> str | None:
         if bits not in (None, 8) or kind not in (None, "float"):
             raise KvsizeError(
                 f"{reader.origin}: quantization_config.kv_cache_scheme = {shown(scheme)} is not an 8-bit float KV cache; "
-                "kvsize sizes only fp8 KV schemes; pass --kv-dtype to choose one"
+                "kvsize sizes only fp8 KV schemes; pass `kv_dtype` to choose one"
             )
         reader.note("kv cache quant", "fp8", "quantization_config.kv_cache_scheme (compressed-tensors)")
         return "fp8"
@@ -567,7 +567,7 @@ def _kv_cache_quant(reader: _Reader) -> str | None:
             if "FP8" not in str(algo).upper():
                 raise KvsizeError(
                     f"{reader.origin}: {field} = {shown(algo)} is not an FP8 KV cache; kvsize sizes only fp8 KV schemes; "
-                    "pass --kv-dtype to choose one"
+                    "pass `kv_dtype` to choose one"
                 )
             reader.note("kv cache quant", "fp8", f"{field} (ModelOpt)")
             return "fp8"

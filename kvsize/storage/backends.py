@@ -41,13 +41,13 @@ class BackendProfile(BaseModel):
 
     def require(self) -> tuple[float, float, int]:
         """L, b and C, or an error naming the missing figure and how to give it."""
-        flags = {"latency_s": "--latency", "stream_bytes_per_s": "--stream-bandwidth", "concurrency": "--concurrency"}
+        flags = {"latency_s": "`latency`", "stream_bytes_per_s": "`stream_bandwidth`", "concurrency": "`concurrency`"}
         for field, flag in flags.items():
             if getattr(self, field) is None:
                 why = self.missing.get(field, "not given")
                 raise KvsizeError(
                     f"backend {self.name}: {field.removesuffix('_s').replace('_', ' ')} is {why}; give {flag} "
-                    "or a measured profile (--backend PROFILE.yaml, written by 'kvsize probe')"
+                    "or a measured profile (`backend` PROFILE.yaml, written by 'kvsize probe')"
                 )
         assert self.latency_s is not None and self.stream_bytes_per_s is not None and self.concurrency is not None
         return self.latency_s, self.stream_bytes_per_s, self.concurrency
@@ -273,7 +273,7 @@ def resolve_backend(name_or_path: str | None, overrides: dict[str, Any]) -> Back
     """A preset name or a profile file, with explicit flag overrides on top (labelled as such)."""
     if name_or_path is None:
         if not overrides:
-            raise KvsizeError("no backend: give --backend with a preset or a profile file")
+            raise KvsizeError("no backend: give `backend` with a preset or a profile file", field="backend")
         base = BackendProfile(name="custom", source="command-line figures")
     elif name_or_path in PRESETS:
         base = PRESETS[name_or_path]

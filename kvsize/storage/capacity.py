@@ -71,7 +71,7 @@ def plan_capacity(
     shared_prefix_tokens: int = 0,
 ) -> Capacity:
     if storage_bytes is None and prompts is None:
-        raise KvsizeError("capacity needs --storage SIZE (how many prompts fit) or --prompts N (the storage needed)")
+        raise KvsizeError("capacity needs `storage` SIZE (how many prompts fit) or `prompts` N (the storage needed)")
     header = layout.connector.header_bytes
     writer_objects = row.objects_per_writer
     per_prompt = Share(
@@ -105,7 +105,7 @@ def plan_capacity(
         if unique.stored_bytes == 0:
             raise KvsizeError(
                 "each prompt stores nothing beyond the shared prefix (or nothing at all), so any number fits; "
-                "check --prompt, --shared-prefix and the chunk size"
+                "check `prompt`, `shared_prefix` and the chunk size"
             )
         fit = max(0, (storage_bytes - shared.stored_bytes) // unique.stored_bytes) if storage_bytes >= shared.stored_bytes else 0
         at_capacity = _add(shared, _scale(unique, fit)) if fit else _scale(unique, 0)

@@ -86,7 +86,7 @@ class DirectoryTarget:
                 "free space or lower --max-bytes"
             )
         if self.direct and not hasattr(os, "O_DIRECT"):
-            raise KvsizeError("--direct needs O_DIRECT, which this OS does not offer; drop --direct")
+            raise KvsizeError("`direct` needs O_DIRECT, which this OS does not offer; drop `direct`")
         self.run_dir = self.base / run_name()
         self.run_dir.mkdir()  # fails if it exists: never reuse a folder this run did not create
         if self.direct:
@@ -95,7 +95,7 @@ class DirectoryTarget:
                 self.read("odirect-check", DIRECT_ALIGN)
             except OSError as error:
                 raise KvsizeError(
-                    f"{self.base} does not take O_DIRECT reads ({error.strerror}; tmpfs, for one, does not): drop --direct"
+                    f"{self.base} does not take O_DIRECT reads ({error.strerror}; tmpfs, for one, does not): drop `direct`"
                 ) from None
             finally:
                 self.remove(["odirect-check"])
@@ -231,7 +231,7 @@ class S3Target:
             self.client.head_bucket(Bucket=self.bucket)
         except (ClientError, BotoCoreError) as error:
             raise KvsizeError(
-                f"cannot reach bucket {shown(self.bucket)}: {error}; check the name, --endpoint-url and the AWS credentials"
+                f"cannot reach bucket {shown(self.bucket)}: {error}; check the name, `endpoint_url` and the AWS credentials"
             ) from None
 
     def _key(self, key: str) -> str:
@@ -346,11 +346,11 @@ class RedisTarget:
 def open_target(target: str, *, direct: bool, endpoint_url: str | None) -> Target:
     if target.startswith("s3://"):
         if direct:
-            raise KvsizeError("--direct applies to a directory target, not S3")
+            raise KvsizeError("`direct` applies to a directory target, not S3")
         return S3Target(target, endpoint_url)
     if target.startswith(("redis://", "rediss://")):
         if direct:
-            raise KvsizeError("--direct applies to a directory target, not Redis")
+            raise KvsizeError("`direct` applies to a directory target, not Redis")
         return RedisTarget(target)
     if "://" in target:
         raise KvsizeError(f"probe target {shown(target)}: give a directory, s3://bucket/prefix or redis://host:port")
@@ -447,7 +447,7 @@ def run_probe(
     for size in object_sizes:
         count = min(objects, max_bytes // size)
         if count < 1:
-            raise KvsizeError(f"object size {size:,} B is more than --max-bytes {max_bytes:,} B: raise --max-bytes")
+            raise KvsizeError(f"object size {size:,} B is more than `max_bytes` {max_bytes:,} B: raise `max_bytes`")
         plans.extend((size, level, max(count, 1)) for level in concurrency_levels)
     planned = max(size * count for size, _, count in plans)
     notes: list[str] = []
@@ -487,7 +487,7 @@ def run_probe(
     if direct:
         notes.append("reads used O_DIRECT (writes are buffered, then fsync'd)")
     if not results:
-        raise KvsizeError("the probe measured nothing within --time-limit: raise it or lower --max-bytes")
+        raise KvsizeError("the probe measured nothing within `time_limit`: raise it or lower `max_bytes`")
     profile = fit_profile(target.name, results)
     return ProbeReport(
         target=target.name, direct=direct, results=tuple(results), profile=profile, notes=tuple(notes), complete=complete
