@@ -30,27 +30,46 @@ def test_check_passes_when_every_limit_holds(run):
 
 
 @pytest.mark.parametrize(
-    ("args", "limit", "value", "threshold"),
+    ("args", "limit", "value", "threshold", "unit", "detail"),
     [
-        (("--max-objects", "191"), "max_objects", 192, 191),
-        (("--max-object-size", "75497471"), "max_object_size", 75_497_472, 75_497_471),
-        (("--max-total-bytes", "14495514623"), "max_total_bytes", 14_495_514_624, 14_495_514_623),
-        (("--cpu-buffer", "3623878655"), "cpu_buffer", 3_623_878_656, 3_623_878_655),
+        (("--max-objects", "191"), "max_objects", 192, 191, "objects", "192 objects per prompt > --max-objects 191"),
+        (
+            ("--max-object-size", "75497471"),
+            "max_object_size",
+            75_497_472,
+            75_497_471,
+            "B",
+            "one object of 75,497,472 B > --max-object-size 75497471",
+        ),
+        (
+            ("--max-total-bytes", "14495514623"),
+            "max_total_bytes",
+            14_495_514_624,
+            14_495_514_623,
+            "B",
+            "14,495,514,624 B per prompt > --max-total-bytes 14495514623",
+        ),
+        # one writer: 48 chunks x 2,048 tokens x 36,864 B/token = 3,623,878,656 B, one byte past the buffer
+        (
+            ("--cpu-buffer", "3623878655"),
+            "cpu_buffer",
+            3_623_878_656,
+            3_623_878_655,
+            "B",
+            "one writer's 3.38 GiB > max_local_cpu_size",
+        ),
     ],
 )
-def test_each_limit_fires_just_past_its_threshold(run, args, limit, value, threshold):
+def test_each_limit_fires_just_past_its_threshold(run, args, limit, value, threshold, unit, detail):
     code, data = check_json(run, "--chunk-size", "2048", *args)
     assert code == 1 and data["ok"] is False
-    assert data["violations"] == [
-        {
-            "limit": limit,
-            "value": value,
-            "threshold": threshold,
-            "unit": data["violations"][0]["unit"],
-            "over_by": value - threshold,
-            "detail": data["violations"][0]["detail"],
-        }
-    ]
+    (violation,) = data["violations"]
+    assert (violation["limit"], violation["value"], violation["threshold"]) == (limit, value, threshold)
+    assert (violation["unit"], violation["over_by"]) == (unit, 1)
+    assert violation["detail"].startswith(detail)
+    just_inside = [arg if arg != args[1] else str(int(args[1]) + 1) for arg in args]
+    code, data = check_json(run, "--chunk-size", "2048", *just_inside)  # at the threshold itself: no violation
+    assert code == 0 and data["ok"] is True
 
 
 def test_load_seconds_and_engine_risks_with_a_backend(run):

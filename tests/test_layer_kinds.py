@@ -11,6 +11,21 @@ import pytest
 from tests.conftest import CONFIGS
 
 
+BASE = {
+    "model_type": "kvsize_test",
+    "num_hidden_layers": 2,
+    "num_attention_heads": 8,
+    "hidden_size": 512,
+    "torch_dtype": "bfloat16",
+}
+
+
+def base(**fields: object) -> dict[str, object]:
+    """The minimal test config (2 layers, 8 heads of 64, bf16) with ``fields`` changed; None removes a field."""
+    merged = {**BASE, **fields}
+    return {key: value for key, value in merged.items() if value is not None}
+
+
 def config_path(name: str) -> str:
     return str(CONFIGS / (name.replace("/", "__", 1) + ".json"))
 
@@ -47,15 +62,7 @@ def test_gemma3_27b_stores_all_62_layers(run_json):
 
 
 def test_model_wide_sliding_window_without_layer_types(write_config, run_json):
-    config = {
-        "model_type": "mistral",
-        "num_hidden_layers": 4,
-        "num_attention_heads": 8,
-        "num_key_value_heads": 2,
-        "hidden_size": 512,
-        "sliding_window": 4096,
-        "torch_dtype": "float16",
-    }
+    config = base(model_type="mistral", num_hidden_layers=4, torch_dtype="float16", num_key_value_heads=2, sliding_window=4096)
     data = run_json(str(write_config(config)), "--explain")
     # 4 x 2 x 2 x 64 x 2 = 2,048; sliding layers are promoted to full with LMCache in-process
     assert data["bytes_per_token"] == 2_048
@@ -63,17 +70,16 @@ def test_model_wide_sliding_window_without_layer_types(write_config, run_json):
 
 
 def test_qwen_use_sliding_window_from_max_window_layers(write_config, run_json):
-    config = {
-        "model_type": "qwen2",
-        "num_hidden_layers": 6,
-        "num_attention_heads": 4,
-        "num_key_value_heads": 2,
-        "hidden_size": 256,
-        "sliding_window": 1024,
-        "use_sliding_window": True,
-        "max_window_layers": 4,
-        "torch_dtype": "bfloat16",
-    }
+    config = base(
+        model_type="qwen2",
+        num_hidden_layers=6,
+        num_attention_heads=4,
+        hidden_size=256,
+        num_key_value_heads=2,
+        sliding_window=1024,
+        use_sliding_window=True,
+        max_window_layers=4,
+    )
     data = run_json(str(write_config(config)), "--explain")
     assert any("2 sliding_attention" in line and "4 full_attention" in line for line in data["explain"])
     assert data["bytes_per_token"] == 6 * 2 * 2 * 64 * 2
@@ -137,62 +143,55 @@ def test_nemotron_h_pattern(run_json):
 
 
 def test_minimax_attn_type_list(write_config, run_json):
-    config = {
-        "model_type": "minimax",
-        "num_hidden_layers": 8,
-        "num_attention_heads": 8,
-        "num_key_value_heads": 8,
-        "head_dim": 128,
-        "hidden_size": 1024,
-        "attn_type_list": [0, 0, 0, 1, 0, 0, 0, 1],
-        "torch_dtype": "bfloat16",
-    }
+    config = base(
+        model_type="minimax",
+        num_hidden_layers=8,
+        hidden_size=1024,
+        num_key_value_heads=8,
+        head_dim=128,
+        attn_type_list=[0, 0, 0, 1, 0, 0, 0, 1],
+    )
     data = run_json(str(write_config(config)))
     assert (data["kv_layers"], data["bytes_per_token"]) == (2, 2 * 2 * 8 * 128 * 2)
 
 
 def test_conv_hybrid_layer_types(write_config, run_json):
-    config = {
-        "model_type": "lfm2",
-        "num_hidden_layers": 4,
-        "num_attention_heads": 8,
-        "num_key_value_heads": 4,
-        "hidden_size": 512,
-        "layer_types": ["conv", "full_attention", "conv", "full_attention"],
-        "torch_dtype": "bfloat16",
-    }
+    config = base(
+        model_type="lfm2",
+        num_hidden_layers=4,
+        num_key_value_heads=4,
+        layer_types=["conv", "full_attention", "conv", "full_attention"],
+    )
     data = run_json(str(write_config(config)))
     assert (data["kv_layers"], data["bytes_per_token"]) == (2, 2 * 2 * 4 * 64 * 2)
 
 
 def test_falcon_multi_query_has_one_kv_head(write_config, run_json):
     # Falcon-7B: multi_query without new_decoder_architecture -> 1 KV head whatever num_kv_heads says
-    config = {
-        "model_type": "falcon",
-        "num_hidden_layers": 32,
-        "num_attention_heads": 71,
-        "hidden_size": 4544,
-        "multi_query": True,
-        "new_decoder_architecture": False,
-        "num_kv_heads": 71,
-        "torch_dtype": "bfloat16",
-    }
+    config = base(
+        model_type="falcon",
+        num_hidden_layers=32,
+        num_attention_heads=71,
+        hidden_size=4544,
+        multi_query=True,
+        new_decoder_architecture=False,
+        num_kv_heads=71,
+    )
     data = run_json(str(write_config(config)))
     assert (data["kv_heads"], data["head_size"]) == (1, 64)
     assert data["bytes_per_token"] == 32 * 2 * 1 * 64 * 2
 
 
 def test_falcon_new_decoder_architecture_uses_num_kv_heads(write_config, run_json):
-    config = {
-        "model_type": "falcon",
-        "num_hidden_layers": 60,
-        "num_attention_heads": 128,
-        "hidden_size": 8192,
-        "multi_query": True,
-        "new_decoder_architecture": True,
-        "num_kv_heads": 8,
-        "torch_dtype": "bfloat16",
-    }
+    config = base(
+        model_type="falcon",
+        num_hidden_layers=60,
+        num_attention_heads=128,
+        hidden_size=8192,
+        multi_query=True,
+        new_decoder_architecture=True,
+        num_kv_heads=8,
+    )
     data = run_json(str(write_config(config)))
     assert data["kv_heads"] == 8
     assert data["bytes_per_token"] == 60 * 2 * 8 * 64 * 2
@@ -208,15 +207,7 @@ def test_falcon_new_decoder_architecture_uses_num_kv_heads(write_config, run_jso
     ],
 )
 def test_kv_head_aliases(write_config, run_json, field, extra):
-    config = {
-        "model_type": "kvsize_test",
-        "num_hidden_layers": 2,
-        "num_attention_heads": 8,
-        "hidden_size": 512,
-        field: 2,
-        "torch_dtype": "bfloat16",
-        **extra,
-    }
+    config = base(**{field: 2, **extra})
     data = run_json(str(write_config(config)))
     assert data["kv_heads"] == 2
     assert data["bytes_per_token"] == 2 * 2 * 2 * 64 * 2
@@ -224,26 +215,12 @@ def test_kv_head_aliases(write_config, run_json, field, extra):
 
 def test_kv_head_alias_precedence(write_config, run_json):
     # n_head_kv is read before num_key_value_heads (vLLM get_total_num_kv_heads)
-    config = {
-        "model_type": "kvsize_test",
-        "num_hidden_layers": 2,
-        "num_attention_heads": 8,
-        "hidden_size": 512,
-        "n_head_kv": 4,
-        "num_key_value_heads": 2,
-        "torch_dtype": "bfloat16",
-    }
+    config = base(n_head_kv=4, num_key_value_heads=2)
     assert run_json(str(write_config(config)))["kv_heads"] == 4
 
 
 def test_no_kv_head_field_means_multi_head(write_config, run_json):
-    config = {
-        "model_type": "kvsize_test",
-        "num_hidden_layers": 2,
-        "num_attention_heads": 8,
-        "hidden_size": 512,
-        "torch_dtype": "bfloat16",
-    }
+    config = base()
     assert run_json(str(write_config(config)))["kv_heads"] == 8
 
 
@@ -258,26 +235,12 @@ def test_no_kv_head_field_means_multi_head(write_config, run_json):
     ],
 )
 def test_head_size_variants(write_config, run_json, fields, head_size):
-    config = {
-        "model_type": "kvsize_test",
-        "num_hidden_layers": 1,
-        "num_attention_heads": 8,
-        "num_key_value_heads": 8,
-        "hidden_size": 512,
-        "torch_dtype": "bfloat16",
-        **fields,
-    }
+    config = base(num_hidden_layers=1, num_key_value_heads=8, **fields)
     assert run_json(str(write_config(config)))["head_size"] == head_size
 
 
 def test_unknown_model_type_is_sized_from_raw_fields_with_warning(write_config, run):
-    config = {
-        "model_type": "kvsize_test",
-        "num_hidden_layers": 2,
-        "num_attention_heads": 8,
-        "hidden_size": 512,
-        "torch_dtype": "bfloat16",
-    }
+    config = base()
     result = run(str(write_config(config)))
     assert result.exit_code == 0
     assert "does not know model_type 'kvsize_test'" in result.stderr
@@ -301,41 +264,21 @@ def test_kv_cache_scheme_turns_auto_into_fp8(write_config, run_json):
 
 
 def test_modelopt_kv_quant_algo_turns_auto_into_fp8(write_config, run_json):
-    config = {
-        "model_type": "llama",
-        "num_hidden_layers": 2,
-        "num_attention_heads": 8,
-        "num_key_value_heads": 2,
-        "hidden_size": 512,
-        "torch_dtype": "bfloat16",
-        "quantization_config": {"quant_method": "modelopt", "kv_cache_quant_algo": "FP8"},
-    }
+    config = base(
+        model_type="llama", num_key_value_heads=2, quantization_config={"quant_method": "modelopt", "kv_cache_quant_algo": "FP8"}
+    )
     assert run_json(str(write_config(config)))["kv_dtype"] == "fp8"
 
 
 def test_float32_config_is_served_as_bf16(write_config, run, run_json):
-    config = {
-        "model_type": "llama",
-        "num_hidden_layers": 2,
-        "num_attention_heads": 8,
-        "num_key_value_heads": 2,
-        "hidden_size": 512,
-        "torch_dtype": "float32",
-    }
+    config = base(model_type="llama", torch_dtype="float32", num_key_value_heads=2)
     directory = str(write_config(config))
     assert run_json(directory)["kv_dtype"] == "bfloat16"
     assert "float32: sized as bfloat16" in run(directory).stderr
 
 
 def test_dtype_key_of_transformers_5(write_config, run_json):
-    config = {
-        "model_type": "llama",
-        "num_hidden_layers": 2,
-        "num_attention_heads": 8,
-        "num_key_value_heads": 2,
-        "hidden_size": 512,
-        "dtype": "float16",
-    }
+    config = base(model_type="llama", torch_dtype=None, num_key_value_heads=2, dtype="float16")
     assert run_json(str(write_config(config)))["kv_dtype"] == "float16"
 
 
@@ -358,15 +301,7 @@ FAIL_CLOSED = [
 
 @pytest.mark.parametrize(("change", "message"), FAIL_CLOSED, ids=[m for _, m in FAIL_CLOSED])
 def test_fail_closed_names_the_field(write_config, run, change, message):
-    config = {
-        "model_type": "kvsize_test",
-        "num_hidden_layers": 2,
-        "num_attention_heads": 8,
-        "num_key_value_heads": 2,
-        "hidden_size": 512,
-        "torch_dtype": "bfloat16",
-        **change,
-    }
+    config = base(**{"num_key_value_heads": 2, **change})
     result = run(str(write_config(config)))
     assert result.exit_code == 2
     assert message in result.stderr

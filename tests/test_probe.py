@@ -257,6 +257,15 @@ def test_redis_probe_two_keys_per_object_and_cleanup(run, redis_url):
 
     client = redis.Redis.from_url(redis_url)
     client.set("keep", b"x")
+    # one object as LMCache's redis connector stores it: <key>kv_bytes (the payload) and <key>metadata (28 B)
+    target = probing.RedisTarget(redis_url)
+    target.prepare(4096)
+    target.write("0", memoryview(bytes(4096)))
+    written = {key.decode(): client.strlen(key) for key in client.keys(f"{target.prefix}:*")}
+    assert written == {f"{target.prefix}:0kv_bytes": 4096, f"{target.prefix}:0metadata": 28}
+    assert target.read("0", 4096) == 4096
+    target.close()
+    assert client.keys("*") == [b"keep"]
     data = probe_json(run, redis_url, *SMALL)
     assert len(data["results"]) == 4
     assert client.keys("*") == [b"keep"]

@@ -11,9 +11,12 @@ from kvsize.model.spec import LayerKind, ModelSpec
 
 @st.composite
 def served_models(draw):
-    kv_heads = draw(st.sampled_from([1, 2, 4, 8, 16]))
-    heads = kv_heads * draw(st.sampled_from([1, 2, 4, 8]))
-    layers = draw(st.lists(st.sampled_from([LayerKind.FULL, LayerKind.SLIDING, LayerKind.MAMBA]), min_size=1, max_size=64))
+    """Any servable model and LMCache settings: GQA/MHA/MQA or MLA, hybrids, layerwise, drafts, PP partitions."""
+    mla = draw(st.booleans())
+    kv_heads = 1 if mla else draw(st.sampled_from([1, 2, 4, 8, 16]))
+    heads = (16 if mla else kv_heads) * draw(st.sampled_from([1, 2, 4, 8]))
+    kinds = [LayerKind.MLA] if mla else [LayerKind.FULL, LayerKind.SLIDING, LayerKind.MAMBA]
+    layers = draw(st.lists(st.sampled_from(kinds), min_size=1, max_size=64))
     if not any(kind.keeps_kv for kind in layers):
         layers[0] = LayerKind.FULL
     spec = ModelSpec(
@@ -23,48 +26,78 @@ def served_models(draw):
         layer_kinds=tuple(layers),
         num_attention_heads=heads,
         num_kv_heads=kv_heads,
-        head_size=draw(st.sampled_from([64, 80, 128, 256])),
+        head_size=576 if mla else draw(st.sampled_from([64, 80, 128, 256])),
         config_dtype="bfloat16",
     )
-    tp = draw(st.sampled_from([t for t in (1, 2, 4, 8, 16) if heads % t == 0 and (t % kv_heads == 0 or kv_heads % t == 0)]))
-    pp = draw(st.integers(1, min(4, len(layers))))
+    tps = [t for t in (1, 2, 4, 8, 16) if heads % t == 0 and (mla or t % kv_heads == 0 or kv_heads % t == 0)]
+    tp = draw(st.sampled_from(tps))
+    pp = 1 if mla else draw(st.integers(1, min(4, len(layers))))
+    partition = None
+    if pp > 1 and draw(st.booleans()):
+        cuts = sorted(draw(st.lists(st.integers(1, len(layers) - 1), min_size=pp - 1, max_size=pp - 1, unique=True)))
+        partition = tuple(b - a for a, b in zip([0, *cuts], [*cuts, len(layers)], strict=True))
+    connector = draw(st.sampled_from(["s3", "fs", "redis", "gds"]))
     options = kvsize.EngineOptions(
         tp=tp,
         pp=pp,
         kv_dtype=draw(st.sampled_from(["auto", "fp8"])),
-        connector=draw(st.sampled_from(["s3", "fs", "redis", "gds"])),
+        connector=connector,
         save_unfull_chunk=draw(st.booleans()),
+        layerwise=connector != "s3" and draw(st.booleans()),
+        draft_layers=draw(st.integers(0, 3)) if pp == 1 else 0,
+        pp_partition=partition,
     )
     return spec, options
 
 
+def oracle(spec: ModelSpec, options: kvsize.EngineOptions, prompt: int, chunk: int) -> dict[str, int]:
+    """Objects and bytes derived from the rules as ENGINE-FACTS states them, not from kvsize's code."""
+    mla = LayerKind.MLA in spec.layer_kinds
+    dtype = 1 if options.kv_dtype == "fp8" else 2
+    factor, per_rank = (1, 1) if mla else (2, max(1, spec.num_kv_heads // options.tp))
+    writers = options.tp if (not mla or options.layerwise) else 1  # MLA: save_only_first_rank, unless layerwise
+    n, pp = len(spec.layer_kinds), options.pp
+    split = list(options.pp_partition or [n // pp] * pp)
+    if options.pp_partition is None:
+        for i in range(2, n % pp + 2):  # get_pp_indices: remainder counted back from the second-to-last stage
+            split[-i] += 1
+    stored = []
+    start = 0
+    for index, count in enumerate(split):
+        kv = sum(
+            1 for kind in spec.layer_kinds[start : start + count] if kind in (LayerKind.FULL, LayerKind.SLIDING, LayerKind.MLA)
+        )
+        stored.append(kv + (options.draft_layers if index == pp - 1 else 0))
+        start += count
+    full, tail = divmod(prompt, chunk)
+    tail_saved = options.save_unfull_chunk and options.connector != "s3" and tail > 0
+    chunks = full + tail_saved
+    tokens = full * chunk + (tail if tail_saved else 0)
+    per_token = [layers * factor * per_rank * spec.head_size * dtype for layers in stored]
+    largest = max(range(pp), key=lambda i: per_token[i])
+    share = stored[largest] if options.layerwise else 1
+    header = kvsize.CONNECTORS[options.connector].header_bytes
+    objects = sum(writers * chunks * (layers if options.layerwise else 1) for layers in stored if layers)
+    total = sum(writers * tokens * b for b in per_token)
+    return {
+        "objects": objects,
+        "object_bytes": chunk * per_token[largest] // share,
+        "total_bytes": total,
+        "stored_bytes": total + objects * header,
+    }
+
+
 @settings(max_examples=300, deadline=None)
 @given(served_models(), st.integers(1, 2_000_000), st.lists(st.integers(1, 70_000), min_size=1, max_size=6))
-def test_sweep_invariants(model, prompt, chunks):
+def test_sweep_matches_the_rules(model, prompt, chunks):
     spec, options = model
     sweep = kvsize.plan_sweep(spec, options, prompt, chunks)
-    layout = sweep.layout
     assert [row.chunk_tokens for row in sweep.rows] == sorted(set(chunks))
     for row in sweep.rows:
-        # the prompt is cut into whole chunks and a tail shorter than one chunk
-        assert row.full_chunks * row.chunk_tokens + row.tail_tokens == prompt
-        assert 0 <= row.tail_tokens < row.chunk_tokens
-        assert row.tail_saved == (options.save_unfull_chunk and options.connector != "s3" and row.tail_tokens > 0)
-        stored_chunks = row.full_chunks + row.tail_saved
-        assert row.objects == layout.writers * stored_chunks
-        # bytes: every writer's stored tokens times its per-token bytes, summed over stages
-        stored_tokens = row.full_chunks * row.chunk_tokens + (row.tail_tokens if row.tail_saved else 0)
-        assert row.total_bytes == sum(s.writers * s.bytes_per_token_per_rank for s in layout.stages) * stored_tokens
-        assert row.stored_bytes == row.total_bytes + row.objects * layout.connector.header_bytes
-        # one full-chunk object of the largest stage
-        assert row.object_bytes == row.chunk_tokens * layout.bytes_per_token_per_rank
-        # nothing stored beyond the prompt; without replication the stages add up to the model
-        assert row.total_bytes <= prompt * layout.bytes_per_token * layout.replication
-        if layout.replication == 1:
-            assert sum(s.writers * s.bytes_per_token_per_rank for s in layout.stages) == layout.bytes_per_token
-        baseline = kvsize.plan_row(layout, prompt, 256).objects
-        expected = baseline / row.objects if row.objects and baseline else None
-        assert row.reduction_vs_256 == expected
+        expected = oracle(spec, options, prompt, row.chunk_tokens)
+        actual = {key: getattr(row, key) for key in expected}
+        assert actual == expected
+        assert row.full_chunks * row.chunk_tokens + row.tail_tokens == prompt and 0 <= row.tail_tokens < row.chunk_tokens
 
 
 @settings(max_examples=200, deadline=None)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import kvsize
 
 SEED = "Qwen/Qwen3-4B-Instruct-2507"
@@ -71,7 +73,17 @@ def test_library_docstring_example_runs():
     assert results.attempted >= 4 and results.failed == 0
 
 
-def test_lazy_library_names_resolve():
-    for name in kvsize._LAZY:
-        assert getattr(kvsize, name) is not None
-    assert set(kvsize._LAZY) <= set(kvsize.__all__)
+def test_every_public_name_resolves_and_lazy_ones_load_on_first_use():
+    import subprocess
+    import sys
+
+    for name in kvsize.__all__:
+        assert getattr(kvsize, name) is not None, name
+    # the time model is not loaded by importing the library, only by its first use
+    script = (
+        "import sys, kvsize; print('kvsize.storage' in sys.modules); kvsize.TimeOptions; print('kvsize.storage' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "True"]
+    with pytest.raises(AttributeError, match="no attribute 'nonsense'"):
+        kvsize.nonsense  # noqa: B018

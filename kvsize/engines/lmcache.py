@@ -365,7 +365,7 @@ def plan_layout(spec: ModelSpec, options: EngineOptions) -> Layout:
 
     if spec.use_mla:
         if pp > 1:
-            raise KvsizeError(
+            raise UnsupportedModelError(
                 f"{spec.name} uses MLA and PP is {pp}: LMCache stores MLA from global rank 0 only, so later "
                 "stages' layers may never be stored (ENGINE-FACTS §3); kvsize will not guess: use `pp` 1"
             )
@@ -397,7 +397,7 @@ def plan_layout(spec: ModelSpec, options: EngineOptions) -> Layout:
             "one full chunk; pick another `connector` or drop `layerwise`"
         )
     if options.draft_layers and pp > 1:
-        raise KvsizeError(
+        raise UnsupportedModelError(
             "draft layers with `pp` > 1: kvsize does not know which stage stores them and will not guess; use `pp` 1"
         )
     if spec.is_hybrid:
@@ -464,12 +464,12 @@ def plan_layout(spec: ModelSpec, options: EngineOptions) -> Layout:
 def _partition(spec: ModelSpec, options: EngineOptions) -> list[int]:
     pp = options.pp
     if pp > spec.num_layers:
-        raise KvsizeError(f"`pp` {pp} is more than the model's {spec.num_layers} layers: each stage needs at least one")
+        raise ParallelismError(f"`pp` {pp} is more than the model's {spec.num_layers} layers: each stage needs at least one")
     if options.pp_partition is None:
         return pp_split(spec.num_layers, pp)
     partition = list(options.pp_partition)
     if len(partition) != pp or sum(partition) != spec.num_layers or min(partition) < 1:
-        raise KvsizeError(
+        raise ParallelismError(
             f"`pp_partition` {','.join(map(str, partition))} must give {pp} stages of at least one layer "
             f"that add up to the model's {spec.num_layers} layers"
         )
@@ -483,7 +483,7 @@ def _check_tp(spec: ModelSpec, tp: int) -> None:
     heads = spec.num_attention_heads
     if heads % tp:
         options = [n for n in (1, 2, 4, 8, 16, 32, 64, 128) if heads % n == 0]
-        raise KvsizeError(
+        raise ParallelismError(
             f"TP {tp} does not divide {spec.name}'s {heads} attention heads, so vLLM rejects it; "
             f"use `tp` {', '.join(map(str, options))}"
         )
@@ -491,7 +491,7 @@ def _check_tp(spec: ModelSpec, tp: int) -> None:
         return
     kv = spec.num_kv_heads
     if (tp >= kv and tp % kv) or (tp < kv and kv % tp):
-        raise KvsizeError(
+        raise ParallelismError(
             f"TP {tp} neither divides nor is a multiple of {spec.name}'s {kv} KV heads, so vLLM rejects it; "
             "pick a TP that divides the KV heads or is a multiple of them"
         )

@@ -23,7 +23,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from kvsize.errors import HubError, KvsizeError, shown
+from kvsize.errors import HubError, shown
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9_.-]+$")
@@ -220,35 +220,35 @@ def _download(repo_id: str, revision: str, *, offline: bool, hub: str) -> Path:
             )
         )
     except errors.GatedRepoError:
-        raise KvsizeError(
+        raise HubError(
             f"{repo_id} is a gated repo on {hub}: accept its terms on the Hub, then set HF_TOKEN to a token of that account"
         ) from None
     except errors.RepositoryNotFoundError:
-        raise KvsizeError(f"no repo {repo_id} on {hub} (or it is private: set HF_TOKEN); check the name") from None
+        raise HubError(f"no repo {repo_id} on {hub} (or it is private: set HF_TOKEN); check the name") from None
     except errors.RevisionNotFoundError:
-        raise KvsizeError(f"{repo_id} has no revision {shown(revision)} on {hub}: give a branch, tag or commit it has") from None
+        raise HubError(f"{repo_id} has no revision {shown(revision)} on {hub}: give a branch, tag or commit it has") from None
     except errors.LocalEntryNotFoundError as error:
         if offline:
-            raise KvsizeError(
+            raise HubError(
                 f"{where} is not in the cache and kvsize is offline (HF_HUB_OFFLINE or `offline`): run it once "
                 "online, or give a local config.json"
             ) from None
         cause = error.__cause__
         if isinstance(cause, errors.FileMetadataError):
-            raise KvsizeError(f"{hub} does not answer like a Hugging Face Hub ({cause}); check HF_ENDPOINT") from None
+            raise HubError(f"{hub} does not answer like a Hugging Face Hub ({cause}); check HF_ENDPOINT") from None
         reason = "timed out" if "Timeout" in type(cause).__name__ else f"failed ({type(cause).__name__})"
-        raise KvsizeError(
+        raise HubError(
             f"reaching {hub} for {where} {reason}, and it is not cached: check the network or HF_ENDPOINT "
             "(HF_HUB_ETAG_TIMEOUT sets the wait), or use a local config.json"
         ) from None
     except errors.EntryNotFoundError:
-        raise KvsizeError(
+        raise HubError(
             f"{repo_id} has no config.json at revision {shown(revision)}: it is not a transformers model repo"
         ) from None
     except errors.HfHubHTTPError as error:
         status = error.response.status_code if error.response is not None else "?"
-        raise KvsizeError(f"{hub} answered HTTP {status} for {where}; try again later") from None
+        raise HubError(f"{hub} answered HTTP {status} for {where}; try again later") from None
     except (errors.HFValidationError, ValueError) as error:
-        raise KvsizeError(f"{shown(repo_id)} is not a valid Hub repo id ({error})") from None
+        raise HubError(f"{shown(repo_id)} is not a valid Hub repo id ({error})") from None
     except Exception as error:  # network stack errors (proxy, TLS) the client lets through
-        raise KvsizeError(f"reaching {hub} for {where} failed ({type(error).__name__}: {error})") from None
+        raise HubError(f"reaching {hub} for {where} failed ({type(error).__name__}: {error})") from None

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from kvsize.errors import KvsizeError, shown
+from kvsize.errors import ConfigError, UnsupportedModelError, shown
 from kvsize.model.spec import FieldSource, LayerKind, ModelSpec
 
 # vLLM ModelConfig.is_deepseek_mla: these model types use MLA when kv_lora_rank is set.
@@ -140,7 +140,7 @@ class _Reader:
         root_type = self.root.get("model_type")
         chosen = text_type if isinstance(text_type, str) and text_type else root_type
         if not isinstance(chosen, str) or not chosen:
-            raise KvsizeError(
+            raise UnsupportedModelError(
                 f"{self.origin}: config has no model_type: kvsize needs it to choose the layer rules; "
                 "add the model's model_type to the config"
             )
@@ -161,20 +161,20 @@ def _int_field(
     if found is None:
         if not required:
             return None
-        raise KvsizeError(
+        raise ConfigError(
             f"{reader.origin}: config has none of {', '.join(reader.path(k) for k in keys)}: "
             f"kvsize cannot tell the {name}; add the field to the config"
         )
     field, value = found
     if isinstance(value, bool) or not isinstance(value, int):
         if isinstance(value, list):
-            raise KvsizeError(
+            raise ConfigError(
                 f"{reader.origin}: {field} is a per-layer list; kvsize sizes one {name} for all layers "
                 "as LMCache's kv_shape does, so this model cannot be sized"
             )
-        raise KvsizeError(f"{reader.origin}: {field} = {shown(value)} is not a whole number; fix the config")
+        raise ConfigError(f"{reader.origin}: {field} = {shown(value)} is not a whole number; fix the config")
     if not low <= value <= high:
-        raise KvsizeError(f"{reader.origin}: {field} = {shown(value)} is out of range ({low:,} to {high:,}); fix the config")
+        raise ConfigError(f"{reader.origin}: {field} = {shown(value)} is out of range ({low:,} to {high:,}); fix the config")
     reader.note(name, value, field)
     return value
 
@@ -194,18 +194,18 @@ def spec_from_config(
     sized exactly (fail closed: no guesses).
     """
     if not isinstance(raw, Mapping) or not raw:
-        raise KvsizeError(f"{origin}: the config is empty or not a JSON object; point kvsize at a model's config.json")
+        raise ConfigError(f"{origin}: the config is empty or not a JSON object; point kvsize at a model's config.json")
     reader = _Reader(raw, defaults or {}, origin)
     model_type = reader.model_type()
     reader.note("model_type", model_type, reader.path("model_type") if reader.text_key else "model_type")
 
     for field, why in UNSIZED_FIELDS.items():
         if reader.value(field) is not None:
-            raise KvsizeError(
+            raise UnsupportedModelError(
                 f"{origin}: {reader.path(field)} is set ({why}); kvsize does not size this cache kind yet and will not guess"
             )
     if raw.get("is_encoder_decoder") is True:
-        raise KvsizeError(
+        raise UnsupportedModelError(
             f"{origin}: is_encoder_decoder is true; LMCache's chunk layout covers decoder-only models, "
             "so kvsize does not size encoder-decoder models"
         )
@@ -219,7 +219,7 @@ def spec_from_config(
     use_mla = _is_mla(reader, model_type)
     kinds = _layer_kinds(reader, model_type, num_layers, use_mla)
     if not any(kind.keeps_kv for kind in kinds):
-        raise KvsizeError(
+        raise UnsupportedModelError(
             f"{origin}: no layer of {model_type} keeps a per-token KV cache ({_describe_kinds(kinds)}); "
             "LMCache has nothing to store for it"
         )
@@ -246,7 +246,7 @@ def spec_from_config(
     draft_layers = 0
     if draft is not None:
         if isinstance(draft[1], bool) or not isinstance(draft[1], int) or not 0 <= draft[1] <= MAX_LAYERS:
-            raise KvsizeError(f"{origin}: {draft[0]} = {shown(draft[1])} is not a layer count; fix the config")
+            raise ConfigError(f"{origin}: {draft[0]} = {shown(draft[1])} is not a layer count; fix the config")
         draft_layers = draft[1]
         if draft_layers:
             reader.note("draft layers", draft_layers, draft[0])
@@ -304,12 +304,12 @@ def _is_mla(reader: _Reader, model_type: str) -> bool:
     if rank is None:
         return False
     if model_type == "deepseek_v32":
-        raise KvsizeError(
+        raise UnsupportedModelError(
             f"{reader.origin}: model_type deepseek_v32 keeps an indexer key cache beside the MLA latent; "
             "kvsize does not size it yet and will not guess"
         )
     if model_type not in MLA_MODEL_TYPES:
-        raise KvsizeError(
+        raise UnsupportedModelError(
             f"{reader.origin}: {rank[0]} is set but model_type {shown(model_type)} is not one vLLM serves with MLA "
             f"({', '.join(sorted(MLA_MODEL_TYPES))}); kvsize cannot tell whether its cache is the latent or full heads"
         )
@@ -339,7 +339,7 @@ def _layer_rules(reader: _Reader, num_layers: int, *, defaults: bool) -> list[La
 
     def check_length(field: str, length: int) -> None:
         if length != num_layers:
-            raise KvsizeError(
+            raise ConfigError(
                 f"{origin}: {field} describes {length} layers but {reader.fields['layers'].field} = {num_layers}; "
                 "fix the config so they agree"
             )
@@ -348,12 +348,12 @@ def _layer_rules(reader: _Reader, num_layers: int, *, defaults: bool) -> list[La
     if found is not None:
         field, pattern = found
         if not isinstance(pattern, str):
-            raise KvsizeError(f"{origin}: {field} must be a string like 'M*M-'; fix the config")
+            raise ConfigError(f"{origin}: {field} must be a string like 'M*M-'; fix the config")
         check_length(field, len(pattern))
         kinds = []
         for index, char in enumerate(pattern):
             if char not in NEMOTRON_PATTERN:
-                raise KvsizeError(
+                raise UnsupportedModelError(
                     f"{origin}: {field}[{index}] = {shown(char)} is not a layer kind kvsize knows "
                     "('*' attention, 'M' Mamba, '-' MLP, 'E' MoE); it will not guess"
                 )
@@ -365,13 +365,13 @@ def _layer_rules(reader: _Reader, num_layers: int, *, defaults: bool) -> list[La
     if found is not None:
         field, names = found
         if not isinstance(names, list):
-            raise KvsizeError(f"{origin}: {field} must be a list of layer kinds; fix the config")
+            raise ConfigError(f"{origin}: {field} must be a list of layer kinds; fix the config")
         check_length(field, len(names))
         kinds = []
         for index, layer_name in enumerate(names):
             kind = LAYER_TYPE_NAMES.get(layer_name) if isinstance(layer_name, str) else None
             if kind is None:
-                raise KvsizeError(
+                raise UnsupportedModelError(
                     f"{origin}: {field}[{index}] = {shown(layer_name)} is not a layer kind kvsize knows "
                     f"({', '.join(sorted(LAYER_TYPE_NAMES))}); it will not guess its cache"
                 )
@@ -383,13 +383,13 @@ def _layer_rules(reader: _Reader, num_layers: int, *, defaults: bool) -> list[La
     if found is not None:
         field, names = found
         if not isinstance(names, list):
-            raise KvsizeError(f"{origin}: {field} must be a list of layer kinds; fix the config")
+            raise ConfigError(f"{origin}: {field} must be a list of layer kinds; fix the config")
         check_length(field, len(names))
         block_kinds = {"attention": LayerKind.FULL, "mamba": LayerKind.MAMBA}
         kinds = []
         for index, layer_name in enumerate(names):
             if layer_name not in block_kinds:
-                raise KvsizeError(
+                raise UnsupportedModelError(
                     f"{origin}: {field}[{index}] = {shown(layer_name)} is not 'attention' or 'mamba'; kvsize will not guess"
                 )
             kinds.append(block_kinds[layer_name])
@@ -400,10 +400,10 @@ def _layer_rules(reader: _Reader, num_layers: int, *, defaults: bool) -> list[La
     if period is not None:
         offset = reader.get("attn_layer_offset", defaults=defaults)
         if offset is None:
-            raise KvsizeError(f"{origin}: {period[0]} is set without attn_layer_offset; kvsize cannot place the attention layers")
+            raise ConfigError(f"{origin}: {period[0]} is set without attn_layer_offset; kvsize cannot place the attention layers")
         p, o = period[1], offset[1]
         if not (isinstance(p, int) and isinstance(o, int)) or p <= 0 or not 0 <= o < p:
-            raise KvsizeError(
+            raise ConfigError(
                 f"{origin}: {period[0]} = {shown(p)}, {offset[0]} = {shown(o)} do not place attention layers; fix the config"
             )
         # Jamba: layer i is attention when i % period == offset, else Mamba.
@@ -415,12 +415,12 @@ def _layer_rules(reader: _Reader, num_layers: int, *, defaults: bool) -> list[La
     if found is not None:
         field, values = found
         if not isinstance(values, list):
-            raise KvsizeError(f"{origin}: {field} must be a list of 0/1; fix the config")
+            raise ConfigError(f"{origin}: {field} must be a list of 0/1; fix the config")
         check_length(field, len(values))
         kinds = []
         for index, value in enumerate(values):
             if value not in (0, 1) or isinstance(value, bool):
-                raise KvsizeError(
+                raise UnsupportedModelError(
                     f"{origin}: {field}[{index}] = {shown(value)} is not 0 (linear) or 1 (attention); kvsize will not guess"
                 )
             kinds.append(LayerKind.FULL if value == 1 else LayerKind.LINEAR)
@@ -431,7 +431,7 @@ def _layer_rules(reader: _Reader, num_layers: int, *, defaults: bool) -> list[La
     if found is not None:
         field, interval = found
         if isinstance(interval, bool) or not isinstance(interval, int) or interval <= 0:
-            raise KvsizeError(f"{origin}: {field} = {shown(interval)} is not a positive interval; fix the config")
+            raise ConfigError(f"{origin}: {field} = {shown(interval)} is not a positive interval; fix the config")
         # Qwen3-Next: every interval-th layer is full attention, the rest Gated DeltaNet.
         kinds = [LayerKind.FULL if (i + 1) % interval == 0 else LayerKind.LINEAR for i in range(num_layers)]
         reader.note("layer kinds", _describe_kinds(kinds), f"{field} = {interval} ((i + 1) % {interval} == 0)")
@@ -467,7 +467,7 @@ def _chunked_layers(reader: _Reader, kinds: list[LayerKind]) -> list[LayerKind]:
         return kinds
     field, flags = rope_flags
     if not isinstance(flags, list) or len(flags) != len(kinds):
-        raise KvsizeError(f"{reader.origin}: {field} must list one flag per layer; fix the config")
+        raise ConfigError(f"{reader.origin}: {field} must list one flag per layer; fix the config")
     out = [LayerKind.CHUNKED if flag == 1 and kind is LayerKind.FULL else kind for kind, flag in zip(kinds, flags, strict=True)]
     reader.note("layer kinds", _describe_kinds(out), f"{field} == 1 with {chunk[0]} = {chunk[1]}")
     return out
@@ -490,7 +490,7 @@ def _kv_heads(reader: _Reader, model_type: str, num_heads: int) -> int:
     kv = _int_field(reader, "kv heads", KV_HEAD_FIELDS, low=1, high=MAX_HEADS)
     assert kv is not None
     if kv > num_heads or num_heads % kv:
-        raise KvsizeError(
+        raise ConfigError(
             f"{reader.origin}: {found[0]} = {kv} does not divide {reader.fields['attention heads'].field} = {num_heads}; "
             "grouped-query attention needs it to; fix the config"
         )
@@ -511,7 +511,7 @@ def _head_size(reader: _Reader, num_heads: int) -> int:
     hidden = _int_field(reader, "hidden size", HIDDEN_FIELDS, low=1, high=MAX_HEADS * MAX_HEAD_SIZE)
     assert hidden is not None
     if hidden % num_heads:
-        raise KvsizeError(
+        raise ConfigError(
             f"{reader.origin}: no head_dim, and {reader.fields['hidden size'].field} = {hidden} is not a multiple of "
             f"{reader.fields['attention heads'].field} = {num_heads}; add head_dim to the config"
         )
@@ -534,7 +534,7 @@ def _config_dtype(reader: _Reader) -> str | None:
             continue
         name = DTYPE_NAMES.get(str(value).removeprefix("torch."))
         if name is None:
-            raise KvsizeError(
+            raise UnsupportedModelError(
                 f"{reader.origin}: {field} = {shown(value)} is not a dtype kvsize knows (bfloat16, float16, float32); "
                 "fix the config or pass `kv_dtype`"
             )
@@ -553,7 +553,7 @@ def _kv_cache_quant(reader: _Reader) -> str | None:
         bits = scheme.get("num_bits") if isinstance(scheme, Mapping) else None
         kind = scheme.get("type") if isinstance(scheme, Mapping) else None
         if bits not in (None, 8) or kind not in (None, "float"):
-            raise KvsizeError(
+            raise UnsupportedModelError(
                 f"{reader.origin}: quantization_config.kv_cache_scheme = {shown(scheme)} is not an 8-bit float KV cache; "
                 "kvsize sizes only fp8 KV schemes; pass `kv_dtype` to choose one"
             )
@@ -565,7 +565,7 @@ def _kv_cache_quant(reader: _Reader) -> str | None:
     ):
         if algo:
             if "FP8" not in str(algo).upper():
-                raise KvsizeError(
+                raise UnsupportedModelError(
                     f"{reader.origin}: {field} = {shown(algo)} is not an FP8 KV cache; kvsize sizes only fp8 KV schemes; "
                     "pass `kv_dtype` to choose one"
                 )

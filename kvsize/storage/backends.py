@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from kvsize.errors import BackendError, KvsizeError, shown
+from kvsize.errors import BackendError, shown
 from kvsize.files import read_yaml
 from kvsize.units import parse_duration, parse_rate, parse_size
 
@@ -45,7 +45,7 @@ class BackendProfile(BaseModel):
         for field, flag in flags.items():
             if getattr(self, field) is None:
                 why = self.missing.get(field, "not given")
-                raise KvsizeError(
+                raise BackendError(
                     f"backend {self.name}: {field.removesuffix('_s').replace('_', ' ')} is {why}; give {flag} "
                     "or a measured profile (`backend` PROFILE.yaml, written by 'kvsize probe')"
                 )
@@ -237,14 +237,14 @@ def load_profile(path: Path) -> BackendProfile:
     """
     data = read_yaml(path, "backend profile")
     if not isinstance(data, dict):
-        raise KvsizeError(f"backend profile {path} must be a mapping of figures (latency, stream_bandwidth, ...)")
+        raise BackendError(f"backend profile {path} must be a mapping of figures (latency, stream_bandwidth, ...)")
     values: dict[str, Any] = {"name": str(data.get("name") or path.stem), "source": str(data.get("source") or path)}
     figures: dict[str, str] = {}
     for key, raw in data.items():
         if key in ("name", "source", "figures", "missing"):
             continue
         if key not in _PROFILE_FIELDS:
-            raise KvsizeError(f"backend profile {path}: unknown figure {shown(key)}; use {', '.join(_PROFILE_FIELDS)}")
+            raise BackendError(f"backend profile {path}: unknown figure {shown(key)}; use {', '.join(_PROFILE_FIELDS)}")
         field, parser = _PROFILE_FIELDS[key]
         values[field] = _profile_value(path, key, raw, parser)
         figures[field] = f"{raw} ({values['source']})"
@@ -253,19 +253,19 @@ def load_profile(path: Path) -> BackendProfile:
 
 def _profile_value(path: Path, key: str, raw: Any, parser: Any) -> float | int:
     if isinstance(raw, bool) or raw is None:
-        raise KvsizeError(f"backend profile {path}: {key} = {shown(raw)} is not a figure")
+        raise BackendError(f"backend profile {path}: {key} = {shown(raw)} is not a figure")
     if isinstance(raw, (int, float)):
         if not math.isfinite(raw):
             raise BackendError(f"backend profile {path}: {key} = {shown(raw)} is not a finite figure; give a number", field=key)
         value: float | int = raw
     elif parser is None:
-        raise KvsizeError(f"backend profile {path}: {key} = {shown(raw)} must be a number")
+        raise BackendError(f"backend profile {path}: {key} = {shown(raw)} must be a number")
     else:
         value = parser(str(raw), f"{path}: {key}")
     if value < 0 or (value == 0 and key != "latency"):  # a fitted latency may be 0
-        raise KvsizeError(f"backend profile {path}: {key} must be more than 0, got {shown(raw)}")
+        raise BackendError(f"backend profile {path}: {key} must be more than 0, got {shown(raw)}")
     if key == "concurrency" and (not isinstance(value, int) or isinstance(value, bool)):
-        raise KvsizeError(f"backend profile {path}: concurrency must be a whole number, got {shown(raw)}")
+        raise BackendError(f"backend profile {path}: concurrency must be a whole number, got {shown(raw)}")
     return value
 
 
@@ -273,14 +273,14 @@ def resolve_backend(name_or_path: str | None, overrides: dict[str, Any]) -> Back
     """A preset name or a profile file, with explicit flag overrides on top (labelled as such)."""
     if name_or_path is None:
         if not overrides:
-            raise KvsizeError("no backend: give `backend` with a preset or a profile file", field="backend")
+            raise BackendError("no backend: give `backend` with a preset or a profile file", field="backend")
         base = BackendProfile(name="custom", source="command-line figures")
     elif name_or_path in PRESETS:
         base = PRESETS[name_or_path]
     elif name_or_path.endswith((".yaml", ".yml")) or Path(name_or_path).is_file():
         base = load_profile(Path(name_or_path))
     else:
-        raise KvsizeError(f"unknown backend {shown(name_or_path)}: use a preset ({', '.join(PRESETS)}) or a profile YAML file")
+        raise BackendError(f"unknown backend {shown(name_or_path)}: use a preset ({', '.join(PRESETS)}) or a profile YAML file")
     if not overrides:
         return base
     figures = dict(base.figures)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from kvsize.errors import KvsizeError, shown
+from kvsize.errors import BackendError, shown
 
 GPUS = {
     # Dense BF16 Tensor Core peak, vendor datasheets.
@@ -37,7 +37,7 @@ def estimate_prefill(
     if active_params is None or attention is None:
         return None
     if gpu not in GPUS:
-        raise KvsizeError(f"unknown `gpu` {shown(gpu)}: use one of {', '.join(GPUS)}, or give `prefill_tps`")
+        raise BackendError(f"unknown `gpu` {shown(gpu)}: use one of {', '.join(GPUS)}, or give `prefill_tps`")
     peak, source = GPUS[gpu]
     layers, heads, head_size = attention
     flops_per_token = 2 * active_params + 4 * layers * heads * head_size * context_tokens

@@ -67,7 +67,7 @@ class DirectoryTarget:
 
     def __init__(self, path: Path, direct: bool) -> None:
         if not path.is_dir():
-            raise KvsizeError(
+            raise ProbeError(
                 f"probe target {path} is not a directory: give an existing directory, s3://bucket/prefix or redis://host:port"
             )
         self.base = path
@@ -81,12 +81,12 @@ class DirectoryTarget:
     def prepare(self, planned_bytes: int) -> None:
         free = shutil.disk_usage(self.base).free
         if free < planned_bytes * 1.1:
-            raise KvsizeError(
+            raise ProbeError(
                 f"{self.base} has {free:,} B free; the probe writes up to {planned_bytes:,} B at a time (plus 10%): "
                 "free space or lower --max-bytes"
             )
         if self.direct and not hasattr(os, "O_DIRECT"):
-            raise KvsizeError("`direct` needs O_DIRECT, which this OS does not offer; drop `direct`")
+            raise ProbeError("`direct` needs O_DIRECT, which this OS does not offer; drop `direct`")
         self.run_dir = self.base / run_name()
         self.run_dir.mkdir()  # fails if it exists: never reuse a folder this run did not create
         if self.direct:
@@ -94,7 +94,7 @@ class DirectoryTarget:
             try:
                 self.read("odirect-check", DIRECT_ALIGN)
             except OSError as error:
-                raise KvsizeError(
+                raise ProbeError(
                     f"{self.base} does not take O_DIRECT reads ({error.strerror}; tmpfs, for one, does not): drop `direct`"
                 ) from None
             finally:
@@ -212,10 +212,10 @@ class S3Target:
         try:
             import boto3
         except ImportError:
-            raise KvsizeError("probing S3 needs boto3: pip install 'kvsize[s3]'") from None
+            raise ProbeError("probing S3 needs boto3: pip install 'kvsize[s3]'") from None
         bucket, _, prefix = url.removeprefix("s3://").partition("/")
         if not bucket:
-            raise KvsizeError(f"{shown(url)} names no bucket: write s3://bucket/prefix")
+            raise ProbeError(f"{shown(url)} names no bucket: write s3://bucket/prefix")
         self.bucket = bucket
         self.root = prefix.strip("/")
         self.prefix = f"{self.root}/{run_name()}".lstrip("/")
@@ -230,7 +230,7 @@ class S3Target:
         try:
             self.client.head_bucket(Bucket=self.bucket)
         except (ClientError, BotoCoreError) as error:
-            raise KvsizeError(
+            raise ProbeError(
                 f"cannot reach bucket {shown(self.bucket)}: {error}; check the name, `endpoint_url` and the AWS credentials"
             ) from None
 
@@ -286,7 +286,7 @@ class RedisTarget:
         try:
             import redis
         except ImportError:
-            raise KvsizeError("probing Redis needs redis-py: pip install 'kvsize[redis]'") from None
+            raise ProbeError("probing Redis needs redis-py: pip install 'kvsize[redis]'") from None
         self.client = redis.Redis.from_url(url)
         self.name = url
         self.prefix = run_name()
@@ -299,7 +299,7 @@ class RedisTarget:
         try:
             self.client.ping()
         except redis.RedisError as error:
-            raise KvsizeError(f"cannot reach {self.name}: {error}") from None
+            raise ProbeError(f"cannot reach {self.name}: {error}") from None
 
     def write(self, key: str, data: memoryview) -> None:
         name = f"{self.prefix}:{key}"
@@ -346,14 +346,14 @@ class RedisTarget:
 def open_target(target: str, *, direct: bool, endpoint_url: str | None) -> Target:
     if target.startswith("s3://"):
         if direct:
-            raise KvsizeError("`direct` applies to a directory target, not S3")
+            raise ProbeError("`direct` applies to a directory target, not S3")
         return S3Target(target, endpoint_url)
     if target.startswith(("redis://", "rediss://")):
         if direct:
-            raise KvsizeError("`direct` applies to a directory target, not Redis")
+            raise ProbeError("`direct` applies to a directory target, not Redis")
         return RedisTarget(target)
     if "://" in target:
-        raise KvsizeError(f"probe target {shown(target)}: give a directory, s3://bucket/prefix or redis://host:port")
+        raise ProbeError(f"probe target {shown(target)}: give a directory, s3://bucket/prefix or redis://host:port")
     return DirectoryTarget(Path(target).expanduser(), direct)
 
 
@@ -447,7 +447,7 @@ def run_probe(
     for size in object_sizes:
         count = min(objects, max_bytes // size)
         if count < 1:
-            raise KvsizeError(f"object size {size:,} B is more than `max_bytes` {max_bytes:,} B: raise `max_bytes`")
+            raise ProbeError(f"object size {size:,} B is more than `max_bytes` {max_bytes:,} B: raise `max_bytes`")
         plans.extend((size, level, max(count, 1)) for level in concurrency_levels)
     planned = max(size * count for size, _, count in plans)
     notes: list[str] = []
@@ -487,7 +487,7 @@ def run_probe(
     if direct:
         notes.append("reads used O_DIRECT (writes are buffered, then fsync'd)")
     if not results:
-        raise KvsizeError("the probe measured nothing within `time_limit`: raise it or lower `max_bytes`")
+        raise ProbeError("the probe measured nothing within `time_limit`: raise it or lower `max_bytes`")
     profile = fit_profile(target.name, results)
     return ProbeReport(
         target=target.name, direct=direct, results=tuple(results), profile=profile, notes=tuple(notes), complete=complete
@@ -507,7 +507,7 @@ def _measure(target: Target, size: int, level: int, count: int) -> ProbeResult:
             got = target.read(key, size)
             latencies.append(time.perf_counter() - op)
             if got != size:
-                raise KvsizeError(f"{target.name}: read {got:,} B of a {size:,} B object")
+                raise ProbeError(f"{target.name}: read {got:,} B of a {size:,} B object")
 
         read_seconds = _run_all(level, read, keys)
     finally:
