@@ -1,41 +1,77 @@
-"""kvsize: size LMCache KV-cache offloading for LLM serving.
+"""kvsize: size KV-cache offloading for LLM serving.
 
-Resolve a model to a spec, plan the objects LMCache stores for a prompt at each chunk size,
-time them on a storage backend, and check a deployment's limits:
+One call per command, each returning a pydantic result whose ``model_dump(mode="json")`` is the
+command's ``--format json`` output:
 
 >>> import kvsize
->>> spec = kvsize.resolve_model("Qwen/Qwen3-4B-Instruct-2507")
->>> sweep = kvsize.plan_sweep(spec, kvsize.EngineOptions(tp=4), 100_000, (256, 2048))
->>> [(row.chunk_tokens, row.objects) for row in sweep.rows]
+>>> result = kvsize.size("Qwen/Qwen3-4B-Instruct-2507", tp=4, prompt=100_000, chunk_sizes=[256, 2048])
+>>> [(row.chunk_tokens, row.objects) for row in result.rows]
 [(256, 1560), (2048, 192)]
+
+``kvsize.check`` (the CI guard), ``kvsize.capacity`` and ``kvsize.probe`` do the same for their
+commands; the building blocks (``resolve_model``, ``plan_sweep``, ``plan_storage``, ...) are here too.
+Errors are ``KvsizeError`` subclasses, one per kind, naming the parameter at fault.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from kvsize.api import clean_probe_leftovers, lmcache_config, probe, probe_leftovers, size
 from kvsize.engines.lmcache import CONNECTORS, Connector, EngineOptions, Layout, Stage, plan_layout, pp_split
-from kvsize.errors import KvsizeError
+from kvsize.errors import (
+    BackendError,
+    ConfigError,
+    HubError,
+    KvsizeError,
+    ParallelismError,
+    ProbeError,
+    UnsupportedModelError,
+)
+from kvsize.guard import capacity, check
 from kvsize.model.catalog import Catalog, CatalogEntry
 from kvsize.model.normalize import spec_from_config
 from kvsize.model.sources import resolve_model, spec_from_path
 from kvsize.model.spec import LayerKind, ModelSpec
 from kvsize.plan import DEFAULT_CHUNK_SIZES, Sweep, SweepRow, plan_row, plan_sweep
+from kvsize.results import SizeResult
 from kvsize.units import format_iec, parse_count, parse_duration, parse_rate, parse_size
+
+if TYPE_CHECKING:  # loaded on first use (PEP 562), so that sizing a catalog model imports only what it needs
+    from kvsize.engines.lmcache_settings import read_settings, settings_for
+    from kvsize.storage import (
+        PRESETS,
+        BackendProfile,
+        Limit,
+        StoragePlan,
+        TimeOptions,
+        plan_storage,
+        resolve_backend,
+        time_row,
+    )
+    from kvsize.storage.capacity import CapacityReport, plan_capacity
+    from kvsize.storage.limits import CheckReport, Limits, check_row
+    from kvsize.storage.probe import ProbeReport, open_target, run_probe
 
 __version__ = "0.1.0"
 
-# The time model, the CI guard, capacity planning, LMCache settings and the probe load on first
-# use (PEP 562), so that sizing a catalog model imports only what it needs.
 _LAZY = {
     "BackendProfile": "kvsize.storage",
+    "Limit": "kvsize.storage",
     "PRESETS": "kvsize.storage",
     "StoragePlan": "kvsize.storage",
     "TimeOptions": "kvsize.storage",
     "plan_storage": "kvsize.storage",
     "resolve_backend": "kvsize.storage",
     "time_row": "kvsize.storage",
+    "CheckReport": "kvsize.storage.limits",
     "Limits": "kvsize.storage.limits",
     "check_row": "kvsize.storage.limits",
+    "CapacityReport": "kvsize.storage.capacity",
     "plan_capacity": "kvsize.storage.capacity",
     "read_settings": "kvsize.engines.lmcache_settings",
     "settings_for": "kvsize.engines.lmcache_settings",
+    "ProbeReport": "kvsize.storage.probe",
     "run_probe": "kvsize.storage.probe",
     "open_target": "kvsize.storage.probe",
 }
@@ -51,31 +87,62 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
-    *sorted(_LAZY),
     "CONNECTORS",
     "DEFAULT_CHUNK_SIZES",
+    "PRESETS",
+    "BackendError",
+    "BackendProfile",
+    "CapacityReport",
     "Catalog",
     "CatalogEntry",
+    "CheckReport",
+    "ConfigError",
     "Connector",
     "EngineOptions",
+    "HubError",
     "KvsizeError",
     "LayerKind",
     "Layout",
+    "Limit",
+    "Limits",
     "ModelSpec",
+    "ParallelismError",
+    "ProbeError",
+    "ProbeReport",
+    "SizeResult",
     "Stage",
+    "StoragePlan",
     "Sweep",
     "SweepRow",
+    "TimeOptions",
+    "UnsupportedModelError",
     "__version__",
+    "capacity",
+    "check",
+    "check_row",
+    "clean_probe_leftovers",
     "format_iec",
+    "lmcache_config",
+    "open_target",
     "parse_count",
     "parse_duration",
     "parse_rate",
     "parse_size",
+    "plan_capacity",
     "plan_layout",
     "plan_row",
+    "plan_storage",
     "plan_sweep",
     "pp_split",
+    "probe",
+    "probe_leftovers",
+    "read_settings",
+    "resolve_backend",
     "resolve_model",
+    "run_probe",
+    "settings_for",
+    "size",
     "spec_from_config",
     "spec_from_path",
+    "time_row",
 ]

@@ -178,7 +178,7 @@ def size(
     options = EngineOptions(
         tp=tp,
         pp=pp,
-        kv_dtype=kv_dtype,  # type: ignore[arg-type]  # validated by EngineOptions
+        kv_dtype=kv_dtype,
         connector=connector,
         layerwise=layerwise,
         save_unfull_chunk=save_unfull_chunk,
@@ -391,7 +391,7 @@ def _probe_sizes(
         sizes = sorted(set(object_sizes or (2**20, 16 * 2**20, 64 * 2**20)))
         return [whole(size, "object_sizes", 1, 2**40) for size in sizes]
     spec = _resolve(model, catalog, None, False)
-    layout = plan_layout(spec, EngineOptions(tp=tp, pp=pp, kv_dtype=kv_dtype))  # type: ignore[arg-type]
+    layout = plan_layout(spec, EngineOptions(tp=tp, pp=pp, kv_dtype=kv_dtype))
     chunks = _candidates(chunk_sizes, None)
     return sorted({plan_row(layout, chunk, chunk).object_bytes for chunk in chunks})
 

@@ -10,7 +10,6 @@ import pytest
 
 from tests.conftest import CONFIGS
 
-
 BASE = {
     "model_type": "kvsize_test",
     "num_hidden_layers": 2,

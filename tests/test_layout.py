@@ -221,7 +221,7 @@ def test_connector_headers(run_json, connector, header, requests):
 def test_unknown_connector(run):
     result = run(SEED, "--connector", "ftp")
     assert result.exit_code == 2
-    assert "unknown connector 'ftp'" in result.stderr
+    assert "unknown --connector 'ftp'" in result.stderr
 
 
 def test_hybrid_stage_without_attention_layers_stores_nothing(run_json):

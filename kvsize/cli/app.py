@@ -57,6 +57,8 @@ class DefaultCommandGroup(TyperGroup):
             _fail(f"{error.format_message()} (see '{command} --help')")
         except KvsizeError as error:
             _fail(as_flags(str(error)))
+        except ValueError as error:  # pydantic's ValidationError: a value of the wrong type reached the library
+            _fail(_first_problem(error))
         except _click.exceptions.ClickException as error:
             _fail(error.format_message())
         except typer.Abort:
@@ -76,6 +78,14 @@ class DefaultCommandGroup(TyperGroup):
         if standalone:
             sys.exit(result if isinstance(result, int) else 0)
         return result
+
+
+def _first_problem(error: ValueError) -> str:
+    problems = error.errors() if hasattr(error, "errors") else []
+    if not problems:
+        return str(error)
+    where = ".".join(str(part) for part in problems[0]["loc"])
+    return f"{where}: {problems[0]['msg']}" if where else str(problems[0]["msg"])
 
 
 def _fail(message: str) -> NoReturn:

@@ -11,6 +11,7 @@ import typer
 
 from kvsize.cli import options as o
 from kvsize.cli.app import app
+from kvsize.errors import KvsizeError
 
 
 @app.command("probe")
@@ -64,7 +65,7 @@ def probe(
     if object_sizes is not None:
         sizes = [parse_size(part.strip(), "--object-sizes") for part in object_sizes.split(",") if part.strip()]
         if not sizes:
-            raise api.KvsizeError("--object-sizes is empty: give sizes like 9MiB,72MiB")
+            raise KvsizeError("--object-sizes is empty: give sizes like 9MiB,72MiB")
     from rich.progress import Progress
 
     with Progress(transient=True, disable=not (sys.stderr.isatty() and output is o.TableFormat.table)) as bar:

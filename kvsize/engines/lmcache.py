@@ -12,7 +12,7 @@ Rules (ENGINE-FACTS §2, §3), LMCache 0.5.6 in-process connector with vLLM 0.33
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -178,6 +178,22 @@ class EngineOptions(BaseModel):
     """Layers per stage, as ``VLLM_PP_LAYER_PARTITION`` sets them; None = vLLM's default split."""
     vllm_version: str = "0.33.0"
     """The vLLM serving the model: an architecture it no longer serves is refused (``RETIRED_ARCHITECTURES``)."""
+
+    def __init__(self, **data: Any) -> None:
+        super().__init__(**data)
+        if not (1 <= self.tp <= MAX_PARALLEL and 1 <= self.pp <= MAX_PARALLEL):
+            raise ParallelismError(
+                f"`tp` and `pp` must be 1 to {MAX_PARALLEL:,}, got TP {shown(self.tp)}, PP {shown(self.pp)}", field="tp"
+            )
+        if self.connector not in CONNECTORS:
+            raise KvsizeError(
+                f"unknown `connector` {shown(self.connector)}: use one of {', '.join(CONNECTORS)}", field="connector"
+            )
+        if not 0 <= self.draft_layers <= 10_000:
+            raise KvsizeError(f"`draft_layers` must be 0 to 10,000, got {shown(self.draft_layers)}", field="draft_layers")
+        if self.pp_partition is not None and (len(self.pp_partition) != self.pp or min(self.pp_partition) < 1):
+            raise ParallelismError(f"`pp_partition` must give {self.pp} stages of at least one layer", field="pp_partition")
+        _version_tuple(self.vllm_version, "`vllm_version`")
 
 
 # vLLM 0.33.0 vllm/model_executor/models/registry.py, _PREVIOUSLY_SUPPORTED_MODELS: architecture -> the last

@@ -205,7 +205,7 @@ def _download(repo_id: str, revision: str, *, offline: bool, hub: str) -> Path:
     from huggingface_hub import errors
     from huggingface_hub.utils import logging as hub_logging
 
-    hub_logging.set_verbosity_error()  # no "Retrying in 8s" lines: kvsize says what failed, once
+    hub_logging.set_verbosity_error()  # type: ignore[no-untyped-call]  # no "Retrying in 8s": kvsize says it once
     where = f"{repo_id} at revision {shown(revision)}"
     if not offline:
         _reachable(repo_id, revision, hub)

@@ -8,8 +8,11 @@ here: ``kvsize.model.normalize`` turns a raw config into a ``ModelSpec``.
 from __future__ import annotations
 
 from enum import Enum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
+
+from kvsize.errors import ConfigError, UnsupportedModelError
 
 
 class LayerKind(str, Enum):
@@ -83,6 +86,30 @@ class ModelSpec(BaseModel):
     fields: dict[str, FieldSource] = {}
     warnings: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+
+    def __init__(self, **data: Any) -> None:
+        super().__init__(**data)
+        self._check()
+
+    def _check(self) -> None:
+        """A spec built by hand is as legal as one the normaliser builds (fail closed, naming the field)."""
+        if not self.layer_kinds:
+            raise UnsupportedModelError("`layer_kinds` is empty: a model has at least one layer", field="layer_kinds")
+        if not any(kind.keeps_kv for kind in self.layer_kinds):
+            raise UnsupportedModelError("no layer keeps a per-token KV cache: nothing to store", field="layer_kinds")
+        if self.use_mla and any(kind.keeps_kv and kind is not LayerKind.MLA for kind in self.layer_kinds):
+            raise UnsupportedModelError(
+                "MLA layers mixed with other attention layers: kvsize will not guess", field="layer_kinds"
+            )
+        for name, value in (("num_attention_heads", self.num_attention_heads), ("num_kv_heads", self.num_kv_heads)):
+            if value < 1:
+                raise ConfigError(f"`{name}` must be at least 1, got {value}", field=name)
+        if self.use_mla and self.num_kv_heads != 1:
+            raise ConfigError("an MLA model keeps one latent per token: `num_kv_heads` must be 1", field="num_kv_heads")
+        if not self.use_mla and (self.num_kv_heads > self.num_attention_heads or self.num_attention_heads % self.num_kv_heads):
+            raise ConfigError("`num_kv_heads` must divide `num_attention_heads`", field="num_kv_heads")
+        if self.head_size < 1 or self.draft_layers < 0:
+            raise ConfigError("`head_size` must be at least 1 and `draft_layers` at least 0", field="head_size")
 
     @property
     def num_layers(self) -> int:

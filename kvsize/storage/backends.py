@@ -39,6 +39,25 @@ class BackendProfile(BaseModel):
     missing: dict[str, str] = {}
     """Figures that are not published, and how to supply them."""
 
+    def __init__(self, **data: Any) -> None:
+        super().__init__(**data)
+        for field in (
+            "latency_s",
+            "stream_bytes_per_s",
+            "aggregate_bytes_per_s",
+            "max_requests_per_s",
+            "write_max_requests_per_s",
+        ):
+            value = getattr(self, field)
+            if value is not None and (not math.isfinite(value) or value < 0 or (value == 0 and field != "latency_s")):
+                raise BackendError(
+                    f"backend {self.name}: `{field}` must be a finite number more than 0, got {shown(value)}", field=field
+                )
+        for field in ("concurrency", "part_size_bytes", "max_value_bytes"):
+            value = getattr(self, field)
+            if value is not None and value < 1:
+                raise BackendError(f"backend {self.name}: `{field}` must be at least 1, got {shown(value)}", field=field)
+
     def require(self) -> tuple[float, float, int]:
         """L, b and C, or an error naming the missing figure and how to give it."""
         flags = {"latency_s": "`latency`", "stream_bytes_per_s": "`stream_bandwidth`", "concurrency": "`concurrency`"}
