@@ -18,7 +18,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from kvsize.api import clean_probe_leftovers, lmcache_config, probe, probe_leftovers, size
-from kvsize.engines.lmcache import CONNECTORS, Connector, EngineOptions, Layout, Stage, plan_layout, pp_split
+from kvsize.engines.lmcache import CONNECTORS, Connector, EngineOptions, Layout, Stage, plan_layout
+from kvsize.engines.serving import pp_split
 from kvsize.errors import (
     BackendError,
     ConfigError,

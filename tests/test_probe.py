@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 
 import kvsize.storage.probe as probing
+from kvsize.errors import KvsizeError
+from kvsize.storage.leftovers import run_name
 
 LONG_RUN = ("--objects", "5000", "--max-bytes", "40GiB", "--time-limit", "600s")
 SMALL = ("--object-sizes", "64KiB,1MiB", "--concurrency", "1,2", "--objects", "4")
@@ -113,7 +115,7 @@ def test_fit_recovers_latency_and_bandwidth():
 
 
 def test_free_space_is_checked_before_writing(run, tmp_path: Path, monkeypatch):
-    monkeypatch.setattr(probing.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10, 10, 1000))  # type: ignore[attr-defined]
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10, 10, 1000))  # type: ignore[attr-defined]
     result = run("probe", str(tmp_path), *SMALL)
     assert result.exit_code == 2
     assert "has 1,000 B free" in result.stderr
@@ -141,7 +143,7 @@ def test_bad_probe_input(run, args, message):
 
 def test_time_limit_bounds_the_run(tmp_path: Path):
     target = probing.DirectoryTarget(tmp_path, direct=False)
-    with pytest.raises(probing.KvsizeError, match="measured nothing within `time_limit`"):
+    with pytest.raises(KvsizeError, match="measured nothing within `time_limit`"):
         probing.run_probe(target, [65_536], [1], objects=2, max_bytes=2**20, time_limit_s=0.0, direct=False)
     assert list(tmp_path.iterdir()) == []
 
@@ -298,7 +300,7 @@ def test_read_only_target_is_one_line_and_leaves_nothing(run, tmp_path: Path, mo
             raise OSError(errno.EROFS, "Read-only file system", str(path))
         return real_open(path, flags, *args)
 
-    monkeypatch.setattr(probing.os, "open", read_only)
+    monkeypatch.setattr(os, "open", read_only)
     result = run("probe", str(tmp_path), *SMALL)
     assert result.exit_code == 2 and result.stderr.count("\n") == 1
     assert "failed: Read-only file system" in result.stderr and "removed everything it wrote" in result.stderr
@@ -317,7 +319,7 @@ def test_running_out_of_space_mid_run_is_one_line_and_leaves_nothing(run, tmp_pa
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_write(fd, data)
 
-    monkeypatch.setattr(probing.os, "write", fills_up)
+    monkeypatch.setattr(os, "write", fills_up)
     result = run("probe", str(tmp_path), *SMALL)
     assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.stderr
     assert "No space left on device" in result.stderr
@@ -372,7 +374,7 @@ def test_killed_probe_is_named_by_the_next_and_removed_by_clean(run, tmp_path: P
 
 
 def test_clean_keeps_a_live_run_and_another_hosts(run, tmp_path: Path):
-    alive = tmp_path / f"kvsize-probe-{probing.run_name().split('-')[2]}-1-0123abcd"  # pid 1 is always running
+    alive = tmp_path / f"kvsize-probe-{run_name().split('-')[2]}-1-0123abcd"  # pid 1 is always running
     other = tmp_path / "kvsize-probe-otherhost-12345-0123abcd"
     for folder in (alive, other):
         folder.mkdir()

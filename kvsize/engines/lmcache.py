@@ -16,12 +16,19 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from kvsize.engines.serving import (
+    DTYPE_BYTES,
+    check_served,
+    check_tp,
+    resolve_kv_dtype,
+    stage_layers,
+    version_tuple,
+)
 from kvsize.errors import KvsizeError, ParallelismError, UnsupportedModelError, shown
 from kvsize.model.spec import LayerKind, ModelSpec
 
 KvDtype = Literal["auto", "bfloat16", "float16", "fp8", "fp8_e4m3", "fp8_e5m2"]
 KV_DTYPES: tuple[str, ...] = ("auto", "bfloat16", "float16", "fp8", "fp8_e4m3", "fp8_e5m2")
-DTYPE_BYTES = {"bfloat16": 2, "float16": 2, "fp8": 1, "fp8_e4m3": 1, "fp8_e5m2": 1}
 MAX_PARALLEL = 100_000
 
 
@@ -193,86 +200,7 @@ class EngineOptions(BaseModel):
             raise KvsizeError(f"`draft_layers` must be 0 to 10,000, got {shown(self.draft_layers)}", field="draft_layers")
         if self.pp_partition is not None and (len(self.pp_partition) != self.pp or min(self.pp_partition) < 1):
             raise ParallelismError(f"`pp_partition` must give {self.pp} stages of at least one layer", field="pp_partition")
-        _version_tuple(self.vllm_version, "`vllm_version`")
-
-
-# vLLM 0.33.0 vllm/model_executor/models/registry.py, _PREVIOUSLY_SUPPORTED_MODELS: architecture -> the last
-# vLLM version that served it. ModelRegistry._raise_for_unsupported refuses a config none of whose
-# architectures is served, naming this version.
-RETIRED_ARCHITECTURES: dict[str, str] = {
-    "MotifForCausalLM": "0.10.2",
-    "Phi3SmallForCausalLM": "0.9.2",
-    "Phi4FlashForCausalLM": "0.10.2",
-    "Phi4MultimodalForCausalLM": "0.12.0",
-    "JAISLMHeadModel": "0.22.0",
-    "ErnieModel": "0.23.0",
-    "ErnieForSequenceClassification": "0.23.0",
-    "ErnieForTokenClassification": "0.23.0",
-    "InternLM2VEForCausalLM": "0.23.0",
-    "QWenLMHeadModel": "0.23.0",
-    "QwenVLForConditionalGeneration": "0.23.0",
-    "InternLMForCausalLM": "0.23.0",
-    "DonutForConditionalGeneration": "0.10.2",
-    "MllamaForConditionalGeneration": "0.10.2",
-    "XverseForCausalLM": "0.23.0",
-    "Dots1ForCausalLM": "0.23.0",
-    "BambaForCausalLM": "0.23.0",
-    "MiniMaxForCausalLM": "0.23.0",
-    "MiniMaxText01ForCausalLM": "0.23.0",
-    "MiniMaxM1ForCausalLM": "0.23.0",
-    "MiniMaxVL01ForConditionalGeneration": "0.23.0",
-    "BaiChuanForCausalLM": "0.23.0",
-    "BaichuanForCausalLM": "0.23.0",
-    "AquilaModel": "0.24.0",
-    "AquilaForCausalLM": "0.24.0",
-    "Grok1ModelForCausalLM": "0.24.0",
-    "Grok1ForCausalLM": "0.24.0",
-    "TarsierForConditionalGeneration": "0.24.0",
-    "Tarsier2ForConditionalGeneration": "0.23.0",
-    "MantisForConditionalGeneration": "0.24.0",
-    "MusicFlamingoForConditionalGeneration": "0.24.0",
-    "AyaVisionForConditionalGeneration": "0.24.0",
-    "TeleChatForCausalLM": "0.25.0",
-    "PersimmonForCausalLM": "0.25.0",
-    "FuyuForCausalLM": "0.25.0",
-    "Plamo2ForCausalLM": "0.26.0",
-    "OuroForCausalLM": "0.26.0",
-    "ArcticForCausalLM": "0.28.0",
-    "ChameleonForConditionalGeneration": "0.28.0",
-    "Cheers": "0.28.0",
-    "CheersForConditionalGeneration": "0.28.0",
-    "Fairseq2LlamaForCausalLM": "0.28.0",
-    "FireRedLIDForConditionalGeneration": "0.28.0",
-    "GritLM": "0.28.0",
-    "HCXVisionForCausalLM": "0.28.0",
-    "MPTForCausalLM": "0.28.0",
-    "MptForCausalLM": "0.28.0",
-    "RWForCausalLM": "0.28.0",
-    "StableLMEpochForCausalLM": "0.28.0",
-    "PrithviGeoSpatialMAE": "0.28.0",
-}
-
-
-def _version_tuple(text: str, what: str) -> tuple[int, ...]:
-    parts = text.strip().removeprefix("v").split(".")
-    if not 1 <= len(parts) <= 4 or not all(part.isdigit() and len(part) <= 6 for part in parts):
-        raise KvsizeError(f"{what} {shown(text)} is not a version: write it like 0.23.0", field=what)
-    return tuple(int(part) for part in parts)
-
-
-def check_served(spec: ModelSpec, vllm_version: str) -> None:
-    """Refuse a model whose every architecture ``vllm_version`` no longer serves (vLLM's own rule)."""
-    version = _version_tuple(vllm_version, "`vllm_version`")
-    retired = [arch for arch in spec.architectures if arch in RETIRED_ARCHITECTURES]
-    if not retired or len(retired) < len(spec.architectures):
-        return
-    arch, until = retired[0], RETIRED_ARCHITECTURES[retired[0]]
-    if version > _version_tuple(until, "`vllm_version`"):
-        raise UnsupportedModelError(
-            f"{spec.name}: vLLM serves architecture {arch} only until v{until} (its registry's previously-supported list), "
-            f"so vLLM {vllm_version} refuses it; give `vllm_version` {until} to size it for that vLLM",
-            field="architectures",
-        )
+        version_tuple(self.vllm_version, "`vllm_version`")
 
 
 class Stage(BaseModel):
@@ -327,119 +255,81 @@ class Layout(BaseModel):
         return self.largest_stage.bytes_per_token_per_rank
 
 
-def pp_split(num_layers: int, pp: int) -> list[int]:
-    """Layers per stage, as vLLM's ``get_pp_indices`` (``vllm/distributed/utils.py``) splits them.
+class _Writers(BaseModel):
+    """Who stores: KV heads per rank, how many ranks hold each head, writers per stage (LMCache, ENGINE-FACTS §3)."""
 
-    ``n // pp`` each; the remainder goes one layer each to the stages counting back
-    from the second-to-last, never the last: 4 at PP 3 → [1, 2, 1]; 61 at PP 4 → [15, 15, 16, 15].
-    """
-    partitions = [num_layers // pp] * pp
-    for i in range(2, num_layers % pp + 2):
-        partitions[-i] += 1
-    return partitions
+    heads_per_rank: int
+    replication: int
+    writers_per_stage: int
+    warnings: list[str]
+    notes: list[str]
 
 
-def resolve_kv_dtype(spec: ModelSpec, kv_dtype: str) -> tuple[str, str, list[str]]:
-    """The KV-cache dtype LMCache stores, why, and any warning (ENGINE-FACTS §2)."""
-    warnings: list[str] = []
-
-    def field(name: str, fallback: str) -> str:
-        source = spec.fields.get(name)
-        return source.field if source else fallback
-
-    if kv_dtype != "auto":
-        return kv_dtype, "--kv-dtype", warnings
-    if spec.kv_cache_quant:
-        return spec.kv_cache_quant, field("kv cache quant", "the checkpoint's KV-cache scheme"), warnings
-    if spec.config_dtype is None:
-        warnings.append(
-            "the config names no dtype: sized as bfloat16, as vLLM serves it (falls back to the weights' dtype, "
-            "then float32, which current GPUs serve as bf16); pass --kv-dtype if the deployment differs"
-        )
-        return "bfloat16", "no dtype in config: bfloat16", warnings
-    if spec.config_dtype == "float32":
-        warnings.append(
-            "the config's dtype is float32: sized as bfloat16, as current GPUs serve it; pass --kv-dtype float16 if not"
-        )
-        return "bfloat16", f"{field('dtype', 'config dtype')} = float32, served as bfloat16", warnings
-    return spec.config_dtype, field("dtype", "config dtype"), warnings
-
-
-def plan_layout(spec: ModelSpec, options: EngineOptions) -> Layout:
-    """Apply vLLM's parallelism and LMCache's object rules to a model spec."""
-    tp, pp = options.tp, options.pp
-    if not (1 <= tp <= MAX_PARALLEL and 1 <= pp <= MAX_PARALLEL):
-        raise ParallelismError(f"`tp` and `pp` must be 1 to {MAX_PARALLEL:,}, got TP {shown(tp)}, PP {shown(pp)}", field="tp")
-    check_served(spec, options.vllm_version)
-    connector = CONNECTORS.get(options.connector)
-    if connector is None:
-        raise KvsizeError(f"unknown connector {shown(options.connector)}: use one of {', '.join(CONNECTORS)}")
-    _check_tp(spec, tp)
-    warnings: list[str] = []
-    notes: list[str] = []
-    heads = spec.num_kv_heads
-
-    if spec.use_mla:
-        if pp > 1:
-            raise UnsupportedModelError(
-                f"{spec.name} uses MLA and PP is {pp}: LMCache stores MLA from global rank 0 only, so later "
-                "stages' layers may never be stored (ENGINE-FACTS §3); kvsize will not guess: use `pp` 1"
-            )
-        heads_per_rank = 1
-        replication = 1
-        if options.layerwise:
-            writers_per_stage = tp
-            warnings.append("layerwise MLA has no first-rank check in LMCache: every TP rank stores its own copy of the latent")
-        else:
-            writers_per_stage = 1
-            if tp > 1:
-                notes.append(
-                    f"MLA: only TP rank 0 stores (save_only_first_rank defaults to use_mla) and broadcasts on load: "
-                    f"one object per chunk at TP {tp}"
-                )
-    else:
-        heads_per_rank = max(1, heads // tp)
+def _writers(spec: ModelSpec, options: EngineOptions) -> _Writers:
+    tp, heads = options.tp, spec.num_kv_heads
+    if not spec.use_mla:
         replication = max(1, tp // heads)
-        writers_per_stage = tp
+        notes = []
         if replication > 1:
             notes.append(
                 f"TP {tp} > {heads} KV heads: each head is replicated on {replication} ranks and every copy is "
                 f"stored, so stored bytes are {replication}x the model's KV"
             )
+        return _Writers(
+            heads_per_rank=max(1, heads // tp), replication=replication, writers_per_stage=tp, warnings=[], notes=notes
+        )
+    if options.pp > 1:
+        raise UnsupportedModelError(
+            f"{spec.name} uses MLA and PP is {options.pp}: LMCache stores MLA from global rank 0 only, so later "
+            "stages' layers may never be stored (ENGINE-FACTS §3); kvsize will not guess: use `pp` 1"
+        )
+    if options.layerwise:
+        warning = "layerwise MLA has no first-rank check in LMCache: every TP rank stores its own copy of the latent"
+        return _Writers(heads_per_rank=1, replication=1, writers_per_stage=tp, warnings=[warning], notes=[])
+    note = (
+        f"MLA: only TP rank 0 stores (save_only_first_rank defaults to use_mla) and broadcasts on load: "
+        f"one object per chunk at TP {tp}"
+    )
+    return _Writers(heads_per_rank=1, replication=1, writers_per_stage=1, warnings=[], notes=[note] if tp > 1 else [])
 
+
+def _refusals(spec: ModelSpec, options: EngineOptions, connector: Connector) -> list[str]:
+    """What LMCache cannot store for this model and these options (errors), and what it stores differently (warnings)."""
     if options.layerwise and not connector.stores_partial_chunks:
         raise KvsizeError(
             "`layerwise` with `connector` s3 stores nothing: LMCache's S3 connector only uploads objects of exactly "
-            "one full chunk; pick another `connector` or drop `layerwise`"
+            "one full chunk; pick another `connector` or drop `layerwise`",
+            field="layerwise",
         )
-    if options.draft_layers and pp > 1:
+    if options.draft_layers and options.pp > 1:
         raise UnsupportedModelError(
-            "draft layers with `pp` > 1: kvsize does not know which stage stores them and will not guess; use `pp` 1"
+            "draft layers with `pp` > 1: kvsize does not know which stage stores them and will not guess; use `pp` 1",
+            field="draft_layers",
         )
-    if spec.is_hybrid:
-        counts = spec.kind_counts()
-        stateful = ", ".join(
-            f"{counts[kind]} {kind.value}" for kind in (LayerKind.MAMBA, LayerKind.LINEAR, LayerKind.CONV) if kind in counts
-        )
-        warnings.append(
-            f"{spec.name} is a hybrid ({stateful} layers keep state, not per-token KV): vLLM's in-process LMCache "
-            "connector cannot serve it (LMCacheConnectorV1 lacks SupportsHMA, so vLLM turns the hybrid KV-cache "
-            "manager off and the engine fails at start); LMCache's multiprocess connector (LMCacheMPConnector) can, "
-            f"packing all layer groups into one object per chunk per rank. Sized: the {spec.kv_layers} attention layers"
-        )
+    if not spec.is_hybrid:
+        return []
+    counts = spec.kind_counts()
+    stateful = ", ".join(
+        f"{counts[kind]} {kind.value}" for kind in (LayerKind.MAMBA, LayerKind.LINEAR, LayerKind.CONV) if kind in counts
+    )
+    return [
+        f"{spec.name} is a hybrid ({stateful} layers keep state, not per-token KV): vLLM's in-process LMCache "
+        "connector cannot serve it (LMCacheConnectorV1 lacks SupportsHMA, so vLLM turns the hybrid KV-cache "
+        "manager off and the engine fails at start); LMCache's multiprocess connector (LMCacheMPConnector) can, "
+        f"packing all layer groups into one object per chunk per rank. Sized: the {spec.kv_layers} attention layers"
+    ]
 
-    kv_dtype, dtype_field, dtype_warnings = resolve_kv_dtype(spec, options.kv_dtype)
-    warnings.extend(dtype_warnings)
-    dtype_bytes = DTYPE_BYTES[kv_dtype]
-    # Each layer kind knows its byte rule (kvsize.spec.LayerKind); draft layers are of the model's attention kind.
+
+def _stages(spec: ModelSpec, options: EngineOptions, writers: _Writers, dtype_bytes: int) -> tuple[list[Stage], int]:
+    """Each stage's layers, stored layers, writers and bytes per token per writer; and the model's bytes per token."""
+    # Each layer kind knows its byte rule (kvsize.model.spec.LayerKind); draft layers are of the model's attention kind.
     draft_kind = LayerKind.MLA if spec.use_mla else LayerKind.FULL
-    kv_factor = draft_kind.kv_factor
 
     def per_token(kinds: tuple[LayerKind, ...], drafts: int, kv_heads: int) -> int:
         layers = sum(kind.bytes_per_token(kv_heads, spec.head_size, dtype_bytes) for kind in kinds)
         return layers + drafts * draft_kind.bytes_per_token(kv_heads, spec.head_size, dtype_bytes)
 
-    partition = _partition(spec, options)
+    partition = stage_layers(spec, options.pp, options.pp_partition)
     stages: list[Stage] = []
     first = 0
     for index, count in enumerate(partition):
@@ -454,60 +344,36 @@ def plan_layout(spec: ModelSpec, options: EngineOptions) -> Layout:
                 kv_layers=kv_layers,
                 draft_layers=draft,
                 # A stage with no attention layer (a hybrid's Mamba-only stage) has nothing to store.
-                writers=writers_per_stage if kv_layers + draft else 0,
-                bytes_per_token_per_rank=per_token(kinds, draft, heads_per_rank),
+                writers=writers.writers_per_stage if kv_layers + draft else 0,
+                bytes_per_token_per_rank=per_token(kinds, draft, writers.heads_per_rank),
             )
         )
         first += count
-    bytes_per_token = per_token(spec.layer_kinds, options.draft_layers, heads)
+    return stages, per_token(spec.layer_kinds, options.draft_layers, spec.num_kv_heads)
+
+
+def plan_layout(spec: ModelSpec, options: EngineOptions) -> Layout:
+    """Apply vLLM's parallelism and LMCache's object rules to a model spec."""
+    check_served(spec, options.vllm_version)
+    connector = CONNECTORS[options.connector]
+    check_tp(spec, options.tp)
+    writers = _writers(spec, options)
+    hybrid = _refusals(spec, options, connector)
+    kv_dtype, dtype_field, dtype_warnings = resolve_kv_dtype(spec, options.kv_dtype)
+    dtype_bytes = DTYPE_BYTES[kv_dtype]
+    stages, bytes_per_token = _stages(spec, options, writers, dtype_bytes)
     return Layout(
         options=options,
         connector=connector,
         kv_dtype=kv_dtype,
         dtype_bytes=dtype_bytes,
-        kv_factor=kv_factor,
-        heads_per_rank=heads_per_rank,
+        kv_factor=(LayerKind.MLA if spec.use_mla else LayerKind.FULL).kv_factor,
+        heads_per_rank=writers.heads_per_rank,
         head_size=spec.head_size,
-        replication=replication,
+        replication=writers.replication,
         stages=tuple(stages),
         bytes_per_token=bytes_per_token,
-        warnings=tuple(warnings),
-        notes=tuple(notes),
+        warnings=(*writers.warnings, *hybrid, *dtype_warnings),
+        notes=tuple(writers.notes),
         dtype_field=dtype_field,
     )
-
-
-def _partition(spec: ModelSpec, options: EngineOptions) -> list[int]:
-    pp = options.pp
-    if pp > spec.num_layers:
-        raise ParallelismError(f"`pp` {pp} is more than the model's {spec.num_layers} layers: each stage needs at least one")
-    if options.pp_partition is None:
-        return pp_split(spec.num_layers, pp)
-    partition = list(options.pp_partition)
-    if len(partition) != pp or sum(partition) != spec.num_layers or min(partition) < 1:
-        raise ParallelismError(
-            f"`pp_partition` {','.join(map(str, partition))} must give {pp} stages of at least one layer "
-            f"that add up to the model's {spec.num_layers} layers"
-        )
-    return partition
-
-
-def _check_tp(spec: ModelSpec, tp: int) -> None:
-    """vLLM rejects a TP that does not divide the attention heads, or that neither divides
-    nor is a multiple of the KV heads (``ModelConfig.verify_with_parallel_config``;
-    ``QKVParallelLinear``)."""
-    heads = spec.num_attention_heads
-    if heads % tp:
-        options = [n for n in (1, 2, 4, 8, 16, 32, 64, 128) if heads % n == 0]
-        raise ParallelismError(
-            f"TP {tp} does not divide {spec.name}'s {heads} attention heads, so vLLM rejects it; "
-            f"use `tp` {', '.join(map(str, options))}"
-        )
-    if spec.use_mla:
-        return
-    kv = spec.num_kv_heads
-    if (tp >= kv and tp % kv) or (tp < kv and kv % tp):
-        raise ParallelismError(
-            f"TP {tp} neither divides nor is a multiple of {spec.name}'s {kv} KV heads, so vLLM rejects it; "
-            "pick a TP that divides the KV heads or is a multiple of them"
-        )
