@@ -15,7 +15,7 @@ from typing import Any
 
 from kvsize.errors import ConfigError, shown
 from kvsize.files import read_text
-from kvsize.model.normalize import ALIAS_GROUPS, FILL_FIELDS, TEXT_CONFIG_KEYS
+from kvsize.model.reader import ALIAS_GROUPS, FILL_FIELDS, TEXT_CONFIG_KEYS
 
 
 def read_config(file: Path, label: str | None = None) -> dict[str, Any]:
