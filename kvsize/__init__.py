@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from kvsize.api import clean_probe_leftovers, lmcache_config, probe, probe_leftovers, size
+from kvsize.api import lmcache_config, size
 from kvsize.engines.lmcache import CONNECTORS, Connector, EngineOptions, Layout, Stage, plan_layout
 from kvsize.engines.serving import pp_split
 from kvsize.errors import (
@@ -30,6 +30,7 @@ from kvsize.errors import (
     UnsupportedModelError,
 )
 from kvsize.guard import capacity, check
+from kvsize.measure import clean_probe_leftovers, probe, probe_leftovers
 from kvsize.model.catalog import Catalog, CatalogEntry
 from kvsize.model.normalize import spec_from_config
 from kvsize.model.sources import resolve_model, spec_from_path

@@ -1,4 +1,5 @@
-"""One call per command: ``size``, ``check``, ``capacity``, ``probe`` (and ``lmcache_config`` for ``--emit``).
+"""One call per command: ``size`` here, ``check`` and ``capacity`` in ``kvsize.guard``, ``probe`` in
+``kvsize.measure`` (and ``lmcache_config`` for ``--emit``).
 
 Each takes the command's options, named as its long flags in snake_case and typed (counts and
 bytes as ``int``, seconds and rates as ``float``), and returns one pydantic result whose
@@ -9,7 +10,7 @@ in backticks (`tp`), which the CLI turns into its flags (--tp).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +22,6 @@ from kvsize.results import SizeResult, size_result
 if TYPE_CHECKING:
     from kvsize.model.spec import ModelSpec
     from kvsize.storage import BackendProfile, StoragePlan, TimeOptions
-    from kvsize.storage.probe import ProbeReport
 
 GIB = 2**30
 MAX_PROMPTS = 1_000_000
@@ -300,122 +300,3 @@ def _deployment(
         save_unfull_chunk=settings.save_unfull_chunk if unfull is None else unfull,
     )
     return settings, chunk_size if chunk_size is not None else settings.chunk_size, engine
-
-
-def probe(
-    target: str,
-    *,
-    model: str | None = None,
-    tp: int = 1,
-    pp: int = 1,
-    chunk_sizes: Sequence[int] | None = None,
-    kv_dtype: str = "auto",
-    object_sizes: Sequence[int] | None = None,
-    concurrency: Sequence[int] = (1, 4, 16),
-    objects: int = 256,
-    max_bytes: int = GIB,
-    time_limit: float = 120.0,
-    direct: bool = False,
-    endpoint_url: str | None = None,
-    save_profile: Path | None = None,
-    catalog: Path | None = None,
-    progress: Callable[[str, int, int], None] | None = None,
-) -> ProbeReport:
-    """Measure a storage target with LMCache-shaped objects and fit the time model's L, b and B (``kvsize probe``).
-
-    ``save_profile``: write the fitted profile there (a YAML ``backend`` reads); its folder is checked before
-    anything is measured. Everything the run writes on the target is removed, whatever happens.
-    """
-    from kvsize.storage import probe as probing
-
-    if save_profile is not None:
-        _writable(save_profile, "save_profile")
-    sizes = _probe_sizes(model, tp, pp, chunk_sizes, kv_dtype, object_sizes, catalog)
-    levels = [whole(level, "concurrency", 1, 4096) for level in concurrency]
-    if not levels:
-        raise KvsizeError("`concurrency` is empty: give levels like 1,4,16", field="concurrency")
-    target_ = probing.open_target(target, direct=direct, endpoint_url=endpoint_url)
-    report = probing.run_probe(
-        target_,
-        sizes,
-        levels,
-        objects=whole(objects, "objects", 1, 1_000_000),
-        max_bytes=whole(max_bytes, "max_bytes", 1, 2**50),
-        time_limit_s=finite(time_limit, "`time_limit`", low=0, high=86_400),
-        direct=direct,
-        progress=progress,
-    )
-    if save_profile is not None:
-        try:
-            save_profile.write_text(probing.profile_yaml(report.profile), encoding="utf-8")
-        except OSError as error:
-            raise KvsizeError(
-                f"measured, but cannot write `save_profile` {save_profile}: {error.strerror or error} (nothing is left "
-                "on the target); give a writable path",
-                field="save_profile",
-            ) from None
-    return report
-
-
-def _writable(path: Path, name: str) -> None:
-    """Refuse before any work a file path whose folder is missing or not writable (kvsize creates no folders)."""
-    import os
-
-    folder = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise KvsizeError(f"`{name}` {path} is a folder: give a file name, e.g. {path / 'profile.yaml'}", field=name)
-    if not folder.is_dir():
-        raise KvsizeError(f"`{name}` {path}: the folder {folder} does not exist; create it or give another path", field=name)
-    if not os.access(folder, os.W_OK):
-        raise KvsizeError(f"`{name}` {path}: the folder {folder} is not writable; give another path", field=name)
-
-
-def _probe_sizes(
-    model: str | None,
-    tp: int,
-    pp: int,
-    chunk_sizes: Sequence[int] | None,
-    kv_dtype: str,
-    object_sizes: Sequence[int] | None,
-    catalog: Path | None,
-) -> list[int]:
-    """The object sizes to probe: the ones kvsize predicts for ``model``, or ``object_sizes``."""
-    from kvsize.engines.lmcache import plan_layout
-    from kvsize.plan import plan_row
-
-    if model is not None and object_sizes is not None:
-        raise KvsizeError("give `model` (its predicted object sizes) or `object_sizes`, not both", field="model")
-    if model is None:
-        if chunk_sizes is not None:
-            raise KvsizeError("`chunk_sizes` goes with `model`", field="chunk_sizes")
-        sizes = sorted(set(object_sizes or (2**20, 16 * 2**20, 64 * 2**20)))
-        return [whole(size, "object_sizes", 1, 2**40) for size in sizes]
-    spec = _resolve(model, catalog, None, False)
-    layout = plan_layout(spec, EngineOptions(tp=tp, pp=pp, kv_dtype=kv_dtype))
-    chunks = _candidates(chunk_sizes, None)
-    return sorted({plan_row(layout, chunk, chunk).object_bytes for chunk in chunks})
-
-
-def clean_probe_leftovers(target: str, *, endpoint_url: str | None = None) -> list[tuple[str, str, bool]]:
-    """Remove what earlier probes killed mid-run left on ``target`` (their process gone): ``(name, why, removed)`` each."""
-    from kvsize.storage import probe as probing
-    from kvsize.storage.leftovers import classify
-
-    handle = probing.open_target(target, direct=False, endpoint_url=endpoint_url)
-    out = []
-    for name in handle.leftovers():
-        left = classify(name)
-        if left is None:
-            continue
-        problem = handle.clean(name) if left.owner_gone else None
-        out.append((name, problem or left.why, left.owner_gone and problem is None))
-    return out
-
-
-def probe_leftovers(target: str, *, endpoint_url: str | None = None) -> list[Any]:
-    """What earlier probes killed mid-run left on ``target`` (``Leftover`` records)."""
-    from kvsize.storage import probe as probing
-    from kvsize.storage.leftovers import classify
-
-    handle = probing.open_target(target, direct=False, endpoint_url=endpoint_url)
-    return [left for name in handle.leftovers() if (left := classify(name)) is not None]

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict
 
 from kvsize.api import (
     MAX_PROMPTS,
@@ -23,9 +25,10 @@ from kvsize.api import (
     whole,
 )
 from kvsize.errors import KvsizeError, finite
-from kvsize.plan import plan_sweep
+from kvsize.plan import Sweep, plan_sweep
 
 if TYPE_CHECKING:
+    from kvsize.storage import TimeOptions
     from kvsize.storage.capacity import CapacityReport
     from kvsize.storage.limits import CheckReport
 
@@ -68,9 +71,7 @@ def check(
     environ: Mapping[str, str] | None = None,
 ) -> CheckReport:
     """Does one serving configuration keep every limit? ``ok`` is the verdict (``kvsize check`` exits 0 or 1)."""
-    from kvsize.storage import full_recompute_seconds, time_row
-    from kvsize.storage.limits import CheckReport, Limits, check_row
-    from kvsize.storage.limits import EngineSettingsView as Engine
+    from kvsize.storage.limits import Limits, check_row
 
     options = {"tp": tp, "pp": pp, "kv_dtype": kv_dtype, "vllm_version": vllm_version}
     options |= {"connector": connector, "layerwise": layerwise, "save_unfull_chunk": save_unfull_chunk}
@@ -96,56 +97,94 @@ def check(
     whole(instances, "instances", 1, MAX_PROMPTS)
     timeout = blocking_timeout if blocking_timeout is not None else settings.blocking_timeout_secs
     buffer = cpu_buffer if cpu_buffer is not None else settings.max_local_cpu_size_bytes
-    options_ = _time_options(
+    time_options = _time_options(
         concurrent_prompts, instances, timeout, buffer, pinned_memory, None, None, settings.s3_max_inflight_reqs
     )
     spec = _resolve(model, catalog, revision, offline)
     sweep = plan_sweep(spec, engine, prompt, (chunk,))
-    row, timing, recompute_all = sweep.rows[0], None, None
-    warnings = [*sweep.warnings, *settings.warnings]
+    timed_part = _Timed(warnings=[*sweep.warnings, *settings.warnings])
     if timed:
         rate, _, missing = prefill_rate(spec, tp * pp, prompt, prefill_tps, gpu, mfu)
-        options_ = options_.model_copy(update={"prefill_tokens_per_s": rate})
-        warnings += [w.replace("no recommendation", "no recompute comparison") for w in missing]
-        timing = time_row(row, sweep.layout, _profiles([backend] if backend else None, overrides)[0], options_)
-        recompute_all = full_recompute_seconds(prompt, options_)
-        warnings += _mismatches([backend] if backend else None, engine.connector)
+        timed_part = _timed(sweep, backend, overrides, time_options.model_copy(update={"prefill_tokens_per_s": rate}))
+        timed_part.warnings[:0] = [*sweep.warnings, *settings.warnings]
+        timed_part.warnings += [w.replace("no recommendation", "no recompute comparison") for w in missing]
+        time_options = timed_part.options or time_options
     result = check_row(
-        row,
+        sweep.rows[0],
         sweep.layout,
         limits,
-        options_,
-        timing,
-        full_recompute_s=recompute_all,
+        time_options,
+        timed_part.timing,
+        full_recompute_s=timed_part.full_recompute_s,
         remote_url_problem=settings.remote_url_problem,
     )
-    from kvsize.results import RowView
+    return _report(result, sweep, limits, time_options, settings, timed_part, backend, instances)
 
+
+class _Timed(BaseModel):
+    """The timed half of a check: the row's timing, the full-recompute time, and what to warn about."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    timing: Any = None
+    full_recompute_s: float | None = None
+    options: Any = None
+    warnings: list[str] = []
+
+
+def _timed(sweep: Sweep, backend: str | None, overrides: dict[str, Any], options: TimeOptions) -> _Timed:
+    from kvsize.storage import full_recompute_seconds, time_row
+
+    backends = [backend] if backend else None
+    timing = time_row(sweep.rows[0], sweep.layout, _profiles(backends, overrides)[0], options)
+    return _Timed(
+        timing=timing,
+        full_recompute_s=full_recompute_seconds(sweep.prompt_tokens, options),
+        options=options,
+        warnings=_mismatches(backends, sweep.layout.connector.name),
+    )
+
+
+def _report(
+    result: Any,
+    sweep: Sweep,
+    limits: Any,
+    options: TimeOptions,
+    settings: Any,
+    timed: _Timed,
+    backend: str | None,
+    instances: int,
+) -> CheckReport:
+    from kvsize.results import RowView
+    from kvsize.storage.limits import CheckReport
+    from kvsize.storage.limits import EngineSettingsView as Engine
+
+    layout = sweep.layout
     return CheckReport(
         ok=result.ok,
         violations=list(result.violations),
-        model=spec.name,
-        tp=tp,
-        pp=pp,
-        prompt_tokens=prompt,
-        chunk_tokens=chunk,
-        connector=sweep.layout.connector.name,
-        kv_dtype=sweep.layout.kv_dtype,
+        model=sweep.spec.name,
+        tp=layout.options.tp,
+        pp=layout.options.pp,
+        prompt_tokens=sweep.prompt_tokens,
+        chunk_tokens=sweep.rows[0].chunk_tokens,
+        connector=layout.connector.name,
+        kv_dtype=layout.kv_dtype,
         limits=limits.model_dump(),
         engine=Engine(
-            blocking_timeout_secs=options_.blocking_timeout_s,
-            max_local_cpu_size_bytes=options_.cpu_buffer_bytes,
-            pinned_memory_bytes=options_.pinned_memory_bytes,
-            save_unfull_chunk=engine.save_unfull_chunk,
-            use_layerwise=engine.layerwise,
+            blocking_timeout_secs=options.blocking_timeout_s,
+            max_local_cpu_size_bytes=options.cpu_buffer_bytes,
+            pinned_memory_bytes=options.pinned_memory_bytes,
+            save_unfull_chunk=layout.options.save_unfull_chunk,
+            use_layerwise=layout.options.layerwise,
         ),
         lmcache_sources=settings.sources,
-        row=RowView.of(row),
-        load_seconds=timing.load_seconds if timing else None,
-        backend=backend if timing else None,
-        full_recompute_seconds=recompute_all,
+        row=RowView.of(sweep.rows[0]),
+        load_seconds=timed.timing.load_seconds if timed.timing else None,
+        backend=backend if timed.timing else None,
+        full_recompute_seconds=timed.full_recompute_s,
         instances=instances,
-        warnings=warnings,
+        warnings=timed.warnings,
         sweep=sweep,
     )
 

@@ -50,7 +50,7 @@ def probe(
     ] = False,
 ) -> None:
     """Measure a storage target with LMCache-shaped objects and fit the time model's L, b and B."""
-    from kvsize import api
+    from kvsize import measure
     from kvsize.cli.reports import print_probe
     from kvsize.storage.probe import Interrupted
     from kvsize.units import parse_duration, parse_int_list, parse_size
@@ -58,7 +58,7 @@ def probe(
     if clean:
         _clean(target, endpoint_url)
         return
-    for left in api.probe_leftovers(target, endpoint_url=endpoint_url):
+    for left in measure.probe_leftovers(target, endpoint_url=endpoint_url):
         fix = "run 'kvsize probe TARGET --clean' to remove it" if left.owner_gone else "kvsize leaves it alone"
         sys.stderr.write(f"kvsize: note: {target} holds {left.name} from an earlier probe ({left.why}); {fix}\n")
     sizes = None
@@ -71,7 +71,7 @@ def probe(
     with Progress(transient=True, disable=not (sys.stderr.isatty() and output is o.TableFormat.table)) as bar:
         task = bar.add_task("probing", total=None)
         try:
-            report = api.probe(
+            report = measure.probe(
                 target,
                 model=model,
                 tp=tp,
@@ -101,9 +101,9 @@ def probe(
 
 
 def _clean(target: str, endpoint_url: str | None) -> None:
-    from kvsize import api
+    from kvsize import measure
 
-    found = api.clean_probe_leftovers(target, endpoint_url=endpoint_url)
+    found = measure.clean_probe_leftovers(target, endpoint_url=endpoint_url)
     for name, why, removed in found:
         if removed:
             sys.stdout.write(f"removed {name} ({why})\n")

@@ -179,32 +179,7 @@ def read_settings(path: Path | None, environ: Mapping[str, str] | None = None) -
     as LMCache 0.5.6's config loader converts it (``lmcache/v1/config_base.py``: ``_from_file`` then
     ``update_config_from_env``; environment values pass ``_parse_quoted_string`` first)."""
     environ = os.environ if environ is None else environ
-    raw: dict[str, tuple[Any, str]] = {}
-    if path is None and environ.get("LMCACHE_CONFIG_FILE"):
-        path = Path(_parse_quoted(environ["LMCACHE_CONFIG_FILE"]))
-    if path is not None:
-        data = read_yaml(path, "LMCache config")
-        if data is None:
-            data = {}
-        if not isinstance(data, dict):
-            raise ConfigError(f"LMCache config {path} must be a mapping of settings (chunk_size: 256, ...)")
-        raw.update({key: (value, str(path)) for key, value in data.items() if isinstance(key, str)})
-    keys = (
-        "chunk_size",
-        "save_unfull_chunk",
-        "use_layerwise",
-        "blocking_timeout_secs",
-        "max_local_cpu_size",
-        "remote_url",
-        "local_disk",
-        "gds_path",
-        "extra_config",
-    )
-    for key in keys:
-        variable = f"LMCACHE_{key.upper()}"
-        if variable in environ:
-            raw[key] = (_parse_quoted(environ[variable]), f"env {variable}")
-
+    path, raw = _raw_settings(path, environ)
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     warnings: list[str] = []
@@ -238,27 +213,62 @@ def read_settings(path: Path | None, environ: Mapping[str, str] | None = None) -
             "WekaFS is served through gds_path, which detects the file system"
         )
     if found := take("extra_config"):
-        extra = found[0]
-        if isinstance(extra, str):
-            try:
-                extra = json.loads(extra) if extra else None
-            except (ValueError, RecursionError):
-                raise _fails("extra_config", found[0], found[1], "a JSON object") from None
-        if extra is not None and not isinstance(extra, dict):
-            raise ConfigError(f"{found[1]}: extra_config must be a mapping", field="extra_config")
-        extra = extra or {}
-        if "s3_max_inflight_reqs" in extra:  # lmcache s3 adapter: extra_config, default 64
-            values["s3_max_inflight_reqs"] = _as_int(
-                "extra_config.s3_max_inflight_reqs", extra["s3_max_inflight_reqs"], found[1], warnings, 10**6
-            )
-        if "save_chunk_meta" in extra and not _as_bool(
-            "extra_config.save_chunk_meta", extra["save_chunk_meta"], found[1], warnings
-        ):
-            warnings.append(
-                "extra_config.save_chunk_meta is false: kvsize still counts the connector's metadata "
-                "bytes per object (an upper bound by 28 B, or 8 KiB on gds)"
-            )
+        values |= _extra_config(found, warnings)
     return LMCacheSettings(**values, sources=sources, warnings=tuple(warnings))
+
+
+def _raw_settings(path: Path | None, environ: Mapping[str, str]) -> tuple[Path | None, dict[str, tuple[Any, str]]]:
+    """Each key's raw value and where it came from: the file, then the ``LMCACHE_*`` environment over it."""
+    raw: dict[str, tuple[Any, str]] = {}
+    if path is None and environ.get("LMCACHE_CONFIG_FILE"):
+        path = Path(_parse_quoted(environ["LMCACHE_CONFIG_FILE"]))
+    if path is not None:
+        data = read_yaml(path, "LMCache config")
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"LMCache config {path} must be a mapping of settings (chunk_size: 256, ...)")
+        raw.update({key: (value, str(path)) for key, value in data.items() if isinstance(key, str)})
+    keys = (
+        "chunk_size",
+        "save_unfull_chunk",
+        "use_layerwise",
+        "blocking_timeout_secs",
+        "max_local_cpu_size",
+        "remote_url",
+        "local_disk",
+        "gds_path",
+        "extra_config",
+    )
+    for key in keys:
+        variable = f"LMCACHE_{key.upper()}"
+        if variable in environ:
+            raw[key] = (_parse_quoted(environ[variable]), f"env {variable}")
+    return path, raw
+
+
+def _extra_config(found: tuple[Any, str], warnings: list[str]) -> dict[str, Any]:
+    """The ``extra_config`` keys that change what is stored or pinned (JSON in the environment, as LMCache reads it)."""
+    values: dict[str, Any] = {}
+    extra = found[0]
+    if isinstance(extra, str):
+        try:
+            extra = json.loads(extra) if extra else None
+        except (ValueError, RecursionError):
+            raise _fails("extra_config", found[0], found[1], "a JSON object") from None
+    if extra is not None and not isinstance(extra, dict):
+        raise ConfigError(f"{found[1]}: extra_config must be a mapping", field="extra_config")
+    extra = extra or {}
+    if "s3_max_inflight_reqs" in extra:  # lmcache s3 adapter: extra_config, default 64
+        values["s3_max_inflight_reqs"] = _as_int(
+            "extra_config.s3_max_inflight_reqs", extra["s3_max_inflight_reqs"], found[1], warnings, 10**6
+        )
+    if "save_chunk_meta" in extra and not _as_bool("extra_config.save_chunk_meta", extra["save_chunk_meta"], found[1], warnings):
+        warnings.append(
+            "extra_config.save_chunk_meta is false: kvsize still counts the connector's metadata "
+            "bytes per object (an upper bound by 28 B, or 8 KiB on gds)"
+        )
+    return values
 
 
 def _connector(take: Any) -> str:

@@ -4,6 +4,8 @@ fields before class defaults. Each rule names the field it read; an unknown kind
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from kvsize.errors import ConfigError, UnsupportedModelError, shown
 from kvsize.model.reader import Reader
 from kvsize.model.spec import LayerKind
@@ -184,7 +186,7 @@ BLOCK_KINDS = {"attention": LayerKind.FULL, "mamba": LayerKind.MAMBA}
 
 def _layer_rules(reader: Reader, num_layers: int, *, defaults: bool) -> list[LayerKind] | None:
     """The first per-layer rule the config speaks to, in vLLM's order of precedence; None when none does."""
-    rules = (
+    rules: tuple[Callable[[], list[LayerKind] | None], ...] = (
         lambda: _pattern_rule(reader, num_layers, defaults),
         lambda: _named_rule(reader, num_layers, defaults, "layer_types", LAYER_TYPE_NAMES),
         lambda: _named_rule(reader, num_layers, defaults, "layers_block_type", BLOCK_KINDS),
