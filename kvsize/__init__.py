@@ -40,7 +40,8 @@ from kvsize.results import SizeResult
 from kvsize.units import format_iec, parse_count, parse_duration, parse_rate, parse_size
 
 if TYPE_CHECKING:  # loaded on first use (PEP 562), so that sizing a catalog model imports only what it needs
-    from kvsize.engines.lmcache_settings import read_settings, settings_for
+    from kvsize.emit import settings_for
+    from kvsize.engines.lmcache_settings import read_settings
     from kvsize.storage import (
         PRESETS,
         BackendProfile,
@@ -72,7 +73,7 @@ _LAZY = {
     "CapacityReport": "kvsize.storage.capacity",
     "plan_capacity": "kvsize.storage.capacity",
     "read_settings": "kvsize.engines.lmcache_settings",
-    "settings_for": "kvsize.engines.lmcache_settings",
+    "settings_for": "kvsize.emit",
     "ProbeReport": "kvsize.storage.probe",
     "run_probe": "kvsize.storage.probe",
     "open_target": "kvsize.storage.probe",

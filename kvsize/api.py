@@ -259,7 +259,7 @@ def _mismatches(backend: Sequence[str | BackendProfile] | None, connector: str) 
 def lmcache_config(result: SizeResult, *, chunk_size: int | None = None, margin: float = 2.0) -> tuple[str, list[str]]:
     """The LMCache YAML (with its ``LMCACHE_*`` form) for the recommended chunk of a ``size`` result, or ``chunk_size``
     (which must be one of the result's rows), and its warnings. Refuses when recomputing beats loading."""
-    from kvsize.engines.lmcache_settings import settings_for
+    from kvsize.emit import settings_for
 
     finite(margin, "`margin`", low=1, high=1000)
     plan = result.plans[0] if result.plans else None

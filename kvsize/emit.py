@@ -1,0 +1,63 @@
+"""``--emit lmcache``: the LMCache settings for one chunk size of a sweep, sized from its prediction."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from kvsize.engines.lmcache_settings import GIB, emit_settings
+from kvsize.plan import Sweep
+
+if TYPE_CHECKING:
+    from kvsize.storage import StoragePlan
+
+
+def settings_for(sweep: Sweep, plan: StoragePlan | None, chunk: int, margin: float) -> tuple[str, list[str]]:
+    """The LMCache YAML for one chunk size of a sweep, sized with ``margin`` over the prediction, and warnings.
+
+    ``blocking_timeout_secs`` covers the predicted load (with a backend) and ``max_local_cpu_size``
+    one writer's bytes, each times ``margin`` and never below LMCache's defaults (10 s, 5 GB).
+    """
+    from kvsize.storage import per_writer_bytes
+    from kvsize.units import format_iec
+
+    index = next(i for i, row in enumerate(sweep.rows) if row.chunk_tokens == chunk)
+    row = sweep.rows[index]
+    layout = sweep.layout
+    writer_bytes = per_writer_bytes(row, layout)
+    cpu_gb = max(5.0, float(math.ceil(writer_bytes * margin / GIB)))
+    comments = [
+        f"LMCache settings from kvsize for {sweep.spec.name}, TP {layout.options.tp} x PP {layout.options.pp}, "
+        f"{sweep.prompt_tokens:,}-token prompts, connector {layout.connector.name}.",
+        f"chunk_size {chunk:,}: {row.objects:,} objects of {format_iec(row.object_bytes)} per prompt.",
+        f"max_local_cpu_size {cpu_gb:g} GB: one writer loads {format_iec(writer_bytes)} per prompt, x {margin:g} margin "
+        "(LMCache default 5).",
+    ]
+    warnings: list[str] = []
+    timeout = 10.0
+    if plan is not None:
+        timing = plan.timings[index]
+        timeout = max(10.0, float(math.ceil(timing.load_seconds * margin)))
+        prompts = plan.options.concurrent_prompts
+        comments.append(
+            f"blocking_timeout_secs {timeout:g}: predicted load {timing.load_seconds:.2f} s on {plan.backend.name} with "
+            f"{prompts} prompt{'s' if prompts != 1 else ''} at once, x {margin:g} margin (LMCache default 10)."
+        )
+        warnings += [
+            f"chunk {chunk:,} breaks an engine limit no setting here fixes: {risk.detail}"
+            for risk in timing.breaches
+            if risk.limit in ("max_value_size", "int32_header", "pinned_memory")
+        ]
+    else:
+        comments.append("blocking_timeout_secs 10: LMCache's default; no backend given, so no load was predicted.")
+    comments.append("Replace the <placeholders> with your deployment's values.")
+    text = emit_settings(
+        chunk_size=chunk,
+        connector=layout.connector.name,
+        save_unfull_chunk=layout.options.save_unfull_chunk,
+        layerwise=layout.options.layerwise,
+        blocking_timeout_secs=timeout,
+        max_local_cpu_size_gb=cpu_gb,
+        comments=comments,
+    )
+    return text, warnings
