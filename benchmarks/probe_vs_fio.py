@@ -2,7 +2,7 @@
 
     python benchmarks/probe_vs_fio.py [--dir DIR] [--object-size 8MiB] [--concurrency 4] [--objects 16] [--repeats 5]
 
-fio (Debian package `fio`) reads N files of one object each with C jobs (STORAGE-FACTS, "Measuring a path"):
+fio (Debian package `fio`) reads N files of one object each with C jobs (docs/load-time.md, "Measuring a path"):
     fio --name=kv --directory=DIR --bs=OBJECT --filesize=OBJECT --nrfiles=N --numjobs=C --ioengine=psync
         --direct=1 --rw=read --group_reporting --output-format=json
 kvsize probe writes the same C x N objects, reads them with C workers and O_DIRECT. Each repeat runs both,

@@ -1,4 +1,4 @@
-"""One test per layer kind and per config-field variant (ENGINE-FACTS §4), numbers derived by hand.
+"""One test per layer kind and per config-field variant (docs/rules.md), numbers derived by hand.
 
 Reference configs go through the local-file path (transformers defaults applied);
 the minimal configs written here cover what the reference set does not have.

@@ -1,4 +1,4 @@
-"""Parallelism, dtype and LMCache modes (ENGINE-FACTS §1-3), through the real entry points."""
+"""Parallelism, dtype and LMCache modes (docs/rules.md), through the real entry points."""
 
 from __future__ import annotations
 

@@ -37,7 +37,7 @@ DOCUMENTED: list[tuple[str, Callable[[], Any]]] = [
         ),
     ),
     (
-        "google/gemma-3-27b-it --tp 4 --save-unfull-chunk --connector redis --backend redis --concurrency 4 --chunk-sizes 256,1Ki",
+        "google/gemma-3-27b-it --tp 4 --save-unfull-chunk --connector redis --backend redis --concurrency 4 --chunk-sizes 256,1Ki"  # noqa: E501
         lambda: kvsize.size(
             "google/gemma-3-27b-it",
             tp=4,

@@ -51,7 +51,7 @@ def served_models(draw):
 
 
 def oracle(spec: ModelSpec, options: kvsize.EngineOptions, prompt: int, chunk: int) -> dict[str, int]:
-    """Objects and bytes derived from the rules as ENGINE-FACTS states them, not from kvsize's code."""
+    """Objects and bytes derived from the rules as docs/rules.md states them, not from kvsize's code."""
     mla = LayerKind.MLA in spec.layer_kinds
     dtype = 1 if options.kv_dtype == "fp8" else 2
     factor, per_rank = (1, 1) if mla else (2, max(1, spec.num_kv_heads // options.tp))

@@ -1,4 +1,4 @@
-"""The reference case: Qwen3-4B-Instruct-2507 at TP 4, a 100,000-token prompt (ENGINE-FACTS §1-2)."""
+"""The reference case: Qwen3-4B-Instruct-2507 at TP 4, a 100,000-token prompt (docs/rules.md)."""
 
 from __future__ import annotations
 

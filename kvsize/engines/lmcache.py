@@ -1,6 +1,6 @@
 """What LMCache stores for a served model: writers, stages, per-rank bytes, headers.
 
-Rules (ENGINE-FACTS §2, §3), LMCache 0.5.6 in-process connector with vLLM 0.33:
+Rules (docs/rules.md), LMCache 0.5.6 in-process connector with vLLM 0.33:
 
 - ``kv_shape = (num_layer, 1 if use_mla else 2, chunk_size, num_kv_head, head_size)``
   (``lmcache/integration/vllm/vllm_service_factory.py``, ``get_or_create_metadata``);
@@ -33,7 +33,7 @@ MAX_PARALLEL = 100_000
 
 
 class Connector(BaseModel):
-    """How one LMCache backend lays a chunk object out (ENGINE-FACTS §2, LMCache 0.5.6)."""
+    """How one LMCache backend lays a chunk object out (docs/rules.md, LMCache 0.5.6)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -256,7 +256,7 @@ class Layout(BaseModel):
 
 
 class _Writers(BaseModel):
-    """Who stores: KV heads per rank, how many ranks hold each head, writers per stage (LMCache, ENGINE-FACTS §3)."""
+    """Who stores: KV heads per rank, how many ranks hold each head, writers per stage (LMCache, docs/rules.md)."""
 
     heads_per_rank: int
     replication: int
@@ -281,7 +281,7 @@ def _writers(spec: ModelSpec, options: EngineOptions) -> _Writers:
     if options.pp > 1:
         raise UnsupportedModelError(
             f"{spec.name} uses MLA and PP is {options.pp}: LMCache stores MLA from global rank 0 only, so later "
-            "stages' layers may never be stored (ENGINE-FACTS §3); kvsize will not guess: use `pp` 1"
+            "stages' layers may never be stored (docs/rules.md); kvsize will not guess: use `pp` 1"
         )
     if options.layerwise:
         warning = "layerwise MLA has no first-rank check in LMCache: every TP rank stores its own copy of the latent"

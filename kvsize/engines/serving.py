@@ -103,7 +103,7 @@ def pp_split(num_layers: int, pp: int) -> list[int]:
 
 
 def resolve_kv_dtype(spec: ModelSpec, kv_dtype: str) -> tuple[str, str, list[str]]:
-    """The KV-cache dtype LMCache stores, why, and any warning (ENGINE-FACTS §2)."""
+    """The KV-cache dtype LMCache stores, why, and any warning (docs/rules.md)."""
     warnings: list[str] = []
 
     def field(name: str, fallback: str) -> str:

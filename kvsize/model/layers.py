@@ -1,4 +1,4 @@
-"""Which kind each decoder layer is (ENGINE-FACTS §4): the first rule the config speaks to, published
+"""Which kind each decoder layer is (docs/rules.md): the first rule the config speaks to, published
 fields before class defaults. Each rule names the field it read; an unknown kind fails closed.
 """
 
@@ -62,7 +62,7 @@ def is_mla(reader: Reader, model_type: str) -> bool:
 
 
 def layer_kinds(reader: Reader, model_type: str, num_layers: int, use_mla: bool) -> list[LayerKind]:
-    """Per-layer kinds, by the first rule that the config speaks to (ENGINE-FACTS §4).
+    """Per-layer kinds, by the first rule that the config speaks to (docs/rules.md).
 
     The published fields are tried first, through every rule; class defaults only
     after: a default ``layer_types`` must not outrank a published ``attn_type_list``

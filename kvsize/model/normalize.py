@@ -2,7 +2,7 @@
 
 The rules follow vLLM's ``ModelConfig`` (``get_total_num_kv_heads``,
 ``get_head_size``, ``is_deepseek_mla``) and the layer-kind rules of the model
-families it serves; the numbered references are to ENGINE-FACTS §4.
+families it serves; the numbered references are to docs/rules.md.
 
 ``defaults`` holds what the model's transformers config class fills in for keys
 the published file omits (vLLM sees the config object, defaults included). Raw
@@ -215,7 +215,7 @@ def _head_size(reader: Reader, num_heads: int) -> int:
 
 
 def _config_dtype(reader: Reader) -> str | None:
-    """The model dtype: root ``dtype``/``torch_dtype``, then the text config's (ENGINE-FACTS §2)."""
+    """The model dtype: root ``dtype``/``torch_dtype``, then the text config's (docs/rules.md)."""
     candidates = [(key, reader.root.get(key)) for key in ("dtype", "torch_dtype")]
     if reader.text_key:
         candidates += [(reader.path(key), reader.text.get(key)) for key in ("dtype", "torch_dtype")]
@@ -234,7 +234,7 @@ def _config_dtype(reader: Reader) -> str | None:
 
 
 def _kv_cache_quant(reader: Reader) -> str | None:
-    """A checkpoint that declares a KV-cache scheme turns ``auto`` into fp8 (ENGINE-FACTS §2)."""
+    """A checkpoint that declares a KV-cache scheme turns ``auto`` into fp8 (docs/rules.md)."""
     quant = reader.root.get("quantization_config")
     if not isinstance(quant, Mapping):
         quant = {}

@@ -1,7 +1,7 @@
 """Storage backends: published presets, measured profiles and command-line figures.
 
 Presets hold only published or explicitly derived figures, each labelled with its
-source (STORAGE-FACTS). They take the favourable end of each published range (lowest
+source (docs/load-time.md). They take the favourable end of each published range (lowest
 latency, highest bandwidth), so a risk a preset shows is a risk on real storage. A figure
 that is not published is left out and asked for (a flag, or a measured profile).
 """

@@ -1,6 +1,6 @@
 """The load-time model and the chunk-size recommendation.
 
-The time model (STORAGE-FACTS, "Time for n objects of s bytes with C in flight")::
+The time model (docs/load-time.md, "Time for n objects of s bytes with C in flight")::
 
     t_op         = r · L + s / b             (r round trips per object: 2 for redis's two keys)
     load_seconds = max( ceil(n_w / C) · t_op,  (waves: each writer loads its n_w objects, C in flight)
