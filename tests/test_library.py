@@ -37,7 +37,8 @@ DOCUMENTED: list[tuple[str, Callable[[], Any]]] = [
         ),
     ),
     (
-        "google/gemma-3-27b-it --tp 4 --save-unfull-chunk --connector redis --backend redis --concurrency 4 --chunk-sizes 256,1Ki"  # noqa: E501
+        "google/gemma-3-27b-it --tp 4 --save-unfull-chunk --connector redis --backend redis --concurrency 4"
+        " --chunk-sizes 256,1Ki",
         lambda: kvsize.size(
             "google/gemma-3-27b-it",
             tp=4,
