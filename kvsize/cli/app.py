@@ -4,8 +4,6 @@ Library errors name parameters in backticks (`chunk_sizes`); here each becomes t
 (--chunk-sizes), so a command-line user reads flags and a library user reads parameters.
 """
 
-from __future__ import annotations
-
 import re
 import sys
 from collections.abc import Sequence

@@ -1,7 +1,5 @@
 """``kvsize models``, ``kvsize inspect`` and ``kvsize catalog add``."""
 
-from __future__ import annotations
-
 import json
 import sys
 from pathlib import Path

@@ -1,7 +1,5 @@
 """``kvsize check`` and ``kvsize capacity``: parse the flags, call ``kvsize.check`` / ``kvsize.capacity``, render."""
 
-from __future__ import annotations
-
 import json
 import sys
 from typing import Annotated, Any

@@ -1,7 +1,5 @@
 """Every command-line option, declared once (typer ``Annotated`` aliases), and the enums of its choices."""
 
-from __future__ import annotations
-
 from enum import Enum
 from pathlib import Path
 from typing import Annotated

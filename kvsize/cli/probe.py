@@ -1,7 +1,5 @@
 """``kvsize probe``: parse the flags, call ``kvsize.probe`` (or clean up), render."""
 
-from __future__ import annotations
-
 import json
 import sys
 from pathlib import Path

@@ -1,7 +1,5 @@
 """``kvsize MODEL`` (``kvsize size``): parse the flags, call ``kvsize.size``, render."""
 
-from __future__ import annotations
-
 import json
 import sys
 from pathlib import Path
@@ -145,7 +143,7 @@ def size(
 
 
 def _render(
-    result: SizeResult, output: o.SizeFormat, plot: Path | None, emit: o.EmitFormat | None, chosen: bool, margin: float
+    result: "SizeResult", output: o.SizeFormat, plot: Path | None, emit: o.EmitFormat | None, chosen: bool, margin: float
 ) -> None:
     from kvsize import api
     from kvsize.cli import render
