@@ -141,11 +141,21 @@ def test_catalog_path_imports_neither_transformers_nor_huggingface_hub():
     assert result.stdout.strip() == ""
 
 
-def test_local_config_path_does_use_transformers():
+def test_a_local_config_of_a_known_type_imports_no_transformers(tmp_path):
+    """The defaults table covers a known type: the local path is as light as the catalog path."""
     code = (
-        "import sys, kvsize\n"
-        f"kvsize.spec_from_path(__import__('pathlib').Path({str(CONFIGS / 'google__gemma-3-12b-it.json')!r}))\n"
-        "print('transformers' in sys.modules)\n"
+        "import sys\n"
+        "from kvsize.cli import main\n"
+        "sys.argv = ['kvsize', *sys.argv[1:]]\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print('IMPORTED', 'transformers' in sys.modules)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert result.stdout.strip() == "True"
+    for name in ("google__gemma-3-12b-it.json", "Qwen__Qwen3-4B-Instruct-2507.json", "openai__gpt-oss-20b.json"):
+        result = subprocess.run([sys.executable, "-c", code, str(CONFIGS / name)], capture_output=True, text=True, check=True)
+        assert result.stdout.strip().endswith("IMPORTED False"), name
+    # a type the table does not know still goes through transformers (and says so)
+    (tmp_path / "config.json").write_text(
+        '{"model_type": "kvsize_test", "num_hidden_layers": 2, "num_attention_heads": 4, "hidden_size": 256}'
+    )
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True)
+    assert result.stdout.strip().endswith("IMPORTED True")

@@ -15,7 +15,8 @@ from typing import Any
 
 from kvsize.errors import ConfigError, shown
 from kvsize.files import read_text
-from kvsize.model.reader import ALIAS_GROUPS, FILL_FIELDS, TEXT_CONFIG_KEYS
+from kvsize.model.defaults import missing
+from kvsize.model.reader import TEXT_CONFIG_KEYS
 
 
 def read_config(file: Path, label: str | None = None) -> dict[str, Any]:
@@ -36,6 +37,28 @@ def read_config(file: Path, label: str | None = None) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise ConfigError(f"{file} is JSON but not an object: a config.json is a {{...}} of fields")
     return raw
+
+
+def class_defaults(raw: Mapping[str, Any], origin: str) -> tuple[dict[str, Any], tuple[str, ...], str]:
+    """``(defaults, warnings, filled_by)``: the class defaults for the KV fields the file omits, from kvsize's table
+    when it covers the config (no transformers import), else from transformers itself."""
+    from kvsize.model.defaults import table, table_defaults
+
+    filled = table_defaults(raw)
+    if filled is not None:
+        return filled, (), f"kvsize table of transformers {table()['transformers']}"
+    defaults, warnings = transformers_defaults(raw, origin)
+    return defaults, warnings, transformers_version()
+
+
+def transformers_version() -> str:
+    """The installed transformers' version (without importing it)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("transformers")
+    except PackageNotFoundError:
+        return "none"
 
 
 def transformers_defaults(raw: Mapping[str, Any], origin: str) -> tuple[dict[str, Any], tuple[str, ...]]:
@@ -67,24 +90,11 @@ def transformers_defaults(raw: Mapping[str, Any], origin: str) -> tuple[dict[str
     text_key = next((key for key in TEXT_CONFIG_KEYS if isinstance(raw.get(key), Mapping)), None)
     try:
         if text_key is None:
-            return _missing(raw, config.to_dict()), ()
-        filled = _missing(raw[text_key], config.get_text_config().to_dict())
+            return missing(raw, config.to_dict()), ()
+        filled = missing(raw[text_key], config.get_text_config().to_dict())
     except Exception as error:  # an odd text_config the config class keeps as a plain dict, and the like
         raise ConfigError(
             f"{origin}: transformers cannot read this {shown(model_type)} config's {text_key or 'fields'} "
             f"({type(error).__name__}); fix the config"
         ) from None
     return ({text_key: filled} if filled else {}), ()
-
-
-def _missing(raw: Mapping[str, Any], filled: Mapping[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    grouped = {field: group for group in ALIAS_GROUPS for field in group}
-    for key in FILL_FIELDS:
-        if raw.get(key) is not None or filled.get(key) is None:
-            continue
-        group = grouped.get(key)
-        if group and any(raw.get(alias) is not None or alias in out for alias in group):
-            continue
-        out[key] = filled[key]
-    return out

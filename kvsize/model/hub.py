@@ -107,10 +107,10 @@ def fetch_config(repo_id: str, revision: str, *, offline: bool) -> tuple[dict[st
     commit = path.parent.name
     entry = _current(cache.load(commit)) if COMMIT.match(commit) else None
     if entry is None:
-        from kvsize.model.config import read_config, transformers_defaults
+        from kvsize.model.config import class_defaults, read_config
 
         raw = read_config(path, f"{repo_id}@{commit[:12]} config.json")
-        defaults, warnings = transformers_defaults(raw, f"{repo_id}@{commit[:12]}")
+        defaults, warnings, filled_by = class_defaults(raw, f"{repo_id}@{commit[:12]}")
         entry = {
             "repo": repo_id,
             "commit": commit,
@@ -118,24 +118,19 @@ def fetch_config(repo_id: str, revision: str, *, offline: bool) -> tuple[dict[st
             "config": raw,
             "defaults": defaults,
             "warnings": list(warnings),
-            "filled_by": _transformers_version(),
+            "filled_by": filled_by,
         }
     cache.store(revision, commit, entry)
     return entry["config"], entry.get("defaults") or {}, commit, tuple(entry.get("warnings") or ())
 
 
-def _transformers_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("transformers")
-    except PackageNotFoundError:
-        return "none"
-
-
 def _current(entry: dict[str, Any] | None) -> dict[str, Any] | None:
     """A cached spec whose defaults were filled by the installed transformers (else normalise again)."""
-    return entry if entry is not None and entry.get("filled_by") == _transformers_version() else None
+    from kvsize.model.config import transformers_version
+    from kvsize.model.defaults import table
+
+    current = {transformers_version(), f"kvsize table of transformers {table()['transformers']}"}
+    return entry if entry is not None and entry.get("filled_by") in current else None
 
 
 CLIENT_INT_VARIABLES = ("HF_HUB_ETAG_TIMEOUT", "HF_HUB_DOWNLOAD_TIMEOUT")

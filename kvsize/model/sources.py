@@ -14,7 +14,7 @@ from typing import Any
 
 from kvsize.errors import HubError, KvsizeError, shown
 from kvsize.model.catalog import Catalog, CatalogEntry
-from kvsize.model.config import read_config, transformers_defaults
+from kvsize.model.config import class_defaults, read_config, transformers_defaults
 from kvsize.model.normalize import spec_from_config
 from kvsize.model.spec import ModelSpec
 
@@ -85,7 +85,7 @@ def spec_from_path(path: Path) -> ModelSpec:
     """A local ``config.json`` (or a directory holding one), normalised like the real loader."""
     file = config_file(path)
     raw = read_config(file)
-    defaults, warnings = transformers_defaults(raw, str(file))
+    defaults, warnings, _ = class_defaults(raw, str(file))
     return spec_from_config(raw, name=_local_name(file), origin=str(file), defaults=defaults, warnings=warnings)
 
 
