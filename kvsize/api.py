@@ -14,7 +14,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kvsize.engines.lmcache import EngineOptions
+from kvsize.engines.lmcache import (
+    DEFAULT_BLOCKING_TIMEOUT_S,
+    DEFAULT_CPU_BUFFER_BYTES,
+    DEFAULT_S3_MAX_INFLIGHT_REQS,
+    EngineOptions,
+)
 from kvsize.errors import KvsizeError, finite, shown
 from kvsize.plan import DEFAULT_CHUNK_SIZES, MAX_CHUNK_CANDIDATES, plan_sweep
 from kvsize.results import SizeResult, size_result
@@ -151,8 +156,8 @@ def size(
     part_size: int | None = None,
     concurrent_prompts: int = 1,
     instances: int = 1,
-    blocking_timeout: float = 10.0,
-    cpu_buffer: int = 5 * GIB,
+    blocking_timeout: float = DEFAULT_BLOCKING_TIMEOUT_S,
+    cpu_buffer: int = DEFAULT_CPU_BUFFER_BYTES,
     pinned_memory: int | None = None,
     shared_prefix: int | None = None,
     prefill_tps: float | None = None,
@@ -217,7 +222,7 @@ def _time_options(
     pinned_memory: int | None,
     shared_prefix: int | None,
     rate: float | None,
-    s3_max_inflight_reqs: int = 64,
+    s3_max_inflight_reqs: int = DEFAULT_S3_MAX_INFLIGHT_REQS,
 ) -> TimeOptions:
     from kvsize.storage import TimeOptions
 

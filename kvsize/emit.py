@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from kvsize.engines.lmcache_settings import GIB, emit_settings
+from kvsize.engines.lmcache import DEFAULT_BLOCKING_TIMEOUT_S, DEFAULT_CPU_BUFFER_BYTES, GIB
+from kvsize.engines.lmcache_settings import emit_settings
 from kvsize.plan import Sweep
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ def settings_for(sweep: Sweep, plan: StoragePlan | None, chunk: int, margin: flo
     row = sweep.rows[index]
     layout = sweep.layout
     writer_bytes = per_writer_bytes(row, layout)
-    cpu_gb = max(5.0, float(math.ceil(writer_bytes * margin / GIB)))
+    cpu_gb = max(DEFAULT_CPU_BUFFER_BYTES / GIB, float(math.ceil(writer_bytes * margin / GIB)))
     comments = [
         f"LMCache settings from kvsize for {sweep.spec.name}, TP {layout.options.tp} x PP {layout.options.pp}, "
         f"{sweep.prompt_tokens:,}-token prompts, connector {layout.connector.name}.",
@@ -34,10 +35,10 @@ def settings_for(sweep: Sweep, plan: StoragePlan | None, chunk: int, margin: flo
         "(LMCache default 5).",
     ]
     warnings: list[str] = []
-    timeout = 10.0
+    timeout = DEFAULT_BLOCKING_TIMEOUT_S
     if plan is not None:
         timing = plan.timings[index]
-        timeout = max(10.0, float(math.ceil(timing.load_seconds * margin)))
+        timeout = max(DEFAULT_BLOCKING_TIMEOUT_S, float(math.ceil(timing.load_seconds * margin)))
         prompts = plan.options.concurrent_prompts
         comments.append(
             f"blocking_timeout_secs {timeout:g}: predicted load {timing.load_seconds:.2f} s on {plan.backend.name} with "

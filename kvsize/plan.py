@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from kvsize.engines.lmcache import EngineOptions, Layout, plan_layout
+from kvsize.engines.lmcache import DEFAULT_CHUNK_TOKENS, EngineOptions, Layout, plan_layout
 from kvsize.errors import KvsizeError, shown
 from kvsize.model.spec import ModelSpec
 
 DEFAULT_CHUNK_SIZES: tuple[int, ...] = (256, 512, 1024, 2048, 4096)
-LMCACHE_DEFAULT_CHUNK = 256
+LMCACHE_DEFAULT_CHUNK = DEFAULT_CHUNK_TOKENS
 MAX_TOKENS = 1_000_000_000
 MAX_CHUNK_CANDIDATES = 64
 """Most candidate chunk sizes in one sweep: ``search`` does the fine search between them."""

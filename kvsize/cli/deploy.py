@@ -2,12 +2,17 @@
 
 import json
 import sys
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from kvsize.cli import options as o
 from kvsize.cli.app import app, warn
+
+if TYPE_CHECKING:
+    from kvsize.storage.capacity import CapacityReport
+    from kvsize.storage.limits import CheckReport
 
 
 @app.command("check")
@@ -159,7 +164,7 @@ def capacity(
     _write(report, output, print_capacity)
 
 
-def _write(report: Any, output: o.ReportFormat, printer: Any) -> None:
+def _write(report: "CheckReport | CapacityReport", output: o.ReportFormat, printer: Callable[..., None]) -> None:
     if output is o.ReportFormat.json:
         sys.stdout.write(json.dumps(report.model_dump(mode="json"), indent=2) + "\n")
     else:

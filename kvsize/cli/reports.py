@@ -6,13 +6,20 @@ import csv
 import io
 import json
 import sys
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from kvsize.cli.render import render_markdown
 from kvsize.engines.lmcache import Layout
 from kvsize.model.spec import ModelSpec
 from kvsize.plan import Sweep
 from kvsize.units import format_count, format_iec
+
+if TYPE_CHECKING:  # the storage side loads only for the commands that need it
+    from kvsize.storage import Limit
+    from kvsize.storage.capacity import Capacity, CapacityReport, Share
+    from kvsize.storage.limits import CheckReport
+    from kvsize.storage.probe import ProbeReport
 
 
 def catalog_rows(specs: list[tuple[ModelSpec, Layout]]) -> list[dict[str, Any]]:
@@ -75,7 +82,7 @@ def spec_dict(spec: ModelSpec) -> dict[str, Any]:
 CAPACITY_HEADERS = ("", "objects", "stored", "objects/writer", "stored/writer")
 
 
-def _share_cells(label: str, share: Any) -> list[str]:
+def _share_cells(label: str, share: Share) -> list[str]:
     return [
         label,
         format_count(share.objects),
@@ -85,7 +92,7 @@ def _share_cells(label: str, share: Any) -> list[str]:
     ]
 
 
-def capacity_title(sweep: Sweep, plan: Any) -> str:
+def capacity_title(sweep: Sweep, plan: Capacity) -> str:
     layout = sweep.layout
     return (
         f"{sweep.spec.name}, TP {layout.options.tp} x PP {layout.options.pp}, {format_count(sweep.prompt_tokens)}-token "
@@ -93,26 +100,26 @@ def capacity_title(sweep: Sweep, plan: Any) -> str:
     )
 
 
-def capacity_cells(plan: Any) -> list[list[str]]:
+def capacity_cells(plan: Capacity) -> list[list[str]]:
     rows = [_share_cells("one prompt", plan.per_prompt)]
     if plan.shared_chunks:
         rows.append(_share_cells(f"shared {format_count(plan.shared_chunks)} chunks", plan.shared))
         rows.append(_share_cells("each more prompt", plan.unique_per_prompt))
-    if plan.prompts_that_fit is not None:
+    if plan.prompts_that_fit is not None and plan.at_capacity is not None:
         rows.append(_share_cells(f"{format_count(plan.prompts_that_fit)} prompts (fit)", plan.at_capacity))
-    if plan.needed is not None:
+    if plan.needed is not None and plan.prompts is not None:
         rows.append(_share_cells(f"{format_count(plan.prompts)} prompts (needed)", plan.needed))
     return rows
 
 
-def capacity_notes(sweep: Sweep, plan: Any) -> list[str]:
+def capacity_notes(sweep: Sweep, plan: Capacity) -> list[str]:
     lines = []
-    if plan.prompts_that_fit is not None:
+    if plan.prompts_that_fit is not None and plan.at_capacity is not None and plan.storage_bytes is not None:
         lines.append(
             f"{format_count(plan.prompts_that_fit)} such prompts fit in {format_iec(plan.storage_bytes)} "
             f"({plan.storage_bytes:,} B); {format_iec(plan.storage_bytes - plan.at_capacity.stored_bytes)} left."
         )
-    if plan.needed is not None:
+    if plan.needed is not None and plan.prompts is not None:
         lines.append(
             f"{format_count(plan.prompts)} prompts need {format_iec(plan.needed.stored_bytes)} "
             f"({plan.needed.stored_bytes:,} B), {format_iec(plan.needed.stored_bytes_per_writer)} per writer."
@@ -126,7 +133,7 @@ def capacity_notes(sweep: Sweep, plan: Any) -> list[str]:
     return lines
 
 
-def capacity_markdown(sweep: Sweep, plan: Any, assumptions: list[str]) -> str:
+def capacity_markdown(sweep: Sweep, plan: Capacity, assumptions: list[str]) -> str:
     """A section ready to paste into a capacity-planning document."""
     lines = [f"## KV-cache capacity: {sweep.spec.name}", "", capacity_title(sweep, plan) + ".", ""]
     lines.append("| " + " | ".join(h or "what" for h in CAPACITY_HEADERS) + " |")
@@ -141,7 +148,7 @@ def capacity_markdown(sweep: Sweep, plan: Any, assumptions: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _limit_cells(violation: Any) -> list[str]:
+def _limit_cells(violation: Limit) -> list[str]:
     def show(value: float) -> str:
         if violation.unit == "B":
             return f"{format_iec(value)} ({int(value):,} B)"
@@ -152,7 +159,7 @@ def _limit_cells(violation: Any) -> list[str]:
     return [violation.limit, show(violation.value), show(violation.threshold), show(violation.over_by)]
 
 
-def print_check(report: Any, *, markdown: bool) -> None:
+def print_check(report: CheckReport, *, markdown: bool) -> None:
     """The guard's verdict: OK, or the violated limits as a table (or Markdown, for a PR comment)."""
     title = (
         f"{report.model}, TP {report.tp} x PP {report.pp}, {report.prompt_tokens:,}-token prompt, "
@@ -186,7 +193,7 @@ def print_check(report: Any, *, markdown: bool) -> None:
     console.close()
 
 
-def print_capacity(report: Any, *, markdown: bool) -> None:
+def print_capacity(report: CapacityReport, *, markdown: bool) -> None:
     """The capacity plan as a table, or as a section for a capacity-planning document."""
     sweep, plan = report.sweep, report.capacity
     if markdown:
@@ -208,7 +215,7 @@ def print_capacity(report: Any, *, markdown: bool) -> None:
     console.close()
 
 
-def print_probe(report: Any, save_profile: Any) -> None:
+def print_probe(report: ProbeReport, save_profile: Path | None) -> None:
     """The probe's sets and the fitted profile."""
     from rich.table import Table
 

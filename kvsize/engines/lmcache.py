@@ -30,6 +30,13 @@ from kvsize.model.spec import LayerKind, ModelSpec
 KvDtype = Literal["auto", "bfloat16", "float16", "fp8", "fp8_e4m3", "fp8_e5m2"]
 KV_DTYPES: tuple[str, ...] = ("auto", "bfloat16", "float16", "fp8", "fp8_e4m3", "fp8_e5m2")
 MAX_PARALLEL = 100_000
+GIB = 2**30
+
+# LMCache 0.5.6 defaults, in one place (lmcache/v1/config.py _CONFIG_DEFINITIONS; the S3 adapter's extra_config).
+DEFAULT_CHUNK_TOKENS = 256  # chunk_size
+DEFAULT_BLOCKING_TIMEOUT_S = 10.0  # blocking_timeout_secs
+DEFAULT_CPU_BUFFER_BYTES = 5 * GIB  # max_local_cpu_size 5.0 (GB, read as GiB)
+DEFAULT_S3_MAX_INFLIGHT_REQS = 64  # extra_config s3_max_inflight_reqs
 
 
 class Connector(BaseModel):

@@ -19,6 +19,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from kvsize.engines.lmcache import (
+    DEFAULT_BLOCKING_TIMEOUT_S,
+    DEFAULT_CHUNK_TOKENS,
+    DEFAULT_CPU_BUFFER_BYTES,
+    DEFAULT_S3_MAX_INFLIGHT_REQS,
+)
 from kvsize.errors import ConfigError, KvsizeError, shown
 from kvsize.files import read_yaml
 
@@ -60,14 +66,14 @@ class LMCacheSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    chunk_size: int = 256
+    chunk_size: int = DEFAULT_CHUNK_TOKENS
     save_unfull_chunk: bool = False
     use_layerwise: bool = False
-    blocking_timeout_secs: float = 10.0
-    max_local_cpu_size_bytes: int = 5 * GIB
+    blocking_timeout_secs: float = DEFAULT_BLOCKING_TIMEOUT_S
+    max_local_cpu_size_bytes: int = DEFAULT_CPU_BUFFER_BYTES
     connector: str | None = None
     """From remote_url / gds_path / weka_path / local_disk; "cpu" when a config names none; None with no config."""
-    s3_max_inflight_reqs: int = 64
+    s3_max_inflight_reqs: int = DEFAULT_S3_MAX_INFLIGHT_REQS
     remote_url: str | None = None
     remote_url_problem: str | None = None
     """Why LMCache 0.5.6 cannot use ``remote_url`` (it would store nothing), or None."""

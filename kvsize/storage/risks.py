@@ -10,14 +10,18 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from kvsize.engines.lmcache import Layout
+from kvsize.engines.lmcache import (
+    DEFAULT_BLOCKING_TIMEOUT_S,
+    DEFAULT_CPU_BUFFER_BYTES,
+    DEFAULT_S3_MAX_INFLIGHT_REQS,
+    Layout,
+)
 from kvsize.plan import SweepRow
 from kvsize.units import format_iec
 
-GIB = 2**30
-LMCACHE_BLOCKING_TIMEOUT_S = 10.0  # lmcache/v1/config.py: blocking_timeout_secs
-LMCACHE_CPU_BUFFER_BYTES = 5 * GIB  # lmcache/v1/config.py: max_local_cpu_size 5.0 (GB, read as GiB)
-S3_MAX_INFLIGHT_REQS = 64  # lmcache s3 adapter: extra_config s3_max_inflight_reqs default
+LMCACHE_BLOCKING_TIMEOUT_S = DEFAULT_BLOCKING_TIMEOUT_S
+LMCACHE_CPU_BUFFER_BYTES = DEFAULT_CPU_BUFFER_BYTES
+S3_MAX_INFLIGHT_REQS = DEFAULT_S3_MAX_INFLIGHT_REQS
 INT32_MAX_BYTES = 2**31  # a length field of int32 cannot describe 2 GiB or more
 
 
