@@ -66,7 +66,7 @@ def check(
     """Exit 0 when the serving config keeps every limit, 1 with the violated ones, 2 for bad input."""
     from kvsize import guard
     from kvsize.cli.reports import print_check
-    from kvsize.units import parse_count, parse_duration, parse_rate, parse_size
+    from kvsize.units import parse_count, parse_duration, parse_size
 
     report = guard.check(
         model,
@@ -84,12 +84,7 @@ def check(
         max_total_bytes=parse_size(max_total_bytes, "--max-total-bytes") if max_total_bytes else None,
         max_load_seconds=parse_duration(max_load_seconds, "--max-load-seconds") if max_load_seconds else None,
         backend=backend,
-        latency=parse_duration(latency, "--latency") if latency is not None else None,
-        stream_bandwidth=parse_rate(stream_bandwidth, "--stream-bandwidth") if stream_bandwidth is not None else None,
-        aggregate_bandwidth=parse_rate(aggregate_bandwidth, "--aggregate-bandwidth") if aggregate_bandwidth else None,
-        concurrency=concurrency,
-        max_requests_per_s=max_requests_per_s,
-        part_size=parse_size(part_size, "--part-size") if part_size is not None else None,
+        **o.figures(latency, stream_bandwidth, aggregate_bandwidth, concurrency, max_requests_per_s, part_size),
         concurrent_prompts=concurrent_prompts,
         instances=instances,
         prefill_tps=prefill_tps,

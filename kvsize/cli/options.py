@@ -2,7 +2,7 @@
 
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -121,3 +121,24 @@ LmcacheConfig = Annotated[
         "--lmcache-config", help="The deployment's LMCache YAML (or LMCACHE_CONFIG_FILE); LMCACHE_* variables apply over it."
     ),
 ]
+
+
+def figures(
+    latency: str | None,
+    stream_bandwidth: str | None,
+    aggregate_bandwidth: str | None,
+    concurrency: int | None,
+    max_requests_per_s: float | None,
+    part_size: str | None,
+) -> dict[str, Any]:
+    """The storage figures given on the command line, parsed into the library's arguments (seconds, bytes/s, bytes)."""
+    from kvsize.units import parse_duration, parse_rate, parse_size
+
+    return {
+        "latency": parse_duration(latency, "--latency") if latency is not None else None,
+        "stream_bandwidth": parse_rate(stream_bandwidth, "--stream-bandwidth") if stream_bandwidth is not None else None,
+        "aggregate_bandwidth": parse_rate(aggregate_bandwidth, "--aggregate-bandwidth") if aggregate_bandwidth else None,
+        "concurrency": concurrency,
+        "max_requests_per_s": max_requests_per_s,
+        "part_size": parse_size(part_size, "--part-size") if part_size is not None else None,
+    }

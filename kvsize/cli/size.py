@@ -100,7 +100,7 @@ def size(
 ) -> None:
     """Objects and bytes LMCache stores for one prompt, per candidate chunk size; with --backend, load time and a pick."""
     from kvsize import api
-    from kvsize.units import parse_count, parse_duration, parse_int_list, parse_rate, parse_size
+    from kvsize.units import parse_count, parse_duration, parse_int_list, parse_size
 
     result = api.size(
         model,
@@ -121,12 +121,7 @@ def size(
         revision=revision,
         offline=offline,
         backend=backend,
-        latency=parse_duration(latency, "--latency") if latency is not None else None,
-        stream_bandwidth=parse_rate(stream_bandwidth, "--stream-bandwidth") if stream_bandwidth is not None else None,
-        aggregate_bandwidth=parse_rate(aggregate_bandwidth, "--aggregate-bandwidth") if aggregate_bandwidth else None,
-        concurrency=concurrency,
-        max_requests_per_s=max_requests_per_s,
-        part_size=parse_size(part_size, "--part-size") if part_size is not None else None,
+        **o.figures(latency, stream_bandwidth, aggregate_bandwidth, concurrency, max_requests_per_s, part_size),
         concurrent_prompts=concurrent_prompts,
         instances=instances,
         blocking_timeout=parse_duration(blocking_timeout, "--blocking-timeout"),
