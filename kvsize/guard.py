@@ -7,10 +7,9 @@ Both read the deployment's own LMCache settings (a file, ``LMCACHE_CONFIG_FILE``
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-from pydantic import BaseModel, ConfigDict
 
 from kvsize.api import (
     MAX_PROMPTS,
@@ -28,7 +27,7 @@ from kvsize.errors import KvsizeError, finite
 from kvsize.plan import Sweep, plan_sweep
 
 if TYPE_CHECKING:
-    from kvsize.storage import TimeOptions
+    from kvsize.storage import RowTiming, TimeOptions
     from kvsize.storage.capacity import CapacityReport
     from kvsize.storage.limits import CheckReport
 
@@ -121,15 +120,14 @@ def check(
     return _report(result, sweep, limits, time_options, settings, timed_part, backend, instances)
 
 
-class _Timed(BaseModel):
+@dataclass
+class _Timed:
     """The timed half of a check: the row's timing, the full-recompute time, and what to warn about."""
 
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-
-    timing: Any = None
+    timing: RowTiming | None = None
     full_recompute_s: float | None = None
-    options: Any = None
-    warnings: list[str] = []
+    options: TimeOptions | None = None
+    warnings: list[str] = field(default_factory=list)
 
 
 def _timed(sweep: Sweep, backend: str | None, overrides: dict[str, Any], options: TimeOptions) -> _Timed:
