@@ -11,7 +11,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 PAGES = [README, *sorted((ROOT / "docs").glob("*.md"))]
-ELIDED = "(the chunk table above, then)"
+ELIDED = "(the chunk table of the README, then)"
 
 
 def examples() -> list[tuple[str, list[str]]]:

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from kvsize.cli import app
 
-ELIDED = "(the chunk table above, then)"
+ELIDED = "(the chunk table of the README, then)"
 EXAMPLE = re.compile(r"(    \$ kvsize (.+)\n)((?:    .*\n|\n(?=    ))+)")
 
 
