@@ -46,6 +46,13 @@ def test_integer_of_5000_digits(run, tmp_path):
     assert "an integer of about 4,0" in one_line(run(str(config)))
 
 
+def test_a_huge_layer_count_is_refused_at_once(run, write_config):
+    """A config class would build per-layer lists of that length (a hang): kvsize refuses it in one line first."""
+    raw = reference_config("HuggingFaceTB/SmolLM3-3B") | {"num_hidden_layers": 10**12}
+    raw.pop("no_rope_layers")
+    assert "num_hidden_layers = 1000000000000 is out of range" in one_line(run(str(write_config(raw))))
+
+
 def test_unreadable_config_and_folder(run, write_config, monkeypatch):
     folder = write_config(reference_config(SEED))
     real_open, real_is_file = Path.open, Path.is_file

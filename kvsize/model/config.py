@@ -16,7 +16,7 @@ from typing import Any
 from kvsize.errors import ConfigError, shown
 from kvsize.files import read_text
 from kvsize.model.defaults import missing
-from kvsize.model.reader import TEXT_CONFIG_KEYS
+from kvsize.model.reader import LAYER_FIELDS, MAX_LAYERS, TEXT_CONFIG_KEYS
 
 
 def read_config(file: Path, label: str | None = None) -> dict[str, Any]:
@@ -61,6 +61,16 @@ def transformers_version() -> str:
         return "none"
 
 
+def _sane_layer_counts(raw: Mapping[str, Any]) -> bool:
+    """A config class builds per-layer lists from the layer count: a count past any model's would hang it."""
+    for part in (raw, *(raw[key] for key in TEXT_CONFIG_KEYS if isinstance(raw.get(key), Mapping))):
+        for field in LAYER_FIELDS:
+            value = part.get(field)
+            if isinstance(value, int) and not isinstance(value, bool) and not 0 < value <= MAX_LAYERS:
+                return False
+    return True
+
+
 def transformers_defaults(raw: Mapping[str, Any], origin: str) -> tuple[dict[str, Any], tuple[str, ...]]:
     """What the model's transformers config class fills for the KV fields the file omits.
 
@@ -68,8 +78,8 @@ def transformers_defaults(raw: Mapping[str, Any], origin: str) -> tuple[dict[str
     type transformers does not know is sized from its raw fields, with a warning.
     """
     model_type = raw.get("model_type")
-    if not isinstance(model_type, str):
-        return {}, ()
+    if not isinstance(model_type, str) or not _sane_layer_counts(raw):
+        return {}, ()  # the normaliser says what is wrong with the config, in one line
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     import transformers
