@@ -112,7 +112,7 @@ def check(args: list[str]) -> None:
 @settings(
     max_examples=FUZZ_EXAMPLES,
     derandomize=DERANDOMIZE,
-    deadline=None,
+    deadline=timedelta(seconds=30),  # an example past 30 s is a hang, not a slow machine
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(
@@ -138,7 +138,7 @@ def test_mutated_configs_and_flags(tmp_path_factory, model, edits, in_text_confi
 @settings(
     max_examples=FUZZ_EXAMPLES // 4,
     derandomize=DERANDOMIZE,
-    deadline=None,
+    deadline=timedelta(seconds=30),  # an example past 30 s is a hang, not a slow machine
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(data=st.one_of(st.binary(max_size=200), st.just(b"[1, 2]"), st.just(b"\xff\xfe{}"), st.just(b'{"a": ' * 5000)))
