@@ -4,6 +4,7 @@ or exit 2 with one short line on stderr. Never a traceback, never an internal er
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 import math
 import os
 import re
