@@ -4,10 +4,10 @@ or exit 2 with one short line on stderr. Never a traceback, never an internal er
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 import math
 import os
 import re
+from datetime import timedelta
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
