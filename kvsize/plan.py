@@ -132,9 +132,13 @@ def plan_sweep(
         raise KvsizeError(f"`prompt` must be 1 to {MAX_TOKENS:,} tokens, got {shown(prompt_tokens)}", field="prompt")
     if not chunk_sizes:
         raise KvsizeError("no chunk sizes to plan: give `chunk_sizes` like 256,2048", field="chunk_sizes")
+    if len(set(chunk_sizes)) > 2 * MAX_CHUNK_CANDIDATES:  # the candidates and what a search adds between them
+        raise KvsizeError(
+            f"`chunk_sizes` has {len(set(chunk_sizes)):,} sizes; give at most {MAX_CHUNK_CANDIDATES}", field="chunk_sizes"
+        )
     for chunk in chunk_sizes:
-        if not 1 <= chunk <= MAX_TOKENS:
-            raise KvsizeError(f"chunk size must be 1 to {MAX_TOKENS:,} tokens, got {chunk:,}")
+        if isinstance(chunk, bool) or not isinstance(chunk, int) or not 1 <= chunk <= MAX_TOKENS:
+            raise KvsizeError(f"chunk size must be 1 to {MAX_TOKENS:,} tokens, got {shown(chunk)}", field="chunk_sizes")
     layout = plan_layout(spec, options)
     baseline = plan_row(layout, prompt_tokens, LMCACHE_DEFAULT_CHUNK).objects
     rows = []

@@ -128,6 +128,14 @@ def test_errors_come_by_kind_and_name_the_parameter(call, kind, field):
         assert caught.value.field == field and f"`{field}`" in str(caught.value)
 
 
+def test_plan_sweep_bounds_its_inputs():
+    spec = kvsize.resolve_model(SEED)
+    with pytest.raises(kvsize.KvsizeError, match="`chunk_sizes` has 999 sizes"):
+        kvsize.plan_sweep(spec, kvsize.EngineOptions(tp=4), 100_000, list(range(1, 1000)))
+    with pytest.raises(kvsize.KvsizeError, match="integer of about 5,001 digits"):
+        kvsize.plan_sweep(spec, kvsize.EngineOptions(tp=4), 100_000, [10**5000])
+
+
 def test_specs_and_options_refuse_illegal_values():
     with pytest.raises(kvsize.KvsizeError, match="num_kv_heads"):
         kvsize.ModelSpec(
