@@ -42,13 +42,13 @@ def whole(value: int, name: str, low: int, high: int) -> int:
     return value
 
 
-def _resolve(model: str, catalog: Path | None, revision: str | None, offline: bool) -> ModelSpec:
+def resolve_spec(model: str, catalog: Path | None, revision: str | None, offline: bool) -> ModelSpec:
     from kvsize.model.sources import resolve_model
 
     return resolve_model(model, catalog_path=catalog, revision=revision, offline=offline or None)
 
 
-def _candidates(chunk_sizes: Sequence[int] | None, chunk_size: int | None) -> tuple[int, ...]:
+def candidate_sizes(chunk_sizes: Sequence[int] | None, chunk_size: int | None) -> tuple[int, ...]:
     if chunk_sizes is not None and chunk_size is not None:
         raise KvsizeError("give `chunk_sizes` or `chunk_size`, not both", field="chunk_sizes")
     sizes = (chunk_size,) if chunk_size is not None else tuple(chunk_sizes) if chunk_sizes is not None else DEFAULT_CHUNK_SIZES
@@ -119,7 +119,7 @@ def prefill_rate(
     return estimate.tokens_per_s, estimate.assumption, []
 
 
-def _profiles(backend: Sequence[str | BackendProfile] | None, overrides: dict[str, Any]) -> list[BackendProfile]:
+def backend_profiles(backend: Sequence[str | BackendProfile] | None, overrides: dict[str, Any]) -> list[BackendProfile]:
     from kvsize.storage import BackendProfile, resolve_backend
 
     names: list[str | BackendProfile | None] = list(backend) if backend else [None]
@@ -167,7 +167,7 @@ def size(
     vllm_version: str = VLLM_VERSION,
 ) -> SizeResult:
     """What one prompt stores at each candidate chunk size; with ``backend``, its load time and a pick."""
-    sizes = _candidates(chunk_sizes, chunk_size)
+    sizes = candidate_sizes(chunk_sizes, chunk_size)
     overrides = backend_overrides(
         latency=latency,
         stream_bandwidth=stream_bandwidth,
@@ -179,7 +179,7 @@ def size(
     timed = bool(backend) or bool(overrides)
     if search and not timed:
         raise KvsizeError("`search` needs a storage backend: give `backend` (e.g. s3)", field="search")
-    spec = _resolve(model, catalog, revision, offline)
+    spec = resolve_spec(model, catalog, revision, offline)
     options = EngineOptions(
         tp=tp,
         pp=pp,
@@ -197,11 +197,13 @@ def size(
     whole(concurrent_prompts, "concurrent_prompts", 1, MAX_PROMPTS)
     whole(instances, "instances", 1, MAX_PROMPTS)
     rate, assumption, warnings = prefill_rate(spec, tp * pp, prompt, prefill_tps, gpu, mfu)
-    time_options = _time_options(concurrent_prompts, instances, blocking_timeout, cpu_buffer, pinned_memory, shared_prefix, rate)
-    profiles = _profiles(backend, overrides)
+    time_options = time_options_for(
+        concurrent_prompts, instances, blocking_timeout, cpu_buffer, pinned_memory, shared_prefix, rate
+    )
+    profiles = backend_profiles(backend, overrides)
     plans = _plans(sweep, profiles, time_options, assumption, search)
     sweep = plans[0][0]
-    warnings += _mismatches(backend, connector)
+    warnings += connector_mismatches(backend, connector)
     timed_plans = [plan for _, plan in plans]
     return size_result(sweep, timed_plans, [*sweep.warnings, *warnings], _explain(sweep, timed_plans, explain))
 
@@ -214,7 +216,7 @@ def _explain(sweep: Any, plans: list[StoragePlan], explain: bool) -> list[str] |
     return explain_lines(sweep, plans)
 
 
-def _time_options(
+def time_options_for(
     concurrent_prompts: int,
     instances: int,
     blocking_timeout: float,
@@ -254,7 +256,7 @@ def _plans(
     return [(sweep, plan_storage(sweep.rows, sweep.layout, p, options, assumption)) for p in profiles]
 
 
-def _mismatches(backend: Sequence[str | BackendProfile] | None, connector: str) -> list[str]:
+def connector_mismatches(backend: Sequence[str | BackendProfile] | None, connector: str) -> list[str]:
     from kvsize.storage import connector_mismatch
 
     names = [name for name in backend or [] if isinstance(name, str)]
@@ -287,7 +289,7 @@ def lmcache_config(result: SizeResult, *, chunk_size: int | None = None, margin:
     return text, warnings
 
 
-def _deployment(
+def deployment(
     lmcache_config_file: Path | None,
     environ: Mapping[str, str] | None,
     chunk_size: int | None,

@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Any
 from kvsize.api import (
     MAX_PROMPTS,
     VLLM_VERSION,
-    _deployment,
-    _mismatches,
-    _profiles,
-    _resolve,
-    _time_options,
     backend_overrides,
+    backend_profiles,
+    connector_mismatches,
+    deployment,
     prefill_rate,
+    resolve_spec,
+    time_options_for,
     whole,
 )
 from kvsize.errors import KvsizeError, finite
@@ -74,7 +74,7 @@ def check(
 
     options = {"tp": tp, "pp": pp, "kv_dtype": kv_dtype, "vllm_version": vllm_version}
     options |= {"connector": connector, "layerwise": layerwise, "save_unfull_chunk": save_unfull_chunk}
-    settings, chunk, engine = _deployment(lmcache_config, environ, chunk_size, options)
+    settings, chunk, engine = deployment(lmcache_config, environ, chunk_size, options)
     limits = Limits(
         max_objects=whole(max_objects, "max_objects", 1, 10**15) if max_objects is not None else None,
         max_object_bytes=max_object_size,
@@ -96,10 +96,10 @@ def check(
     whole(instances, "instances", 1, MAX_PROMPTS)
     timeout = blocking_timeout if blocking_timeout is not None else settings.blocking_timeout_secs
     buffer = cpu_buffer if cpu_buffer is not None else settings.max_local_cpu_size_bytes
-    time_options = _time_options(
+    time_options = time_options_for(
         concurrent_prompts, instances, timeout, buffer, pinned_memory, None, None, settings.s3_max_inflight_reqs
     )
-    spec = _resolve(model, catalog, revision, offline)
+    spec = resolve_spec(model, catalog, revision, offline)
     sweep = plan_sweep(spec, engine, prompt, (chunk,))
     timed_part = _Timed(warnings=[*sweep.warnings, *settings.warnings])
     if timed:
@@ -134,12 +134,12 @@ def _timed(sweep: Sweep, backend: str | None, overrides: dict[str, Any], options
     from kvsize.storage import full_recompute_seconds, time_row
 
     backends = [backend] if backend else None
-    timing = time_row(sweep.rows[0], sweep.layout, _profiles(backends, overrides)[0], options)
+    timing = time_row(sweep.rows[0], sweep.layout, backend_profiles(backends, overrides)[0], options)
     return _Timed(
         timing=timing,
         full_recompute_s=full_recompute_seconds(sweep.prompt_tokens, options),
         options=options,
-        warnings=_mismatches(backends, sweep.layout.connector.name),
+        warnings=connector_mismatches(backends, sweep.layout.connector.name),
     )
 
 
@@ -217,11 +217,11 @@ def capacity(
         whole(prompts, "prompts", 1, 10**12)
     options = {"tp": tp, "pp": pp, "kv_dtype": kv_dtype, "vllm_version": vllm_version}
     options |= {"connector": connector, "layerwise": layerwise, "save_unfull_chunk": save_unfull_chunk}
-    _, chunk, engine = _deployment(lmcache_config, environ, chunk_size, options)
+    _, chunk, engine = deployment(lmcache_config, environ, chunk_size, options)
     shared = shared_prefix or 0
     if shared > prompt:
         raise KvsizeError(f"`shared_prefix` {shared:,} is longer than the {prompt:,}-token prompt", field="shared_prefix")
-    spec = _resolve(model, catalog, revision, offline)
+    spec = resolve_spec(model, catalog, revision, offline)
     sweep = plan_sweep(spec, engine, prompt, (chunk,))
     plan = plan_capacity(sweep.rows[0], sweep.layout, storage_bytes=storage, prompts=prompts, shared_prefix_tokens=shared)
     return CapacityReport(**sweep_fields(sweep, list(sweep.warnings)), capacity=plan, assumptions=assumptions(sweep))

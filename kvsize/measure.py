@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kvsize.api import GIB, _candidates, _resolve, whole
+from kvsize.api import GIB, candidate_sizes, resolve_spec, whole
 from kvsize.engines.lmcache import EngineOptions
 from kvsize.errors import KvsizeError, finite
 
@@ -102,9 +102,9 @@ def _probe_sizes(
             raise KvsizeError("`chunk_sizes` goes with `model`", field="chunk_sizes")
         sizes = sorted(set(object_sizes or (2**20, 16 * 2**20, 64 * 2**20)))
         return [whole(size, "object_sizes", 1, 2**40) for size in sizes]
-    spec = _resolve(model, catalog, None, False)
+    spec = resolve_spec(model, catalog, None, False)
     layout = plan_layout(spec, EngineOptions(tp=tp, pp=pp, kv_dtype=kv_dtype))
-    chunks = _candidates(chunk_sizes, None)
+    chunks = candidate_sizes(chunk_sizes, None)
     return sorted({plan_row(layout, chunk, chunk).object_bytes for chunk in chunks})
 
 
