@@ -131,3 +131,47 @@ def probe_leftovers(target: str, *, endpoint_url: str | None = None) -> list[Any
 
     handle = open_target(target, direct=False, endpoint_url=endpoint_url)
     return [left for name in handle.leftovers() if (left := classify(name)) is not None]
+
+
+def fio_job(
+    target: str,
+    *,
+    model: str | None = None,
+    tp: int = 1,
+    pp: int = 1,
+    chunk_sizes: Sequence[int] | None = None,
+    kv_dtype: str = "auto",
+    object_sizes: Sequence[int] | None = None,
+    concurrency: Sequence[int] = (1, 4, 16),
+    objects: int = 256,
+    max_bytes: int = GIB,
+    direct: bool = False,
+    catalog: Path | None = None,
+) -> str:
+    """The fio job file that runs ``probe``'s sets on a directory target (``kvsize probe DIR --emit fio``)."""
+    from kvsize.storage.fio import fio_job as job_file
+
+    if "://" in target:
+        raise KvsizeError("`emit` fio needs a directory target (fio measures files): give the mount's path", field="emit")
+    sizes = _probe_sizes(model, tp, pp, chunk_sizes, kv_dtype, object_sizes, catalog)
+    levels = [whole(level, "concurrency", 1, 4096) for level in concurrency]
+    bound = whole(max_bytes, "max_bytes", 1, 2**50)
+    return job_file(target, sizes, levels, objects=whole(objects, "objects", 1, 1_000_000), max_bytes=bound, direct=direct)
+
+
+def probe_from_fio(result: Path, target: str, *, save_profile: Path | None = None) -> ProbeReport:
+    """The probe report and fitted profile from fio's JSON output of an ``fio_job`` file (one host, or many clients)."""
+    from kvsize.storage import probe as probing
+    from kvsize.storage.fio import report_from_fio
+
+    if save_profile is not None:
+        _writable(save_profile, "save_profile")
+    report = report_from_fio(result, target)
+    if save_profile is not None:
+        try:
+            save_profile.write_text(probing.profile_yaml(report.profile), encoding="utf-8")
+        except OSError as error:
+            raise KvsizeError(
+                f"cannot write `save_profile` {save_profile}: {error.strerror or error}", field="save_profile"
+            ) from None
+    return report

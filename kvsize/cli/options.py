@@ -35,6 +35,10 @@ class EmitFormat(str, Enum):
     lmcache = "lmcache"
 
 
+class ProbeEmit(str, Enum):
+    fio = "fio"
+
+
 class KvDtypeChoice(str, Enum):
     auto = "auto"
     bfloat16 = "bfloat16"

@@ -3,13 +3,16 @@
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from kvsize.cli import options as o
 from kvsize.cli.app import app
 from kvsize.errors import KvsizeError
+
+if TYPE_CHECKING:
+    from kvsize.storage.probe import ProbeReport
 
 
 @app.command("probe")
@@ -42,6 +45,14 @@ def probe(
     ] = None,
     output: Annotated[o.TableFormat, typer.Option("--format", "-f", help="Output format.")] = o.TableFormat.table,
     catalog: o.Catalog = None,
+    emit: Annotated[
+        o.ProbeEmit | None,
+        typer.Option("--emit", help="Print a fio job file reproducing this probe on TARGET (a directory), and stop."),
+    ] = None,
+    from_fio: Annotated[
+        Path | None,
+        typer.Option("--from-fio", help="Fit the profile from fio's JSON output of that job file instead of measuring."),
+    ] = None,
     clean: Annotated[
         bool,
         typer.Option("--clean", help="Remove what earlier probes killed mid-run left on TARGET (their process gone), then stop."),
@@ -49,21 +60,39 @@ def probe(
 ) -> None:
     """Measure a storage target with LMCache-shaped objects and fit the time model's L, b and B."""
     from kvsize import measure
-    from kvsize.cli.reports import print_probe
     from kvsize.storage.probe import Interrupted
     from kvsize.units import parse_duration, parse_int_list, parse_size
 
     if clean:
         _clean(target, endpoint_url)
         return
-    for left in measure.probe_leftovers(target, endpoint_url=endpoint_url):
-        fix = "run 'kvsize probe TARGET --clean' to remove it" if left.owner_gone else "kvsize leaves it alone"
-        sys.stderr.write(f"kvsize: note: {target} holds {left.name} from an earlier probe ({left.why}); {fix}\n")
+    if from_fio is not None:
+        _show(measure.probe_from_fio(from_fio, target, save_profile=save_profile), output, save_profile)
+        return
     sizes = None
     if object_sizes is not None:
         sizes = [parse_size(part.strip(), "--object-sizes") for part in object_sizes.split(",") if part.strip()]
         if not sizes:
             raise KvsizeError("--object-sizes is empty: give sizes like 9MiB,72MiB")
+    sets: dict[str, Any] = {
+        "model": model,
+        "tp": tp,
+        "pp": pp,
+        "chunk_sizes": parse_int_list(chunk_sizes, "--chunk-sizes") if chunk_sizes else None,
+        "kv_dtype": kv_dtype.value,
+        "object_sizes": sizes,
+        "concurrency": parse_int_list(concurrency, "--concurrency"),
+        "objects": objects,
+        "max_bytes": parse_size(max_bytes, "--max-bytes"),
+        "direct": direct,
+        "catalog": catalog,
+    }
+    if emit is not None:
+        sys.stdout.write(measure.fio_job(target, **sets))
+        return
+    for left in measure.probe_leftovers(target, endpoint_url=endpoint_url):
+        fix = "run 'kvsize probe TARGET --clean' to remove it" if left.owner_gone else "kvsize leaves it alone"
+        sys.stderr.write(f"kvsize: note: {target} holds {left.name} from an earlier probe ({left.why}); {fix}\n")
     from rich.progress import Progress
 
     with Progress(transient=True, disable=not (sys.stderr.isatty() and output is o.TableFormat.table)) as bar:
@@ -71,25 +100,21 @@ def probe(
         try:
             report = measure.probe(
                 target,
-                model=model,
-                tp=tp,
-                pp=pp,
-                chunk_sizes=parse_int_list(chunk_sizes, "--chunk-sizes") if chunk_sizes else None,
-                kv_dtype=kv_dtype.value,
-                object_sizes=sizes,
-                concurrency=parse_int_list(concurrency, "--concurrency"),
-                objects=objects,
-                max_bytes=parse_size(max_bytes, "--max-bytes"),
+                **sets,
                 time_limit=parse_duration(time_limit, "--time-limit"),
-                direct=direct,
                 endpoint_url=endpoint_url,
                 save_profile=save_profile,
-                catalog=catalog,
                 progress=lambda label, done, total: bar.update(task, completed=done, total=total, description=label),
             )
         except Interrupted as stop:
             sys.stderr.write(f"kvsize: probe {stop}; removed everything it wrote\n")
             raise typer.Exit(143 if "SIGTERM" in str(stop) else 130) from None
+    _show(report, output, save_profile)
+
+
+def _show(report: "ProbeReport", output: o.TableFormat, save_profile: Path | None) -> None:
+    from kvsize.cli.reports import print_probe
+
     for note in report.notes:
         sys.stderr.write(f"kvsize: note: {note}\n")
     if output is o.TableFormat.json:
