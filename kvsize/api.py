@@ -48,10 +48,12 @@ def resolve_spec(model: str, catalog: Path | None, revision: str | None, offline
     return resolve_model(model, catalog_path=catalog, revision=revision, offline=offline or None)
 
 
-def candidate_sizes(chunk_sizes: Sequence[int] | None, chunk_size: int | None) -> tuple[int, ...]:
+def candidate_sizes(
+    chunk_sizes: Sequence[int] | None, chunk_size: int | None, defaults: tuple[int, ...] = DEFAULT_CHUNK_SIZES
+) -> tuple[int, ...]:
     if chunk_sizes is not None and chunk_size is not None:
         raise KvsizeError("give `chunk_sizes` or `chunk_size`, not both", field="chunk_sizes")
-    sizes = (chunk_size,) if chunk_size is not None else tuple(chunk_sizes) if chunk_sizes is not None else DEFAULT_CHUNK_SIZES
+    sizes = (chunk_size,) if chunk_size is not None else tuple(chunk_sizes) if chunk_sizes is not None else defaults
     if len(sizes) > MAX_CHUNK_CANDIDATES:
         raise KvsizeError(
             f"`chunk_sizes` has {len(sizes):,} entries; give at most {MAX_CHUNK_CANDIDATES} "
@@ -59,6 +61,43 @@ def candidate_sizes(chunk_sizes: Sequence[int] | None, chunk_size: int | None) -
             field="chunk_sizes",
         )
     return sizes
+
+
+def engine_choice(
+    engine: str,
+    *,
+    connector: str | None = None,
+    tier: str | None = None,
+    gpu_block_size: int | None = None,
+    layerwise: bool | None = None,
+    save_unfull_chunk: bool | None = None,
+) -> dict[str, Any]:
+    """The ``EngineOptions`` fields of one engine; an option of another engine is refused, naming the right one."""
+    from kvsize.engines.registry import engine_for
+
+    engine_for(engine)
+    if engine == "lmcache":
+        for name, value in (("tier", tier), ("gpu_block_size", gpu_block_size)):
+            if value is not None:
+                raise KvsizeError(f"`{name}` is vLLM's: it applies to `engine` vllm or llmd-fs, not lmcache", field=name)
+        return {"engine": engine, "connector": connector, "layerwise": layerwise, "save_unfull_chunk": save_unfull_chunk}
+    for name, given in (("connector", connector), ("layerwise", layerwise), ("save_unfull_chunk", save_unfull_chunk)):
+        if given:
+            raise KvsizeError(
+                f"`{name}` is LMCache's: with `engine` {engine} give `tier` (cpu, fs, obj) and `gpu_block_size`", field=name
+            )
+    if engine == "llmd-fs" and tier not in (None, "fs"):
+        raise KvsizeError(f"`engine` llmd-fs writes files only: drop `tier` {shown(tier)}", field="tier")
+    out: dict[str, Any] = {"engine": engine, "tier": tier or "fs"}
+    if gpu_block_size is not None:
+        out["gpu_block_size"] = whole(gpu_block_size, "gpu_block_size", 1, 65_536)
+    return out
+
+
+def default_candidates(engine: str) -> tuple[int, ...]:
+    from kvsize.engines.registry import engine_for
+
+    return engine_for(engine).info.candidates
 
 
 def _draft_layers(spec: ModelSpec, mtp: bool, draft_layers: int | None) -> int:
@@ -139,7 +178,11 @@ def size(
     kv_dtype: str = "auto",
     save_unfull_chunk: bool = False,
     layerwise: bool = False,
-    connector: str = "s3",
+    connector: str | None = None,
+    engine: str = "lmcache",
+    tier: str | None = None,
+    gpu_block_size: int | None = None,
+    kv_offloading_size: float | None = None,
     mtp: bool = False,
     draft_layers: int | None = None,
     pp_partition: Sequence[int] | None = None,
@@ -167,7 +210,18 @@ def size(
     vllm_version: str = VLLM_VERSION,
 ) -> SizeResult:
     """What one prompt stores at each candidate chunk size; with ``backend``, its load time and a pick."""
-    sizes = candidate_sizes(chunk_sizes, chunk_size)
+    choice = engine_choice(
+        engine,
+        connector=connector,
+        tier=tier,
+        gpu_block_size=gpu_block_size,
+        layerwise=layerwise or None,
+        save_unfull_chunk=save_unfull_chunk or None,
+    )
+    if choice.get("connector") is None and engine == "lmcache":
+        choice["connector"] = "s3"
+    choice = {key: value for key, value in choice.items() if value is not None}
+    sizes = candidate_sizes(chunk_sizes, chunk_size, default_candidates(engine))
     overrides = backend_overrides(
         latency=latency,
         stream_bandwidth=stream_bandwidth,
@@ -184,9 +238,7 @@ def size(
         tp=tp,
         pp=pp,
         kv_dtype=kv_dtype,
-        connector=connector,
-        layerwise=layerwise,
-        save_unfull_chunk=save_unfull_chunk,
+        **choice,
         draft_layers=_draft_layers(spec, mtp, draft_layers),
         pp_partition=tuple(pp_partition) if pp_partition else None,
         vllm_version=vllm_version,
@@ -199,11 +251,11 @@ def size(
     rate, assumption, warnings = prefill_rate(spec, tp * pp, prompt, prefill_tps, gpu, mfu)
     time_options = time_options_for(
         concurrent_prompts, instances, blocking_timeout, cpu_buffer, pinned_memory, shared_prefix, rate
-    )
+    ).model_copy(update={"offload_cpu_bytes": offloading_bytes(kv_offloading_size, engine)})
     profiles = backend_profiles(backend, overrides)
     plans = _plans(sweep, profiles, time_options, assumption, search)
     sweep = plans[0][0]
-    warnings += connector_mismatches(backend, connector)
+    warnings += connector_mismatches(backend, sweep.layout.connector.name, engine)
     timed_plans = [plan for _, plan in plans]
     return size_result(sweep, timed_plans, [*sweep.warnings, *warnings], _explain(sweep, timed_plans, explain))
 
@@ -248,7 +300,8 @@ def _plans(
 
     if search:
         sizes = [row.chunk_tokens for row in sweep.rows]
-        block = 64 if sweep.spec.use_mla else 16  # vLLM's default block size (MLA backends 64 or more)
+        # The GPU block of the vLLM family; under LMCache vLLM's default block (MLA backends 64 or more).
+        block = sweep.layout.block_tokens or (64 if sweep.spec.use_mla else 16)
         found = {search_chunk(sweep.layout, sweep.prompt_tokens, p, options, min(sizes), max(sizes), block) for p in profiles}
         extra = tuple(chunk for chunk in found if chunk is not None and chunk not in sizes)
         if extra:
@@ -256,37 +309,49 @@ def _plans(
     return [(sweep, plan_storage(sweep.rows, sweep.layout, p, options, assumption)) for p in profiles]
 
 
-def connector_mismatches(backend: Sequence[str | BackendProfile] | None, connector: str) -> list[str]:
+def connector_mismatches(backend: Sequence[str | BackendProfile] | None, connector: str, engine: str = "lmcache") -> list[str]:
     from kvsize.storage import connector_mismatch
 
     names = [name for name in backend or [] if isinstance(name, str)]
-    return [warning for name in names if (warning := connector_mismatch(name, connector))]
+    return [warning for name in names if (warning := connector_mismatch(name, connector, engine))]
+
+
+def offloading_bytes(kv_offloading_size: float | None, engine: str) -> int | None:
+    """vLLM's ``cpu_bytes_to_use``: ``--kv-offloading-size`` GiB x 2**30 (``config/vllm.py``), for `engine` vllm."""
+    if kv_offloading_size is None:
+        return None
+    if engine != "vllm":
+        raise KvsizeError(
+            "`kv_offloading_size` is vLLM native offloading's CPU tier: give it with `engine` vllm", field="kv_offloading_size"
+        )
+    return int(finite(kv_offloading_size, "`kv_offloading_size`", low=0, low_open=True, high=2**30) * GIB)
 
 
 def lmcache_config(result: SizeResult, *, chunk_size: int | None = None, margin: float = 2.0) -> tuple[str, list[str]]:
     """The LMCache YAML (with its ``LMCACHE_*`` form) for the recommended chunk of a ``size`` result, or ``chunk_size``
     (which must be one of the result's rows), and its warnings. Refuses when recomputing beats loading."""
-    from kvsize.emit import settings_for
+    from kvsize.emit import emit_chunk, settings_for
 
     finite(margin, "`margin`", low=1, high=1000)
+    chunk = emit_chunk(result, chunk_size, "lmcache")
+    return settings_for(result.sweep, result.plans[0] if result.plans else None, chunk, margin)
+
+
+def vllm_config(result: SizeResult, *, chunk_size: int | None = None, margin: float = 2.0) -> tuple[str, list[str]]:
+    """The ``vllm serve`` flags (``--kv-transfer-config`` JSON, ``--kv-offloading-size``) for vLLM native offloading
+    at the recommended chunk of a ``size`` result, or ``chunk_size``; and its warnings."""
+    from kvsize.emit import emit_chunk
+    from kvsize.engines.vllm_settings import serve_flags
+
+    finite(margin, "`margin`", low=1, high=1000)
+    chunk = emit_chunk(result, chunk_size, "vllm")
+    row = next((r for r in result.sweep.rows if r.chunk_tokens == chunk), None)
+    if row is None:
+        raise KvsizeError(
+            f"`emit` vllm: chunk {chunk:,} is not one of the sizes sized; add it to `chunk_sizes`", field="chunk_size"
+        )
     plan = result.plans[0] if result.plans else None
-    if chunk_size is None:
-        if plan is None:
-            raise KvsizeError("`emit` lmcache needs `chunk_size` N, or `backend` to recommend one", field="chunk_size")
-        if plan.offload_pays is False:
-            raise KvsizeError(
-                f"`emit` lmcache: recomputing is faster than loading on {plan.backend.name} "
-                f"({plan.full_recompute_seconds:.2f} s to prefill the prompts of one instance, against the best "
-                "load + tail recompute), so there is no chunk size to recommend; give `chunk_size` N to emit one anyway",
-                field="chunk_size",
-            )
-        if plan.recommendation is None:
-            raise KvsizeError(
-                "`emit` lmcache: no recommendation to emit (see the warning); give `chunk_size` N", field="chunk_size"
-            )
-        chunk_size = plan.recommendation.chunk_tokens
-    text, warnings = settings_for(result.sweep, plan, chunk_size, margin)
-    return text, warnings
+    return serve_flags(result.sweep, row, plan.options if plan else None, margin)
 
 
 def deployment(

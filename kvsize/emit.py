@@ -1,4 +1,5 @@
-"""``--emit lmcache``: the LMCache settings for one chunk size of a sweep, sized from its prediction."""
+"""``--emit``: which chunk to emit settings for, and LMCache's settings for one chunk size of a sweep, sized from its
+prediction (vLLM's are ``kvsize.engines.vllm_settings``)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ from typing import TYPE_CHECKING
 
 from kvsize.engines.lmcache import DEFAULT_BLOCKING_TIMEOUT_S, DEFAULT_CPU_BUFFER_BYTES, GIB
 from kvsize.engines.lmcache_settings import emit_settings
+from kvsize.errors import KvsizeError
 from kvsize.plan import Sweep
 
 if TYPE_CHECKING:
+    from kvsize.results import SizeResult
     from kvsize.storage import StoragePlan
 
 
@@ -62,3 +65,33 @@ def settings_for(sweep: Sweep, plan: StoragePlan | None, chunk: int, margin: flo
         comments=comments,
     )
     return text, warnings
+
+
+def emit_chunk(result: SizeResult, chunk_size: int | None, what: str) -> int:
+    """The chunk to emit ``what``'s settings for: ``chunk_size``, else the recommendation (refused when recomputing
+    beats loading, or when the result sizes another engine)."""
+    _emit_engine(result, what)
+    plan = result.plans[0] if result.plans else None
+    if chunk_size is not None:
+        return chunk_size
+    if plan is None:
+        raise KvsizeError(f"`emit` {what} needs `chunk_size` N, or `backend` to recommend one", field="chunk_size")
+    if plan.offload_pays is False:
+        raise KvsizeError(
+            f"`emit` {what}: recomputing is faster than loading on {plan.backend.name} "
+            f"({plan.full_recompute_seconds:.2f} s to prefill the prompts of one instance, against the best "
+            "load + tail recompute), so there is no chunk size to recommend; give `chunk_size` N to emit one anyway",
+            field="chunk_size",
+        )
+    if plan.recommendation is None:
+        raise KvsizeError(f"`emit` {what}: no recommendation to emit (see the warning); give `chunk_size` N", field="chunk_size")
+    return int(plan.recommendation.chunk_tokens)
+
+
+def _emit_engine(result: SizeResult, what: str) -> None:
+    if result.offload_engine != what:
+        raise KvsizeError(
+            f"`emit` {what} writes {what}'s settings, but this result sizes `engine` {result.offload_engine}: "
+            f"give `engine` {what}" + (" or `emit` vllm" if result.offload_engine == "vllm" else ""),
+            field="emit",
+        )

@@ -1,65 +1,26 @@
-"""The chunk-size sweep: for a prompt and candidate chunk sizes, what LMCache stores.
+"""The chunk-size sweep: for a prompt and candidate chunk sizes, what the engine stores.
 
-The token database cuts a prompt into chunks (``lmcache/v1/token_database.py``,
-``ChunkedTokenDatabase._chunk_tokens``)::
-
-    end = len(tokens) if save_unfull_chunk else len(tokens) - len(tokens) % chunk_size
-
-so the tail past the last whole chunk is dropped unless ``save_unfull_chunk`` is on
-(default off since LMCache 0.3.11). Every writer stores its own object per chunk
-(per layer in layerwise mode).
+Each engine (``kvsize.engines.registry``) gives the layout and one row per chunk size;
+the sweep checks the candidates, refuses the sizes the engine refuses, and adds the
+warnings every engine shares (a prompt past the context, a chunk longer than the prompt).
 """
 
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from kvsize.engines.lmcache import DEFAULT_CHUNK_TOKENS, EngineOptions, Layout, plan_layout
+from kvsize.engines.base import GroupObjects, StageObjects, SweepRow
+from kvsize.engines.lmcache import DEFAULT_CHUNK_TOKENS, EngineOptions, Layout
+from kvsize.engines.registry import engine_for
 from kvsize.errors import KvsizeError, shown
 from kvsize.model.spec import ModelSpec
 
 DEFAULT_CHUNK_SIZES: tuple[int, ...] = (256, 512, 1024, 2048, 4096)
 LMCACHE_DEFAULT_CHUNK = DEFAULT_CHUNK_TOKENS
 MAX_TOKENS = 1_000_000_000
+__all__ = ["GroupObjects", "StageObjects", "Sweep", "SweepRow", "plan_row", "plan_sweep"]
 MAX_CHUNK_CANDIDATES = 64
 """Most candidate chunk sizes in one sweep: ``search`` does the fine search between them."""
-
-
-class StageObjects(BaseModel):
-    """One stage's share of a row: how many objects its writers store, and their bytes."""
-
-    model_config = ConfigDict(frozen=True)
-
-    stage: int
-    objects: int
-    object_bytes: int
-    tail_object_bytes: int
-    total_bytes: int
-
-
-class SweepRow(BaseModel):
-    """What loading (or storing) one prompt costs at one chunk size."""
-
-    model_config = ConfigDict(frozen=True)
-
-    chunk_tokens: int
-    full_chunks: int
-    tail_tokens: int
-    tail_saved: bool
-    object_bytes: int
-    """KV payload of one full-chunk object of the largest stage (one layer's when layerwise)."""
-    tail_object_bytes: int
-    """KV payload of one tail object of the largest stage (0 when the tail is not saved)."""
-    objects: int
-    """Objects stored for the prompt: all writers and stages (x layers when layerwise)."""
-    objects_per_writer: int
-    """Objects of the busiest writer (the largest stage's)."""
-    total_bytes: int
-    header_bytes: int
-    stored_bytes: int
-    reduction_vs_256: float | None
-    """LMCache-default (256-token) objects divided by this row's; None when either stores nothing."""
-    stages: tuple[StageObjects, ...]
 
 
 class Sweep(BaseModel):
@@ -76,49 +37,10 @@ class Sweep(BaseModel):
 
 
 def plan_row(layout: Layout, prompt_tokens: int, chunk_tokens: int) -> SweepRow:
-    """One chunk size: chunks, tail, objects and bytes, exactly as LMCache stores them."""
+    """One chunk size: chunks, tail, objects and bytes, exactly as the layout's engine stores them."""
     if chunk_tokens < 1:
         raise KvsizeError(f"chunk size must be at least 1 token, got {chunk_tokens}")
-    options = layout.options
-    full_chunks, tail_tokens = divmod(prompt_tokens, chunk_tokens)
-    tail_saved = options.save_unfull_chunk and layout.connector.stores_partial_chunks and tail_tokens > 0
-    saved_tail = tail_tokens if tail_saved else 0
-    chunks = full_chunks + (1 if tail_saved else 0)
-
-    stages = []
-    for stage in layout.stages:
-        per_object = stage.stored_layers if options.layerwise else 1
-        objects = stage.writers * chunks * per_object
-        bytes_per_token = stage.bytes_per_token_per_rank
-        layer_share = stage.stored_layers if options.layerwise else 1
-        stages.append(
-            StageObjects(
-                stage=stage.index,
-                objects=objects,
-                object_bytes=chunk_tokens * bytes_per_token // layer_share if stage.stored_layers else 0,
-                tail_object_bytes=saved_tail * bytes_per_token // layer_share if stage.stored_layers else 0,
-                total_bytes=stage.writers * (full_chunks * chunk_tokens + saved_tail) * bytes_per_token,
-            )
-        )
-    largest = stages[layout.largest_stage.index]
-    objects = sum(s.objects for s in stages)
-    total_bytes = sum(s.total_bytes for s in stages)
-    header_bytes = objects * layout.connector.header_bytes
-    return SweepRow(
-        chunk_tokens=chunk_tokens,
-        full_chunks=full_chunks,
-        tail_tokens=tail_tokens,
-        tail_saved=tail_saved,
-        object_bytes=largest.object_bytes,
-        tail_object_bytes=largest.tail_object_bytes,
-        objects=objects,
-        objects_per_writer=largest.objects // layout.largest_stage.writers,
-        total_bytes=total_bytes,
-        header_bytes=header_bytes,
-        stored_bytes=total_bytes + header_bytes,
-        reduction_vs_256=None,
-        stages=tuple(stages),
-    )
+    return engine_for(layout.engine).plan_row(layout, prompt_tokens, chunk_tokens)
 
 
 def plan_sweep(
@@ -139,7 +61,12 @@ def plan_sweep(
     for chunk in chunk_sizes:
         if isinstance(chunk, bool) or not isinstance(chunk, int) or not 1 <= chunk <= MAX_TOKENS:
             raise KvsizeError(f"chunk size must be 1 to {MAX_TOKENS:,} tokens, got {shown(chunk)}", field="chunk_sizes")
-    layout = plan_layout(spec, options)
+    engine = engine_for(options.engine)
+    layout = engine.plan_layout(spec, options)
+    for chunk in sorted(set(chunk_sizes)):
+        problem = engine.chunk_problem(layout, chunk)
+        if problem:
+            raise KvsizeError(problem, field="chunk_sizes")
     baseline = plan_row(layout, prompt_tokens, LMCACHE_DEFAULT_CHUNK).objects
     rows = []
     for chunk in sorted(set(chunk_sizes)):
@@ -172,5 +99,6 @@ def plan_sweep(
         prompt_tokens=prompt_tokens,
         rows=tuple(rows),
         warnings=tuple(warnings),
-        notes=(*spec.notes, *layout.notes),
+        # The spec's notes are how LMCache's in-process connector treats the layers (sliding layers promoted to full).
+        notes=(*(spec.notes if layout.engine == "lmcache" else ()), *layout.notes),
     )

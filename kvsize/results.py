@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from kvsize.plan import Sweep, SweepRow
+from kvsize.plan import GroupObjects, Sweep, SweepRow
 
 if TYPE_CHECKING:
     from kvsize.storage import StoragePlan
@@ -48,6 +48,8 @@ class RowView(BaseModel):
     header_bytes: int
     stored_bytes: int
     reduction_vs_256: float | None
+    groups: list[GroupObjects] | None = None
+    """Per KV-cache group, for engines that store per group (vLLM native, llm-d); null for LMCache."""
 
     @classmethod
     def of(cls, row: SweepRow) -> RowView:
@@ -124,6 +126,10 @@ class SweepReport(BaseModel):
     head_size: int
     use_mla: bool
     stages: list[StageView]
+    offload_engine: str = "lmcache"
+    """The offloading stack sized: lmcache, vllm or llmd-fs (``kvsize engines``)."""
+    engine_options: dict[str, Any] = {}
+    """The stack's own settings that shape its objects (LMCache: connector, layerwise, ...; vLLM: tier, GPU block, ...)."""
     sweep: Sweep = Field(exclude=True, repr=False)
 
 
@@ -166,8 +172,33 @@ def sweep_fields(sweep: Sweep, warnings: list[str]) -> dict[str, Any]:
             )
             for s in layout.stages
         ],
+        "offload_engine": layout.engine,
+        "engine_options": engine_options(layout),
         "sweep": sweep,
     }
+
+
+def engine_options(layout: Any) -> dict[str, Any]:
+    """The engine's own settings, as the JSON's ``engine_options`` shows them."""
+    options = layout.options
+    if layout.engine == "lmcache":
+        return {
+            "connector": layout.connector.name,
+            "layerwise": options.layerwise,
+            "save_unfull_chunk": options.save_unfull_chunk,
+            "stores_partial_chunks": layout.connector.stores_partial_chunks,
+        }
+    out: dict[str, Any] = {
+        "tier": layout.connector.name if layout.engine == "vllm" else "fs",
+        "gpu_block_size": layout.block_tokens,
+        "kv_cache_groups": len(layout.groups),
+        "worker_block_bytes": layout.worker_block_bytes,
+        "copies": layout.copies if layout.engine == "vllm" else None,
+        "host_page_bytes": layout.host_page_bytes,
+        "io_threads": layout.connector.io_threads,
+        "source": layout.connector.source,
+    }
+    return out
 
 
 class SizeResult(SweepReport):

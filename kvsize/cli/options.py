@@ -33,6 +33,19 @@ class TableFormat(str, Enum):
 
 class EmitFormat(str, Enum):
     lmcache = "lmcache"
+    vllm = "vllm"
+
+
+class EngineChoice(str, Enum):
+    lmcache = "lmcache"
+    vllm = "vllm"
+    llmd_fs = "llmd-fs"
+
+
+class TierChoice(str, Enum):
+    cpu = "cpu"
+    fs = "fs"
+    obj = "obj"
 
 
 class ProbeEmit(str, Enum):
@@ -48,7 +61,8 @@ class KvDtypeChoice(str, Enum):
     fp8_e5m2 = "fp8_e5m2"
 
 
-CONNECTOR_HELP = "LMCache backend: s3, fs, redis, valkey, resp, mooncakestore, gds, weka, local-disk, cpu."
+CONNECTOR_HELP = "LMCache backend: s3 (default), fs, redis, valkey, resp, mooncakestore, gds, weka, local-disk, cpu."
+ENGINE = "Offloading engine"
 
 Model = Annotated[
     str, typer.Argument(help="Catalog name (see 'kvsize models'), a config.json or its directory, or a Hub repo ORG/NAME.")
@@ -109,6 +123,35 @@ Gpu = Annotated[
 Mfu = Annotated[float, typer.Option("--mfu", help="Utilisation of peak FLOP/s for the prefill estimate.", rich_help_panel=TIME)]
 SharedPrefix = Annotated[
     str | None, typer.Option("--shared-prefix", help="Tokens another prompt shares with this one.", rich_help_panel=TIME)
+]
+Engine = Annotated[
+    EngineChoice,
+    typer.Option(
+        "--engine",
+        help="Offloading stack: lmcache (default), vllm (vLLM's native OffloadingConnector), llmd-fs (llm-d's fs "
+        "connector). See 'kvsize engines'.",
+        rich_help_panel=ENGINE,
+    ),
+]
+Tier = Annotated[
+    TierChoice | None,
+    typer.Option("--tier", help="--engine vllm: the tier objects go to: cpu, fs (default), obj.", rich_help_panel=ENGINE),
+]
+GpuBlockSize = Annotated[
+    int | None,
+    typer.Option(
+        "--gpu-block-size",
+        help="--engine vllm/llmd-fs: vLLM's GPU block in tokens (default 16; say 32 or 64 for a backend that forces it).",
+        rich_help_panel=ENGINE,
+    ),
+]
+KvOffloadingSize = Annotated[
+    float | None,
+    typer.Option(
+        "--kv-offloading-size",
+        help="--engine vllm: vLLM's --kv-offloading-size in GiB (its CPU tier); one prompt's objects must fit.",
+        rich_help_panel=ENGINE,
+    ),
 ]
 # check and capacity: the deployment's LMCache settings, and overrides of them.
 DeployChunk = Annotated[str | None, typer.Option("--chunk-size", help="Chunk size (else the LMCache config's, else 256).")]

@@ -96,12 +96,24 @@ def headline(sweep: Sweep, sep: str = "\n") -> str:
     return (
         f"{sweep.spec.name}{sep}{format_count(layout.bytes_per_token)} B/token ({format_iec(layout.bytes_per_token)}), "
         f"TP {layout.options.tp} x PP {layout.options.pp}, {layout.writers} writer{'s' if layout.writers != 1 else ''}, "
-        f"prompt {format_count(sweep.prompt_tokens)} tokens"
+        f"prompt {format_count(sweep.prompt_tokens)} tokens" + ("" if layout.engine == "lmcache" else f", engine {layout.engine}")
     )
 
 
 def subtitle(sweep: Sweep) -> str:
     layout = sweep.layout
+    if layout.engine == "vllm":
+        copies = f"{layout.copies} worker slice{'s' if layout.copies != 1 else ''}"
+        return (
+            f"vLLM native offloading, tier {layout.connector.name}, GPU block {layout.block_tokens}: {copies} per "
+            f"object, rounded up to {layout.host_page_bytes:,} B; {layout.kv_dtype} KV"
+        )
+    if layout.engine != "lmcache":
+        per_worker = layout.bytes_per_token_per_rank
+        return (
+            f"llm-d fs connector: {format_count(per_worker)} B/token per worker file ({format_iec(per_worker)}); "
+            f"GPU block {layout.block_tokens}; {layout.kv_dtype} KV"
+        )
     per_rank = layout.bytes_per_token_per_rank
     mode = ", layerwise" if layout.options.layerwise else ""
     return (
@@ -138,12 +150,12 @@ TABLE_HEADERS = ("chunk", "chunks", "tail", "object", "objects", "stored", f"vs 
 def footnotes(sweep: Sweep) -> list[str]:
     """Plain-language notes under the table: the dropped tail, headers, notes."""
     lines = []
+    lmcache = sweep.layout.engine == "lmcache"
     dropped = [row for row in sweep.rows if row.tail_tokens and not row.tail_saved]
     if dropped:
         parts = ", ".join(f"{format_count(r.tail_tokens)} at {format_count(r.chunk_tokens)}" for r in dropped)
-        lines.append(
-            f"Tail not stored (save_unfull_chunk off): {parts} tokens past the last whole chunk are recomputed by prefill."
-        )
+        why = "save_unfull_chunk off" if lmcache else "only full chunks are stored"
+        lines.append(f"Tail not stored ({why}): {parts} tokens past the last whole chunk are recomputed by prefill.")
     saved = [row for row in sweep.rows if row.tail_saved]
     if saved:
         lines.append("Tail stored as one partial object per writer (save_unfull_chunk on); counted in objects.")
@@ -152,9 +164,30 @@ def footnotes(sweep: Sweep) -> list[str]:
         lines.append(
             f"stored = KV payload + {connector.header_bytes:,} B of {connector.name} metadata per object ({connector.layout})."
         )
-    lines.append("object = one writer's object of one full chunk; objects = all writers and stages.")
+    lines.append(OBJECT_NOTES[sweep.layout.engine])
+    if len(sweep.layout.groups) > 1:
+        lines.append("Objects per KV-cache group: " + "; ".join(_group_cell(row) for row in sweep.rows) + ".")
     lines.extend(sweep.notes)
     return lines
+
+
+OBJECT_NOTES = {
+    "lmcache": "object = one writer's object of one full chunk; objects = all writers and stages.",
+    "vllm": "object = one (chunk, KV-cache group), every worker's slice inside, as written; objects = all groups.",
+    "llmd-fs": "object = one worker's file of one (chunk, KV-cache group); objects = all workers and groups.",
+}
+
+
+def _group_cell(row: SweepRow) -> str:
+    """``chunk 16: 6 x sliding_attention 64 + full_attention 6,250`` (alike groups counted together)."""
+    counts: dict[tuple[str, int], int] = {}
+    for group in row.groups or ():
+        counts[(group.kind, group.objects)] = counts.get((group.kind, group.objects), 0) + 1
+    parts = [
+        f"{n} x {kind} {format_count(objects)}" if n > 1 else f"{kind} {format_count(objects)}"
+        for (kind, objects), n in counts.items()
+    ]
+    return f"chunk {format_count(row.chunk_tokens)}: " + " + ".join(parts)
 
 
 def render_markdown(sweep: Sweep, plans: list[StoragePlan] | None = None) -> str:
@@ -203,6 +236,8 @@ def _seconds(value: float) -> str:
 def timing_title(plan: StoragePlan) -> str:
     options = plan.options
     prompts = f"{options.concurrent_prompts} prompt{'s' if options.concurrent_prompts != 1 else ''} at once"
+    if plan.engine != "lmcache":
+        return f"Load on {plan.backend.name}, {prompts}, engine {plan.engine}"
     return f"Load on {plan.backend.name}, {prompts}, blocking timeout {options.blocking_timeout_s:g} s"
 
 
@@ -232,6 +267,8 @@ def timing_footnotes(plan: StoragePlan) -> list[str]:
 
     options = plan.options
     lines = [f"prompts = how many such prompts can load at once within {options.blocking_timeout_s:g} s."]
+    if plan.engine != "lmcache":
+        lines = [f"prompts: {plan.engine} has no blocking timeout (LMCache's), so no cap is shown."]
     if plan.recommendation:
         flag = "at risk: " if plan.recommendation.at_risk else ""
         lines.append(f"* recommended, {flag}{plan.recommendation.reason}.")

@@ -30,7 +30,11 @@ def size(
     layerwise: Annotated[
         bool, typer.Option("--layerwise", help="LMCache use_layerwise: one object per layer per chunk.")
     ] = False,
-    connector: Annotated[str, typer.Option("--connector", help=o.CONNECTOR_HELP)] = "s3",
+    connector: Annotated[str | None, typer.Option("--connector", help=o.CONNECTOR_HELP)] = None,
+    engine: o.Engine = o.EngineChoice.lmcache,
+    tier: o.Tier = None,
+    gpu_block_size: o.GpuBlockSize = None,
+    kv_offloading_size: o.KvOffloadingSize = None,
     mtp: Annotated[
         bool, typer.Option("--mtp", help="Speculative decoding with the config's num_nextn_predict_layers draft layers.")
     ] = False,
@@ -90,7 +94,9 @@ def size(
     emit: Annotated[
         o.EmitFormat | None,
         typer.Option(
-            "--emit", help="Print the LMCache config (YAML, with the LMCACHE_* form) for the recommended or --chunk-size chunk."
+            "--emit",
+            help="Print the engine's settings for the recommended or --chunk-size chunk: lmcache (YAML, with the "
+            "LMCACHE_* form) or vllm (the vllm serve flags).",
         ),
     ] = None,
     margin: Annotated[
@@ -98,7 +104,8 @@ def size(
     ] = 2.0,
     vllm_version: o.VllmVersion = "0.33.0",
 ) -> None:
-    """Objects and bytes LMCache stores for one prompt, per candidate chunk size; with --backend, load time and a pick."""
+    """Objects and bytes the offloading engine stores for one prompt, per candidate chunk size; with --backend, load
+    time and a pick."""
     from kvsize import api
     from kvsize.units import parse_count, parse_duration, parse_int_list, parse_size
 
@@ -113,6 +120,10 @@ def size(
         save_unfull_chunk=save_unfull_chunk,
         layerwise=layerwise,
         connector=connector,
+        engine=engine.value,
+        tier=tier.value if tier else None,
+        gpu_block_size=gpu_block_size,
+        kv_offloading_size=kv_offloading_size,
         mtp=mtp,
         draft_layers=draft_layers,
         pp_partition=parse_int_list(pp_partition, "--pp-partition") if pp_partition else None,
@@ -151,7 +162,8 @@ def _render(
         plot_plans(result.sweep, list(result.plans), plot)
     warn(*result.warnings)
     if emit is not None:
-        text, warnings = api.lmcache_config(result, chunk_size=result.rows[0].chunk_tokens if chosen else None, margin=margin)
+        emitter = api.vllm_config if emit is o.EmitFormat.vllm else api.lmcache_config
+        text, warnings = emitter(result, chunk_size=result.rows[0].chunk_tokens if chosen else None, margin=margin)
         warn(*warnings)
         sys.stdout.write(text)
     elif output is o.SizeFormat.json:

@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from kvsize.engines.base import ENGINE_NAMES, TIERS, EngineInfo, KvGroup, StageObjects, SweepRow
+from kvsize.engines.connectors import CONNECTORS, Connector
 from kvsize.engines.serving import (
     DTYPE_BYTES,
     check_served,
@@ -39,142 +41,6 @@ DEFAULT_CPU_BUFFER_BYTES = 5 * GIB  # max_local_cpu_size 5.0 (GB, read as GiB)
 DEFAULT_S3_MAX_INFLIGHT_REQS = 64  # extra_config s3_max_inflight_reqs
 
 
-class Connector(BaseModel):
-    """How one LMCache backend lays a chunk object out (docs/rules.md, LMCache 0.5.6)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    name: str
-    url: str
-    header_bytes: int
-    """Connector metadata bytes per object (inline header plus any separate metadata key or file)."""
-    requests_per_object: int
-    """Storage operations per object: 2 for redis's two keys and GDS's two files, else 1."""
-    stores_partial_chunks: bool
-    int32_header: bool
-    """The header's length field is an int32: objects of 2 GiB or more cannot be described."""
-    layout: str
-    source: str
-    multipart: bool = False
-    """The client splits an object into parts, each a request on the wire (awscrt on S3)."""
-    pinned_memory_rule: bool = False
-    """LMCache's S3 pinned-memory rule applies: object x s3_max_inflight_reqs + max_local_cpu_size x TP."""
-
-    @property
-    def inline_header_bytes(self) -> int:
-        """Header bytes inside the object itself (a separate metadata key or file is a request of its own)."""
-        return self.header_bytes if self.requests_per_object == 1 else 0
-
-
-CONNECTORS: dict[str, Connector] = {
-    c.name: c
-    for c in (
-        Connector(
-            name="s3",
-            url="s3://",
-            header_bytes=0,
-            requests_per_object=1,
-            stores_partial_chunks=False,
-            int32_header=False,
-            layout="raw bytes, one object; only whole chunks are uploaded",
-            source="lmcache/v1/storage_backend/connector/s3_connector.py",
-            multipart=True,
-            pinned_memory_rule=True,
-        ),
-        Connector(
-            name="fs",
-            url="fs://",
-            header_bytes=28,
-            requests_per_object=1,
-            stores_partial_chunks=True,
-            int32_header=True,
-            layout="28-byte RemoteMetadata header + bytes, one file (tmp write + rename)",
-            source="lmcache/v1/storage_backend/connector/fs_connector.py",
-        ),
-        Connector(
-            name="mooncakestore",
-            url="mooncakestore://",
-            header_bytes=28,
-            requests_per_object=1,
-            stores_partial_chunks=True,
-            int32_header=True,
-            layout="28-byte RemoteMetadata header + bytes",
-            source="lmcache/v1/storage_backend/connector/mooncakestore_connector.py",
-        ),
-        Connector(
-            name="redis",
-            url="redis://",
-            header_bytes=28,
-            requests_per_object=2,
-            stores_partial_chunks=True,
-            int32_header=True,
-            layout="two keys per chunk: <key>kv_bytes (raw) and <key>metadata (28 bytes)",
-            source="lmcache/v1/storage_backend/connector/redis_connector.py",
-        ),
-        Connector(
-            name="valkey",
-            url="valkey://",
-            header_bytes=0,
-            requests_per_object=1,
-            stores_partial_chunks=True,
-            int32_header=False,
-            layout="raw bytes, one key",
-            source="lmcache/v1/storage_backend/connector/valkey_connector.py",
-        ),
-        Connector(
-            name="resp",
-            url="resp://",
-            header_bytes=0,
-            requests_per_object=1,
-            stores_partial_chunks=True,
-            int32_header=False,
-            layout="raw bytes, one key",
-            source="lmcache/v1/storage_backend/connector/resp_connector.py",
-        ),
-        Connector(
-            name="local-disk",
-            url="local_disk",
-            header_bytes=0,
-            requests_per_object=1,
-            stores_partial_chunks=True,
-            int32_header=False,
-            layout="raw bytes, one file",
-            source="lmcache/v1/storage_backend/local_disk_backend.py",
-        ),
-        Connector(
-            name="gds",
-            url="gds_path",
-            header_bytes=8192,
-            requests_per_object=2,
-            stores_partial_chunks=True,
-            int32_header=True,
-            layout="4,096-byte header inside the data file + a 4,096-byte .metadata file (two files per chunk)",
-            source="lmcache/v1/storage_backend/gds_backend.py",
-        ),
-        Connector(
-            name="weka",
-            url="weka_path",
-            header_bytes=8192,
-            requests_per_object=2,
-            stores_partial_chunks=True,
-            int32_header=True,
-            layout="as gds: 4,096-byte header in the data file + a 4,096-byte .metadata file",
-            source="lmcache/v1/storage_backend/weka_gds_backend.py",
-        ),
-        Connector(
-            name="cpu",
-            url="local_cpu",
-            header_bytes=0,
-            requests_per_object=1,
-            stores_partial_chunks=True,
-            int32_header=False,
-            layout="pinned CPU memory, one buffer per chunk",
-            source="lmcache/v1/storage_backend/local_cpu_backend.py",
-        ),
-    )
-}
-
-
 class EngineOptions(BaseModel):
     """How the model is served and cached: the knobs of vLLM + LMCache that change what is stored."""
 
@@ -192,6 +58,12 @@ class EngineOptions(BaseModel):
     """Layers per stage, as ``VLLM_PP_LAYER_PARTITION`` sets them; None = vLLM's default split."""
     vllm_version: str = "0.33.0"
     """The vLLM serving the model: an architecture it no longer serves is refused (``RETIRED_ARCHITECTURES``)."""
+    engine: str = "lmcache"
+    """The offloading stack (``kvsize.engines.registry.ENGINES``); the options below it apply to the vLLM family."""
+    tier: str = "fs"
+    """vLLM native offloading's secondary tier: cpu (``--kv-offloading-size`` alone), fs or obj."""
+    gpu_block_size: int = 16
+    """vLLM's GPU KV-cache block in tokens (``--block-size``; ``CacheConfig.DEFAULT_BLOCK_SIZE`` 16)."""
 
     def __init__(self, **data: Any) -> None:
         super().__init__(**data)
@@ -208,6 +80,14 @@ class EngineOptions(BaseModel):
         if self.pp_partition is not None and (len(self.pp_partition) != self.pp or min(self.pp_partition) < 1):
             raise ParallelismError(f"`pp_partition` must give {self.pp} stages of at least one layer", field="pp_partition")
         version_tuple(self.vllm_version, "`vllm_version`")
+        if self.engine not in ENGINE_NAMES:
+            raise KvsizeError(f"unknown `engine` {shown(self.engine)}: use one of {', '.join(ENGINE_NAMES)}", field="engine")
+        if self.tier not in TIERS:
+            raise KvsizeError(f"unknown `tier` {shown(self.tier)}: use one of {', '.join(TIERS)}", field="tier")
+        if isinstance(self.gpu_block_size, bool) or not 1 <= self.gpu_block_size <= 65_536:
+            raise KvsizeError(
+                f"`gpu_block_size` must be 1 to 65,536 tokens, got {shown(self.gpu_block_size)}", field="gpu_block_size"
+            )
 
 
 class Stage(BaseModel):
@@ -248,6 +128,17 @@ class Layout(BaseModel):
     warnings: tuple[str, ...]
     notes: tuple[str, ...]
     dtype_field: str
+    engine: str = "lmcache"
+    groups: tuple[KvGroup, ...] = ()
+    """The KV-cache groups an engine stores apart (vLLM's hybrid allocator); empty for LMCache."""
+    block_tokens: int | None = None
+    """The GPU block every chunk must be a multiple of (vLLM family); None for LMCache."""
+    worker_block_bytes: int | None = None
+    """One GPU block of one worker's KV-cache slot (vLLM's ``worker_kv_bytes_per_block``)."""
+    copies: int | None = None
+    """Workers' slices in one object (vLLM's ``num_copies``: the world size, 1 under the replicated layout)."""
+    host_page_bytes: int | None = None
+    """What vLLM rounds each object up to (``mmap.PAGESIZE``)."""
 
     @property
     def writers(self) -> int:
@@ -384,3 +275,80 @@ def plan_layout(spec: ModelSpec, options: EngineOptions) -> Layout:
         notes=tuple(writers.notes),
         dtype_field=dtype_field,
     )
+
+
+def plan_row(layout: Layout, prompt_tokens: int, chunk_tokens: int) -> SweepRow:
+    """One chunk size: chunks, tail, objects and bytes, exactly as LMCache stores them.
+
+    The token database cuts a prompt into chunks (``lmcache/v1/token_database.py``,
+    ``ChunkedTokenDatabase._chunk_tokens``): ``end = len(tokens) if save_unfull_chunk else
+    len(tokens) - len(tokens) % chunk_size``. Every writer stores its own object per chunk
+    (per layer in layerwise mode).
+    """
+    options = layout.options
+    full_chunks, tail_tokens = divmod(prompt_tokens, chunk_tokens)
+    tail_saved = options.save_unfull_chunk and layout.connector.stores_partial_chunks and tail_tokens > 0
+    saved_tail = tail_tokens if tail_saved else 0
+    chunks = full_chunks + (1 if tail_saved else 0)
+
+    stages = []
+    for stage in layout.stages:
+        per_object = stage.stored_layers if options.layerwise else 1
+        objects = stage.writers * chunks * per_object
+        bytes_per_token = stage.bytes_per_token_per_rank
+        layer_share = stage.stored_layers if options.layerwise else 1
+        stages.append(
+            StageObjects(
+                stage=stage.index,
+                objects=objects,
+                object_bytes=chunk_tokens * bytes_per_token // layer_share if stage.stored_layers else 0,
+                tail_object_bytes=saved_tail * bytes_per_token // layer_share if stage.stored_layers else 0,
+                total_bytes=stage.writers * (full_chunks * chunk_tokens + saved_tail) * bytes_per_token,
+            )
+        )
+    largest = stages[layout.largest_stage.index]
+    objects = sum(s.objects for s in stages)
+    total_bytes = sum(s.total_bytes for s in stages)
+    header_bytes = objects * layout.connector.header_bytes
+    return SweepRow(
+        chunk_tokens=chunk_tokens,
+        full_chunks=full_chunks,
+        tail_tokens=tail_tokens,
+        tail_saved=tail_saved,
+        object_bytes=largest.object_bytes,
+        tail_object_bytes=largest.tail_object_bytes,
+        objects=objects,
+        objects_per_writer=largest.objects // layout.largest_stage.writers,
+        total_bytes=total_bytes,
+        header_bytes=header_bytes,
+        stored_bytes=total_bytes + header_bytes,
+        reduction_vs_256=None,
+        stages=tuple(stages),
+    )
+
+
+class LMCacheEngine:
+    """LMCache 0.5.6's in-process connector under vLLM 0.33 (``LMCacheConnectorV1``)."""
+
+    info = EngineInfo(
+        name="lmcache",
+        stack="LMCache 0.5.6 in-process connector (vLLM 0.33)",
+        knob="chunk_size (LMCACHE_CHUNK_SIZE)",
+        default_chunk=DEFAULT_CHUNK_TOKENS,
+        candidates=(256, 512, 1024, 2048, 4096),
+        object_rule="one object per (chunk, TP rank, PP stage): chunk x layers x (2|1) x heads/rank x head x dtype",
+        writers="every TP rank of every stage (MLA: rank 0 only)",
+        source="lmcache/v1/token_database.py, lmcache/integration/vllm/vllm_service_factory.py",
+    )
+
+    def plan_layout(self, spec: ModelSpec, options: EngineOptions) -> Layout:
+        return plan_layout(spec, options)
+
+    def plan_row(self, layout: Layout, prompt_tokens: int, chunk_tokens: int) -> SweepRow:
+        return plan_row(layout, prompt_tokens, chunk_tokens)
+
+    def chunk_problem(self, layout: Layout, chunk_tokens: int) -> str | None:
+        return None
+
+
+LMCACHE = LMCacheEngine()

@@ -34,7 +34,7 @@ from kvsize.model.reader import (
     Reader,
     int_field,
 )
-from kvsize.model.spec import ModelSpec
+from kvsize.model.spec import LayerKind, ModelSpec
 
 __all__ = ["ALIAS_GROUPS", "FILL_FIELDS", "TEXT_CONFIG_KEYS", "spec_from_config"]
 
@@ -111,10 +111,23 @@ def spec_from_config(
         revision=revision,
         architectures=tuple(a for a in architectures if isinstance(a, str))[:16] if isinstance(architectures, list) else (),
         max_position_embeddings=max_context,
+        sliding_window=_window(reader, "sliding_window") if LayerKind.SLIDING in kinds else None,
+        attention_chunk_size=_window(reader, "attention_chunk_size") if LayerKind.CHUNKED in kinds else None,
         fields=reader.fields,
         warnings=(*warnings, *reader.warnings),
         notes=tuple(promotion_notes(kinds)),
     )
+
+
+def _window(reader: Reader, key: str) -> int | None:
+    """A window or local chunk in tokens; None when absent or unusable (only the engines that need it refuse)."""
+    found = reader.get(key)
+    if found is None:
+        return None
+    value = found[1]
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10**12:
+        return None
+    return value
 
 
 def _refuse_unsized(reader: Reader) -> None:

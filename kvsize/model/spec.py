@@ -83,6 +83,10 @@ class ModelSpec(BaseModel):
     """The config's ``architectures`` (vLLM picks its model class from them)."""
     max_position_embeddings: int | None = None
     """The model's context length (text config's ``max_position_embeddings``), None when not given."""
+    sliding_window: int | None = None
+    """Tokens a sliding-window layer attends to (``sliding_window``); None without such layers or a usable value."""
+    attention_chunk_size: int | None = None
+    """Tokens of a chunked-local layer's chunk (``attention_chunk_size``, Llama 4); None without such layers."""
     fields: dict[str, FieldSource] = {}
     warnings: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()

@@ -224,8 +224,28 @@ PRESET_CONNECTORS = {
 }
 
 
-def connector_mismatch(backend: str | None, connector: str) -> str | None:
-    """A warning when a preset is timed through a connector that does not reach that storage."""
+# The vLLM tiers each preset's storage is reached through (vLLM native offloading; llm-d's fs connector is fs).
+PRESET_TIERS = {
+    "s3": ("obj",),
+    "s3-express": ("obj",),
+    "nfs": ("fs",),
+    "nfs-100g": ("fs",),
+    "pnfs-rdma": ("fs",),
+    "nvme": ("fs",),
+    "redis": (),
+    "cpu": ("cpu",),
+}
+
+
+def connector_mismatch(backend: str | None, connector: str, engine: str = "lmcache") -> str | None:
+    """A warning when a preset is timed through a connector (or vLLM tier) that does not reach that storage."""
+    if engine != "lmcache":
+        tiers = PRESET_TIERS.get(backend or "")
+        if tiers is None or connector in tiers:
+            return None
+        if not tiers:
+            return f"--backend {backend} has no vLLM tier that reaches it (tiers: cpu, fs, obj); its figures are a guess"
+        return f"--backend {backend} is timed through --tier {connector}; did you mean --tier {tiers[0]}?"
     expected = PRESET_CONNECTORS.get(backend or "")
     if expected is None or connector in expected:
         return None

@@ -62,6 +62,8 @@ class TimeOptions(BaseModel):
     shared_prefix_tokens: int | None = None
     prefill_tokens_per_s: float | None = None
     s3_max_inflight_reqs: int = S3_MAX_INFLIGHT_REQS
+    offload_cpu_bytes: int | None = None
+    """vLLM native offloading's CPU tier, ``cpu_bytes_to_use`` (``--kv-offloading-size``); None when not given."""
 
 
 def per_writer_bytes(row: SweepRow, layout: Layout) -> int:
@@ -78,8 +80,31 @@ def pinned_bytes_needed(row: SweepRow, layout: Layout, options: TimeOptions) -> 
     return row.object_bytes * options.s3_max_inflight_reqs + options.cpu_buffer_bytes * layout.options.tp
 
 
+def _vllm_cpu(row: SweepRow, layout: Layout, options: TimeOptions) -> list[Limit]:
+    """vLLM's CPU tier holds ``cpu_bytes_to_use // object`` chunk slots (``v1/kv_offload/cpu/spec.py``); a load
+    stages the prompt's objects there, so one prompt's objects must fit."""
+    if layout.engine != "vllm" or options.offload_cpu_bytes is None or not row.objects:
+        return []
+    slots = options.offload_cpu_bytes // row.object_bytes
+    if row.objects <= slots:
+        return []
+    return [
+        Limit(
+            limit="cpu_bytes_to_use",
+            value=row.objects,
+            threshold=slots,
+            unit="objects",
+            detail=f"{row.objects:,} objects > the {slots:,} slots of cpu_bytes_to_use "
+            f"{format_iec(options.offload_cpu_bytes)} ({format_iec(row.object_bytes)} each)",
+        )
+    ]
+
+
 def engine_risks(row: SweepRow, layout: Layout, options: TimeOptions) -> list[Limit]:
-    """The engine limits that need no storage timing: CPU buffer, S3 pinned memory, int32 header length."""
+    """The engine limits that need no storage timing: CPU buffer, S3 pinned memory, int32 header length
+    (LMCache's), and vLLM's CPU tier slots."""
+    if layout.engine != "lmcache":
+        return _vllm_cpu(row, layout, options)
     found = []
     per_writer = per_writer_bytes(row, layout)
     if per_writer > options.cpu_buffer_bytes:

@@ -112,7 +112,7 @@ def load_terms(row: SweepRow, layout: Layout, profile: BackendProfile, prompts: 
         stored_bytes=row.stored_bytes,
         wire_requests=wire_requests(row, layout, profile),
         round_trips=connector.requests_per_object,
-        profile=profile,
+        profile=profile if connector.io_threads is None else profile.model_copy(update={"concurrency": connector.io_threads}),
         prompts=prompts,
     )
 
@@ -160,8 +160,11 @@ def load_seconds(terms: LoadTerms) -> tuple[float, str]:
     return present[bound], bound
 
 
-def _max_prompts(terms: LoadTerms, options: TimeOptions) -> int | None:
-    """Prompts that can load at once within the blocking timeout (None: no shared cap limits them)."""
+def _max_prompts(terms: LoadTerms, options: TimeOptions, layout: Layout) -> int | None:
+    """Prompts that can load at once within LMCache's blocking timeout (None: no shared cap limits them, or an
+    engine without that timeout)."""
+    if layout.engine != "lmcache":
+        return None
     if terms.waves_seconds > options.blocking_timeout_s:
         return 0
     caps = []
@@ -183,7 +186,7 @@ def _store_seconds(terms: LoadTerms, profile: BackendProfile) -> float | None:
 
 def _breaches(row: SweepRow, layout: Layout, profile: BackendProfile, options: TimeOptions, load: float) -> list[Limit]:
     found: list[Limit] = []
-    if load > options.blocking_timeout_s:
+    if layout.engine == "lmcache" and load > options.blocking_timeout_s:
         found.append(
             Limit(
                 limit="blocking_timeout",
@@ -222,7 +225,7 @@ def time_row(row: SweepRow, layout: Layout, profile: BackendProfile, options: Ti
         load_bound=bound,
         store_seconds=_store_seconds(terms, profile),
         wire_requests=terms.wire_requests,
-        max_concurrent_prompts=_max_prompts(terms, options),
+        max_concurrent_prompts=_max_prompts(terms, options, layout),
         per_writer_bytes=per_writer_bytes(row, layout),
         pinned_bytes_needed=pinned_bytes_needed(row, layout, options),
         recompute_tokens=recompute,
@@ -283,6 +286,8 @@ class StoragePlan(BaseModel):
     notes: tuple[str, ...]
     full_recompute_seconds: float | None = None
     """Prefill of the prompts one serving instance holds, all recomputed: ``ceil(N / instances) x prompt / rate``."""
+    engine: str = "lmcache"
+    """The offloading engine whose rows these are (``Layout.engine``)."""
     offload_pays: bool | None = None
     """False when the recommended chunk's load + tail recompute is not below ``full_recompute_seconds``;
     None when the recompute cost is unknown."""
@@ -317,6 +322,13 @@ def plan_storage(
             "S3 wire requests are an estimate: ceil(object / part size) ranged GETs per object (LMCache leaves the "
             "part size to awscrt); the one HEAD per chunk of a lookup is cached per process and not counted"
         )
+    threads = layout.connector.io_threads
+    if threads is not None:
+        notes.append(
+            f"{threads} requests in flight: vLLM's {layout.connector.name} tier uses {threads} I/O threads "
+            f"({layout.connector.source}), whatever the profile's concurrency; one scheduler-side process does all "
+            "the I/O"
+        )
     recommendation = recommend(timings)
     prompt_tokens = rows[0].full_chunks * rows[0].chunk_tokens + rows[0].tail_tokens if rows else 0
     recompute_all = full_recompute_seconds(prompt_tokens, options)
@@ -333,6 +345,7 @@ def plan_storage(
         notes=tuple(notes),
         full_recompute_seconds=recompute_all,
         offload_pays=pays,
+        engine=layout.engine,
     )
 
 

@@ -1,0 +1,319 @@
+"""vLLM 0.33's native offloading (``OffloadingConnector``) and llm-d's fs connector (``llmd-fs-connector`` <= 0.22).
+
+vLLM native (``distributed/kv_transfer/kv_connector/v1/offloading/config.py``, ``v1/kv_offload/cpu/spec.py``):
+
+- the chunk is ``block_size`` tokens of ``kv_connector_extra_config`` (default one GPU block,
+  ``blocks_per_chunk = 1``), an exact multiple of the GPU block (``build_offloading_config``);
+- one object per (chunk, KV-cache group), the key ``block_hash + group_idx`` (``v1/kv_offload/base.py``),
+  holding every worker's slice: ``round_up(num_copies x worker_kv_bytes_per_block x blocks_per_chunk,
+  mmap.PAGESIZE)``; ``num_copies`` is the world size, or 1 under the replicated layout (MLA, TP > 1,
+  TP only, one node, the ``mp`` executor);
+- only full chunks are stored; the scheduler process does all the I/O (FS tier: 16 read and 16
+  write threads, O_DIRECT reads, ``tiering/fs/manager.py``; OBJ tier: 4 NIXL I/O threads,
+  ``tiering/obj/manager.py``).
+
+llm-d's fs connector (``llmd_fs_backend/spec.py``): one file per (chunk, group, worker rank),
+``block_size`` default 256, each worker writing its own slice.
+"""
+
+from __future__ import annotations
+
+from kvsize.engines.base import EngineInfo, GroupObjects, KvGroup, StageObjects, SweepRow
+from kvsize.engines.connectors import Connector
+from kvsize.engines.lmcache import EngineOptions, Layout, Stage
+from kvsize.engines.serving import DTYPE_BYTES, check_served, check_tp, resolve_kv_dtype, stage_layers
+from kvsize.engines.vllm_groups import kv_cache_groups, slot_layers, stored_chunks
+from kvsize.errors import UnsupportedModelError
+from kvsize.model.spec import LayerKind, ModelSpec
+
+HOST_PAGE_BYTES = 4096
+"""``mmap.PAGESIZE`` on x86-64 and most aarch64 servers: what vLLM rounds every object up to."""
+STATEFUL = (LayerKind.MAMBA, LayerKind.LINEAR, LayerKind.CONV)
+
+TIER_CONNECTORS: dict[str, Connector] = {
+    "fs": Connector(
+        name="fs",
+        url="root_dir",
+        header_bytes=0,
+        requests_per_object=1,
+        stores_partial_chunks=False,
+        int32_header=False,
+        layout="one file per (chunk, group) holding every worker's slice, rounded up to the host page; "
+        "temp file + os.replace; O_DIRECT reads",
+        source="vllm/v1/kv_offload/tiering/fs/manager.py, fs/io.py",
+        io_threads=16,
+    ),
+    "obj": Connector(
+        name="obj",
+        url="store_config",
+        header_bytes=0,
+        requests_per_object=1,
+        stores_partial_chunks=False,
+        int32_header=False,
+        layout="one object per (chunk, group) through NIXL's OBJ plugin (S3), the FS tier's names as keys",
+        source="vllm/v1/kv_offload/tiering/obj/manager.py",
+        io_threads=4,
+    ),
+    "cpu": Connector(
+        name="cpu",
+        url="cpu_bytes_to_use",
+        header_bytes=0,
+        requests_per_object=1,
+        stores_partial_chunks=False,
+        int32_header=False,
+        layout="one CPU slot per (chunk, group) in a shared mmap region",
+        source="vllm/v1/kv_offload/cpu/spec.py",
+    ),
+}
+LLMD_FS_CONNECTOR = Connector(
+    name="fs",
+    url="root_dir",
+    header_bytes=0,
+    requests_per_object=1,
+    stores_partial_chunks=False,
+    int32_header=False,
+    layout="one file per (chunk, group, worker rank), each worker writing its own slice",
+    source="llmd_fs_backend/spec.py (llmd-fs-connector <= 0.22)",
+)
+
+
+def _refuse(spec: ModelSpec, options: EngineOptions) -> None:
+    """What kvsize does not size under the vLLM family (fail closed, naming the layers or the option)."""
+    stateful = [kind for kind in STATEFUL if kind in spec.layer_kinds]
+    if stateful:
+        counts = spec.kind_counts()
+        named = ", ".join(f"{counts[kind]} {kind.value}" for kind in stateful)
+        raise UnsupportedModelError(
+            f"{spec.name} has state layers ({named}): under `engine` {options.engine} vLLM stores their state "
+            "(MambaSpec) in groups of its own, whose block alignment depends on the attention backend; kvsize "
+            "does not size them yet: use `engine` lmcache for the attention layers alone",
+            field="engine",
+        )
+    if options.draft_layers:
+        raise UnsupportedModelError(
+            f"draft layers under `engine` {options.engine}: vLLM stores them as a group of their own (EAGLE "
+            "group) that kvsize does not size yet; drop `draft_layers`/`mtp`",
+            field="draft_layers",
+        )
+    if LayerKind.SLIDING in spec.layer_kinds and spec.sliding_window is None:
+        raise UnsupportedModelError(
+            f"{spec.name} has sliding-window layers but no usable sliding_window in its config: vLLM stores a "
+            "sliding-window group's last window only, so kvsize needs it; add sliding_window to the config",
+            field="sliding_window",
+        )
+
+
+def _replicated(spec: ModelSpec, options: EngineOptions) -> bool:
+    """``build_offloading_config``'s replicated layout: MLA, TP > 1, TP only (one node, the mp executor)."""
+    return spec.use_mla and options.tp > 1 and options.pp == 1
+
+
+def _notes(spec: ModelSpec, options: EngineOptions, groups: tuple[KvGroup, ...], replicated: bool) -> list[str]:
+    notes = []
+    if len(groups) > 1:
+        kinds = ", ".join(f"{g.kind} x {len(g.layers)}" for g in groups)
+        notes.append(
+            f"vLLM's hybrid allocator keeps {len(groups)} KV-cache groups ({kinds}); each has its own objects, all "
+            "of one size (the groups share one slot of the largest group's layers)"
+        )
+    if replicated:
+        notes.append(
+            f"MLA at TP {options.tp}: the replicated layout applies (TP only, one node, the mp executor), so each "
+            "object holds one copy of the latent; with PP, several nodes or Ray it would hold one per worker"
+        )
+    elif spec.use_mla and options.tp > 1:
+        notes.append(f"MLA with PP {options.pp}: no replicated layout, so each object holds every worker's copy")
+    if options.pp > 1 and options.engine == "vllm":
+        notes.append(
+            "PP: every worker's slice is sized as the first stage's (the scheduler's KV-cache config is worker 0's, "
+            "generate_scheduler_kv_cache_config)"
+        )
+    return notes
+
+
+class _VllmFamily:
+    """What vLLM native and llm-d's fs connector share: groups, pages, the chunk rule."""
+
+    info: EngineInfo
+    per_worker_files: bool
+
+    def plan_layout(self, spec: ModelSpec, options: EngineOptions) -> Layout:
+        check_served(spec, options.vllm_version)
+        check_tp(spec, options.tp)
+        _refuse(spec, options)
+        kv_dtype, dtype_field, dtype_warnings = resolve_kv_dtype(spec, options.kv_dtype)
+        dtype_bytes = DTYPE_BYTES[kv_dtype]
+        groups = kv_cache_groups(spec)
+        block = options.gpu_block_size
+        heads_per_rank = 1 if spec.use_mla else max(1, spec.num_kv_heads // options.tp)
+        page_per_token = (LayerKind.MLA if spec.use_mla else LayerKind.FULL).bytes_per_token(
+            heads_per_rank, spec.head_size, dtype_bytes
+        )
+        partition = stage_layers(spec, options.pp, options.pp_partition)
+        replicated = _replicated(spec, options) and not self.per_worker_files
+        stages, first = [], 0
+        for index, count in enumerate(partition):
+            slot = slot_layers(groups, first, count)
+            kv_layers = sum(1 for kind in spec.layer_kinds[first : first + count] if kind.keeps_kv)
+            writers = (options.tp if kv_layers else 0) if self.per_worker_files else (1 if index == 0 else 0)
+            stages.append(
+                Stage(
+                    index=index,
+                    first_layer=first,
+                    layers=count,
+                    kv_layers=kv_layers,
+                    draft_layers=0,
+                    writers=writers,
+                    bytes_per_token_per_rank=slot * page_per_token,
+                )
+            )
+            first += count
+        copies = 1 if replicated else options.tp * options.pp
+        replication = 1 if spec.use_mla else max(1, options.tp // spec.num_kv_heads)
+        return Layout(
+            options=options,
+            connector=LLMD_FS_CONNECTOR if self.per_worker_files else TIER_CONNECTORS[options.tier],
+            kv_dtype=kv_dtype,
+            dtype_bytes=dtype_bytes,
+            kv_factor=(LayerKind.MLA if spec.use_mla else LayerKind.FULL).kv_factor,
+            heads_per_rank=heads_per_rank,
+            head_size=spec.head_size,
+            replication=replication,
+            stages=tuple(stages),
+            bytes_per_token=sum(k.bytes_per_token(spec.num_kv_heads, spec.head_size, dtype_bytes) for k in spec.layer_kinds),
+            warnings=tuple(dtype_warnings),
+            notes=tuple(_notes(spec, options, groups, replicated)),
+            dtype_field=dtype_field,
+            engine=options.engine,
+            groups=groups,
+            block_tokens=block,
+            worker_block_bytes=stages[0].bytes_per_token_per_rank * block,
+            copies=copies,
+            host_page_bytes=None if self.per_worker_files else HOST_PAGE_BYTES,
+        )
+
+    def chunk_problem(self, layout: Layout, chunk_tokens: int) -> str | None:
+        block = layout.block_tokens or 1
+        if chunk_tokens % block == 0:
+            return None
+        return (
+            f"chunk {chunk_tokens:,} is not a multiple of vLLM's GPU block of {block} tokens: vLLM refuses that "
+            f"block_size (offloading/config.py); use {-(-chunk_tokens // block) * block:,}, or give the block with "
+            "`gpu_block_size`"
+        )
+
+    def _group_rows(self, layout: Layout, prompt_tokens: int, chunk_tokens: int) -> list[tuple[KvGroup, int]]:
+        return [(group, stored_chunks(group, prompt_tokens, chunk_tokens)) for group in layout.groups]
+
+
+class VllmNativeEngine(_VllmFamily):
+    """vLLM 0.33's ``OffloadingConnector``: one object per (chunk, group), every worker's slice inside."""
+
+    per_worker_files = False
+    info = EngineInfo(
+        name="vllm",
+        stack="vLLM 0.33 native offloading (OffloadingConnector, TieringOffloadingSpec)",
+        knob="kv_connector_extra_config.block_size (tokens; a multiple of the GPU block)",
+        default_chunk=16,
+        candidates=(16, 64, 256, 1024, 2048),
+        object_rule="one object per (chunk, KV-cache group): round_up(world x worker block x blocks per chunk, "
+        "host page); sliding-window groups keep their window's chunks",
+        writers="the scheduler process (FS tier: 16 read / 16 write threads; OBJ: 4)",
+        source="vllm/distributed/kv_transfer/kv_connector/v1/offloading/config.py, v1/kv_offload/cpu/spec.py",
+    )
+
+    def plan_row(self, layout: Layout, prompt_tokens: int, chunk_tokens: int) -> SweepRow:
+        assert layout.worker_block_bytes is not None and layout.copies and layout.host_page_bytes
+        block = layout.block_tokens or 1
+        page = layout.host_page_bytes
+        raw = layout.copies * layout.worker_block_bytes * chunk_tokens // block
+        object_bytes = -(-raw // page) * page
+        counted = self._group_rows(layout, prompt_tokens, chunk_tokens)
+        objects = sum(count for _, count in counted)
+        full_chunks, tail = divmod(prompt_tokens, chunk_tokens)
+        total = objects * object_bytes
+        stages = [
+            StageObjects(
+                stage=stage.index,
+                objects=objects if stage.index == 0 else 0,
+                object_bytes=object_bytes if stage.index == 0 else 0,
+                tail_object_bytes=0,
+                total_bytes=total if stage.index == 0 else 0,
+            )
+            for stage in layout.stages
+        ]
+        return SweepRow(
+            chunk_tokens=chunk_tokens,
+            full_chunks=full_chunks,
+            tail_tokens=tail,
+            tail_saved=False,
+            object_bytes=object_bytes if objects else 0,
+            tail_object_bytes=0,
+            objects=objects,
+            objects_per_writer=objects,
+            total_bytes=total,
+            header_bytes=0,
+            stored_bytes=total,
+            reduction_vs_256=None,
+            stages=tuple(stages),
+            groups=tuple(
+                GroupObjects(kind=g.kind, layers=len(g.layers), objects=count, object_bytes=object_bytes) for g, count in counted
+            ),
+        )
+
+
+class LlmdFsEngine(_VllmFamily):
+    """llm-d's fs connector (<= 0.22): one file per (chunk, group, worker rank)."""
+
+    per_worker_files = True
+    info = EngineInfo(
+        name="llmd-fs",
+        stack="llm-d fs connector <= 0.22 (llmd-fs-connector, a vLLM offloading spec)",
+        knob="kv_connector_extra_config.block_size (tokens)",
+        default_chunk=256,
+        candidates=(256, 512, 1024, 2048, 4096),
+        object_rule="one file per (chunk, KV-cache group, worker rank): chunk x that worker's slot bytes per token",
+        writers="every worker (TP x PP)",
+        source="llmd_fs_backend/spec.py (llm-d-kv-cache-manager)",
+    )
+
+    def plan_row(self, layout: Layout, prompt_tokens: int, chunk_tokens: int) -> SweepRow:
+        counted = self._group_rows(layout, prompt_tokens, chunk_tokens)
+        chunks = sum(count for _, count in counted)
+        full_chunks, tail = divmod(prompt_tokens, chunk_tokens)
+        stages = [
+            StageObjects(
+                stage=stage.index,
+                objects=stage.writers * chunks,
+                object_bytes=chunk_tokens * stage.bytes_per_token_per_rank if stage.writers else 0,
+                tail_object_bytes=0,
+                total_bytes=stage.writers * chunks * chunk_tokens * stage.bytes_per_token_per_rank,
+            )
+            for stage in layout.stages
+        ]
+        largest = stages[layout.largest_stage.index]
+        objects = sum(s.objects for s in stages)
+        total = sum(s.total_bytes for s in stages)
+        return SweepRow(
+            chunk_tokens=chunk_tokens,
+            full_chunks=full_chunks,
+            tail_tokens=tail,
+            tail_saved=False,
+            object_bytes=largest.object_bytes if objects else 0,
+            tail_object_bytes=0,
+            objects=objects,
+            objects_per_writer=chunks,
+            total_bytes=total,
+            header_bytes=0,
+            stored_bytes=total,
+            reduction_vs_256=None,
+            stages=tuple(stages),
+            groups=tuple(
+                GroupObjects(kind=g.kind, layers=len(g.layers), objects=count * layout.writers, object_bytes=largest.object_bytes)
+                for g, count in counted
+            ),
+        )
+
+
+VLLM_NATIVE = VllmNativeEngine()
+LLMD_FS = LlmdFsEngine()
