@@ -360,11 +360,23 @@ def deployment(
     chunk_size: int | None,
     options: dict[str, Any],
 ) -> tuple[Any, int, EngineOptions]:
-    """The deployment's LMCache settings (file + ``LMCACHE_*`` environment), with explicit arguments winning."""
+    """The deployment's LMCache settings (file + ``LMCACHE_*`` environment), with explicit arguments winning; for
+    another engine its own options, and its default chunk when none is given."""
     from kvsize.engines.lmcache_settings import read_settings
 
-    settings = read_settings(lmcache_config_file, environ)
     layerwise, unfull, connector = options.pop("layerwise"), options.pop("save_unfull_chunk"), options.pop("connector")
+    name, tier, block = options.pop("engine"), options.pop("tier"), options.pop("gpu_block_size")
+    choice = engine_choice(
+        name, connector=connector, tier=tier, gpu_block_size=block, layerwise=layerwise, save_unfull_chunk=unfull
+    )
+    if name != "lmcache":
+        if lmcache_config_file is not None:
+            raise KvsizeError(f"`lmcache_config` is LMCache's: drop it with `engine` {name}", field="lmcache_config")
+        from kvsize.engines.registry import engine_for
+
+        default = engine_for(name).info.default_chunk
+        return read_settings(None, {}), chunk_size if chunk_size is not None else default, EngineOptions(**options, **choice)
+    settings = read_settings(lmcache_config_file, environ)
     engine = EngineOptions(
         **options,
         connector=connector or settings.connector or "s3",

@@ -18,6 +18,7 @@ from kvsize.api import (
     backend_profiles,
     connector_mismatches,
     deployment,
+    offloading_bytes,
     prefill_rate,
     resolve_spec,
     time_options_for,
@@ -44,6 +45,10 @@ def check(
     save_unfull_chunk: bool | None = None,
     layerwise: bool | None = None,
     lmcache_config: Path | None = None,
+    engine: str = "lmcache",
+    tier: str | None = None,
+    gpu_block_size: int | None = None,
+    kv_offloading_size: float | None = None,
     max_objects: int | None = None,
     max_object_size: int | None = None,
     max_total_bytes: int | None = None,
@@ -74,7 +79,8 @@ def check(
 
     options = {"tp": tp, "pp": pp, "kv_dtype": kv_dtype, "vllm_version": vllm_version}
     options |= {"connector": connector, "layerwise": layerwise, "save_unfull_chunk": save_unfull_chunk}
-    settings, chunk, engine = deployment(lmcache_config, environ, chunk_size, options)
+    options |= {"engine": engine, "tier": tier, "gpu_block_size": gpu_block_size}
+    settings, chunk, served = deployment(lmcache_config, environ, chunk_size, options)
     limits = Limits(
         max_objects=whole(max_objects, "max_objects", 1, 10**15) if max_objects is not None else None,
         max_object_bytes=max_object_size,
@@ -98,9 +104,9 @@ def check(
     buffer = cpu_buffer if cpu_buffer is not None else settings.max_local_cpu_size_bytes
     time_options = time_options_for(
         concurrent_prompts, instances, timeout, buffer, pinned_memory, None, None, settings.s3_max_inflight_reqs
-    )
+    ).model_copy(update={"offload_cpu_bytes": offloading_bytes(kv_offloading_size, engine)})
     spec = resolve_spec(model, catalog, revision, offline)
-    sweep = plan_sweep(spec, engine, prompt, (chunk,))
+    sweep = plan_sweep(spec, served, prompt, (chunk,))
     timed_part = _Timed(warnings=[*sweep.warnings, *settings.warnings])
     if timed:
         rate, _, missing = prefill_rate(spec, tp * pp, prompt, prefill_tps, gpu, mfu)
@@ -139,7 +145,7 @@ def _timed(sweep: Sweep, backend: str | None, overrides: dict[str, Any], options
         timing=timing,
         full_recompute_s=full_recompute_seconds(sweep.prompt_tokens, options),
         options=options,
-        warnings=connector_mismatches(backends, sweep.layout.connector.name),
+        warnings=connector_mismatches(backends, sweep.layout.connector.name, sweep.layout.engine),
     )
 
 
@@ -153,7 +159,7 @@ def _report(
     backend: str | None,
     instances: int,
 ) -> CheckReport:
-    from kvsize.results import RowView
+    from kvsize.results import RowView, engine_options
     from kvsize.storage.limits import CheckReport
     from kvsize.storage.limits import EngineSettingsView as Engine
 
@@ -183,6 +189,8 @@ def _report(
         full_recompute_seconds=timed.full_recompute_s,
         instances=instances,
         warnings=timed.warnings,
+        offload_engine=layout.engine,
+        engine_options=engine_options(layout),
         sweep=sweep,
     )
 
@@ -202,6 +210,9 @@ def capacity(
     save_unfull_chunk: bool | None = None,
     layerwise: bool | None = None,
     lmcache_config: Path | None = None,
+    engine: str = "lmcache",
+    tier: str | None = None,
+    gpu_block_size: int | None = None,
     catalog: Path | None = None,
     revision: str | None = None,
     offline: bool = False,
@@ -217,11 +228,12 @@ def capacity(
         whole(prompts, "prompts", 1, 10**12)
     options = {"tp": tp, "pp": pp, "kv_dtype": kv_dtype, "vllm_version": vllm_version}
     options |= {"connector": connector, "layerwise": layerwise, "save_unfull_chunk": save_unfull_chunk}
-    _, chunk, engine = deployment(lmcache_config, environ, chunk_size, options)
+    options |= {"engine": engine, "tier": tier, "gpu_block_size": gpu_block_size}
+    _, chunk, served = deployment(lmcache_config, environ, chunk_size, options)
     shared = shared_prefix or 0
     if shared > prompt:
         raise KvsizeError(f"`shared_prefix` {shared:,} is longer than the {prompt:,}-token prompt", field="shared_prefix")
     spec = resolve_spec(model, catalog, revision, offline)
-    sweep = plan_sweep(spec, engine, prompt, (chunk,))
+    sweep = plan_sweep(spec, served, prompt, (chunk,))
     plan = plan_capacity(sweep.rows[0], sweep.layout, storage_bytes=storage, prompts=prompts, shared_prefix_tokens=shared)
     return CapacityReport(**sweep_fields(sweep, list(sweep.warnings)), capacity=plan, assumptions=assumptions(sweep))

@@ -22,6 +22,9 @@ def probe(
     pp: int = 1,
     chunk_sizes: Sequence[int] | None = None,
     kv_dtype: str = "auto",
+    engine: str = "lmcache",
+    tier: str | None = None,
+    gpu_block_size: int | None = None,
     object_sizes: Sequence[int] | None = None,
     concurrency: Sequence[int] = (1, 4, 16),
     objects: int = 256,
@@ -42,7 +45,7 @@ def probe(
 
     if save_profile is not None:
         _writable(save_profile, "save_profile")
-    sizes = _probe_sizes(model, tp, pp, chunk_sizes, kv_dtype, object_sizes, catalog)
+    sizes = _probe_sizes(model, tp, pp, chunk_sizes, kv_dtype, object_sizes, catalog, (engine, tier, gpu_block_size))
     levels = [whole(level, "concurrency", 1, 4096) for level in concurrency]
     if not levels:
         raise KvsizeError("`concurrency` is empty: give levels like 1,4,16", field="concurrency")
@@ -90,22 +93,32 @@ def _probe_sizes(
     kv_dtype: str,
     object_sizes: Sequence[int] | None,
     catalog: Path | None,
+    served: tuple[str, str | None, int | None] = ("lmcache", None, None),
 ) -> list[int]:
-    """The object sizes to probe: the ones kvsize predicts for ``model``, or ``object_sizes``."""
-    from kvsize.engines.lmcache import plan_layout
+    """The object sizes to probe: the ones kvsize predicts for ``model`` under ``served`` (engine, tier, GPU block),
+    or ``object_sizes``."""
+    from kvsize.api import default_candidates, engine_choice
+    from kvsize.engines.registry import engine_for
     from kvsize.plan import plan_row
 
     if model is not None and object_sizes is not None:
         raise KvsizeError("give `model` (its predicted object sizes) or `object_sizes`, not both", field="model")
     if model is None:
-        if chunk_sizes is not None:
-            raise KvsizeError("`chunk_sizes` goes with `model`", field="chunk_sizes")
+        if chunk_sizes is not None or served != ("lmcache", None, None):
+            raise KvsizeError("`chunk_sizes`, `engine`, `tier` and `gpu_block_size` go with `model`", field="chunk_sizes")
         sizes = sorted(set(object_sizes or (2**20, 16 * 2**20, 64 * 2**20)))
         return [whole(size, "object_sizes", 1, 2**40) for size in sizes]
     spec = resolve_spec(model, catalog, None, False)
-    layout = plan_layout(spec, EngineOptions(tp=tp, pp=pp, kv_dtype=kv_dtype))
-    chunks = candidate_sizes(chunk_sizes, None)
-    return sorted({plan_row(layout, chunk, chunk).object_bytes for chunk in chunks})
+    name, tier, block = served
+    choice = {k: v for k, v in engine_choice(name, tier=tier, gpu_block_size=block).items() if v is not None}
+    engine = engine_for(name)
+    layout = engine.plan_layout(spec, EngineOptions(tp=tp, pp=pp, kv_dtype=kv_dtype, **choice))
+    chunks = candidate_sizes(chunk_sizes, None, default_candidates(name))
+    for chunk in chunks:
+        if problem := engine.chunk_problem(layout, chunk):
+            raise KvsizeError(problem, field="chunk_sizes")
+    # Two chunks of prompt: every group stores at least one object (a sliding-window group skips the last chunk).
+    return sorted({plan_row(layout, 2 * chunk, chunk).object_bytes for chunk in chunks})
 
 
 def clean_probe_leftovers(target: str, *, endpoint_url: str | None = None) -> list[tuple[str, str, bool]]:
@@ -141,6 +154,9 @@ def fio_job(
     pp: int = 1,
     chunk_sizes: Sequence[int] | None = None,
     kv_dtype: str = "auto",
+    engine: str = "lmcache",
+    tier: str | None = None,
+    gpu_block_size: int | None = None,
     object_sizes: Sequence[int] | None = None,
     concurrency: Sequence[int] = (1, 4, 16),
     objects: int = 256,
@@ -153,7 +169,7 @@ def fio_job(
 
     if "://" in target:
         raise KvsizeError("`emit` fio needs a directory target (fio measures files): give the mount's path", field="emit")
-    sizes = _probe_sizes(model, tp, pp, chunk_sizes, kv_dtype, object_sizes, catalog)
+    sizes = _probe_sizes(model, tp, pp, chunk_sizes, kv_dtype, object_sizes, catalog, (engine, tier, gpu_block_size))
     levels = [whole(level, "concurrency", 1, 4096) for level in concurrency]
     bound = whole(max_bytes, "max_bytes", 1, 2**50)
     return job_file(target, sizes, levels, objects=whole(objects, "objects", 1, 1_000_000), max_bytes=bound, direct=direct)

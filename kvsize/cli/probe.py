@@ -27,6 +27,9 @@ def probe(
         str | None, typer.Option("--chunk-sizes", help="With --model: chunk sizes (default 256,...,4096).")
     ] = None,
     kv_dtype: Annotated[o.KvDtypeChoice, typer.Option("--kv-dtype", help="With --model: KV-cache dtype.")] = o.KvDtypeChoice.auto,
+    engine: o.Engine = o.EngineChoice.lmcache,
+    tier: o.Tier = None,
+    gpu_block_size: o.GpuBlockSize = None,
     object_sizes: Annotated[
         str | None, typer.Option("--object-sizes", help="Explicit object sizes, e.g. 9MiB,72MiB (default 1MiB,16MiB,64MiB).")
     ] = None,
@@ -80,6 +83,9 @@ def probe(
         "pp": pp,
         "chunk_sizes": parse_int_list(chunk_sizes, "--chunk-sizes") if chunk_sizes else None,
         "kv_dtype": kv_dtype.value,
+        "engine": engine.value,
+        "tier": tier.value if tier else None,
+        "gpu_block_size": gpu_block_size,
         "object_sizes": sizes,
         "concurrency": parse_int_list(concurrency, "--concurrency"),
         "objects": objects,

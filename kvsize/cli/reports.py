@@ -249,3 +249,58 @@ def print_probe(report: ProbeReport, save_profile: Path | None) -> None:
     if save_profile is not None:
         console.print(f"Profile written to {save_profile}: kvsize MODEL --backend {save_profile}", markup=False)
     console.close()
+
+
+def engine_cells(report: Any) -> tuple[list[str], list[list[str]]]:
+    """The side-by-side table of one prompt under each engine: headers and rows."""
+    headers = ["engine", "setting", "objects", "bytes each", "stored"]
+    knobs = {info.name: info.knob.split(" ")[0].rsplit(".", 1)[-1] for info in report.engines}
+    rows = [
+        [
+            row.engine,
+            f"{knobs[row.engine]} {row.chunk_tokens:,}" + (" (default)" if row.default else ""),
+            f"{row.objects:,}",
+            f"{row.object_bytes:,}",
+            format_iec(row.total_bytes),
+        ]
+        for row in report.rows
+    ]
+    return headers, rows
+
+
+def engines_markdown(report: Any) -> str:
+    lines = ["| engine | stack | knob | default | object rule | source |", "|---|---|---|---:|---|---|"]
+    for info in report.engines:
+        cells = (info.name, info.stack, info.knob, f"{info.default_chunk:,}", info.object_rule, info.source)
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    if report.model:
+        headers, rows = engine_cells(report)
+        lines += ["", f"{report.model}, TP {report.tp} x PP {report.pp}, {report.prompt_tokens:,}-token prompt:", ""]
+        lines.append("| " + " | ".join(headers) + " |")
+        lines.append("|---|---|---:|---:|---:|")
+        lines += ["| " + " | ".join(cells) + " |" for cells in rows]
+    return "\n".join(lines) + "\n"
+
+
+def print_engines(report: Any) -> None:
+    from rich.table import Table
+
+    from kvsize.cli.output import Output
+
+    out = Output()
+    for info in report.engines:
+        out.print(f"{info.name}: {info.stack}", markup=False)
+        out.print(f"  knob {info.knob}, default {info.default_chunk:,} tokens", markup=False)
+        out.print(f"  objects: {info.object_rule}", markup=False)
+        out.print(f"  writers: {info.writers}; source: {info.source}", markup=False)
+    if report.model:
+        headers, rows = engine_cells(report)
+        title = f"{report.model}, TP {report.tp} x PP {report.pp}, {report.prompt_tokens:,}-token prompt"
+        table = Table(title=title, title_justify="left")
+        for header in headers:
+            table.add_column(header, justify="left" if header in ("engine", "setting") else "right")
+        for cells in rows:
+            table.add_row(*cells)
+        out.print()
+        out.print(table)
+    out.close()

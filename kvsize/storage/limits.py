@@ -143,4 +143,7 @@ class CheckReport(BaseModel):
     full_recompute_seconds: float | None
     instances: int
     warnings: list[str]
+    offload_engine: str = "lmcache"
+    """The offloading stack checked (``kvsize engines``); ``engine`` stays LMCache's settings."""
+    engine_options: dict[str, Any] = {}
     sweep: Sweep = Field(exclude=True, repr=False)
