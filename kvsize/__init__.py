@@ -17,8 +17,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from kvsize.api import lmcache_config, size
-from kvsize.engines.lmcache import CONNECTORS, Connector, EngineOptions, Layout, Stage, plan_layout
+from kvsize.api import lmcache_config, size, vllm_config
+from kvsize.compare import EnginesReport, engines
+from kvsize.engines.connectors import CONNECTORS, Connector
+from kvsize.engines.lmcache import EngineOptions, Layout, Stage, plan_layout
 from kvsize.engines.serving import pp_split
 from kvsize.errors import (
     BackendError,
@@ -102,6 +104,7 @@ __all__ = [
     "ConfigError",
     "Connector",
     "EngineOptions",
+    "EnginesReport",
     "HubError",
     "KvsizeError",
     "LayerKind",
@@ -124,6 +127,7 @@ __all__ = [
     "check",
     "check_row",
     "clean_probe_leftovers",
+    "engines",
     "format_iec",
     "lmcache_config",
     "open_target",
@@ -148,4 +152,5 @@ __all__ = [
     "spec_from_config",
     "spec_from_path",
     "time_row",
+    "vllm_config",
 ]

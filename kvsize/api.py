@@ -243,6 +243,7 @@ def size(
         pp_partition=tuple(pp_partition) if pp_partition else None,
         vllm_version=vllm_version,
     )
+    cpu_tier = offloading_bytes(kv_offloading_size, engine)
     sweep = plan_sweep(spec, options, prompt, sizes)
     if not timed:
         return size_result(sweep, [], list(sweep.warnings), _explain(sweep, [], explain))
@@ -251,7 +252,7 @@ def size(
     rate, assumption, warnings = prefill_rate(spec, tp * pp, prompt, prefill_tps, gpu, mfu)
     time_options = time_options_for(
         concurrent_prompts, instances, blocking_timeout, cpu_buffer, pinned_memory, shared_prefix, rate
-    ).model_copy(update={"offload_cpu_bytes": offloading_bytes(kv_offloading_size, engine)})
+    ).model_copy(update={"offload_cpu_bytes": cpu_tier})
     profiles = backend_profiles(backend, overrides)
     plans = _plans(sweep, profiles, time_options, assumption, search)
     sweep = plans[0][0]

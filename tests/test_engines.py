@@ -1,0 +1,327 @@
+"""vLLM native offloading and llm-d's fs connector beside LMCache (``--engine``): every figure derived by hand from
+vLLM 0.33's code in the test (docs/engines.md, ../shared/reference/OFFLOAD-ENGINES.md section 1)."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import kvsize
+from tests.test_hardening import one_line
+
+SEED = "Qwen/Qwen3-4B-Instruct-2507"
+DATA = Path(__file__).parent / "data"
+PAGE = 4096
+
+
+def round_up(value: int, to: int = PAGE) -> int:
+    return -(-value // to) * to
+
+
+def rows(data: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    return {row["chunk_tokens"]: row for row in data["rows"]}
+
+
+# --- the seed shape and the figures vLLM's own code produced -----------------------------------------------------
+
+
+def test_seed_shape_under_vllm_native(run_json):
+    data = rows(run_json(SEED, "--tp", "4", "--prompt", "100000", "--engine", "vllm", "--chunk-sizes", "16,256"))
+    # 36 layers x (2 x 16 tokens x 2 heads/rank x 128 x 2 B) per worker, x 4 workers in one object.
+    per_worker_block = 36 * 2 * 16 * 2 * 128 * 2
+    assert per_worker_block == 589_824
+    assert (data[16]["objects"], data[16]["object_bytes"]) == (6_250, 4 * per_worker_block) == (6_250, 2_359_296)
+    assert (data[256]["objects"], data[256]["object_bytes"]) == (390, 37_748_736)
+    assert data[256]["total_bytes"] == data[256]["stored_bytes"] == 390 * 37_748_736
+    assert data[256]["groups"] == [{"kind": "full_attention", "layers": 36, "objects": 390, "object_bytes": 37_748_736}]
+    assert (data[256]["tail_tokens"], data[256]["tail_saved"], data[256]["header_bytes"]) == (160, False, 0)
+
+
+def test_seed_shape_under_llmd_fs(run_json):
+    data = run_json(SEED, "--tp", "4", "--prompt", "100000", "--engine", "llmd-fs")
+    assert data["offload_engine"] == "llmd-fs"
+    row = rows(data)[256]  # llm-d's default block_size
+    assert (row["objects"], row["object_bytes"]) == (4 * 390, 256 * 36_864) == (1_560, 9_437_184)
+    assert data["writers"] == 4
+
+
+def test_gemma3_27b_sliding_window_groups(run_json):
+    """62 layers = 52 sliding (window 1,024) + 10 full: group size 10, so 6 sliding groups (layers[i::6]) + 1 full.
+    The shared slot is 10 layers x (2 x 16 x 4 heads/rank x 128 x 2 B) = 327,680 B per worker, x 4 workers."""
+    data = run_json("google/gemma-3-27b-it", "--tp", "4", "--engine", "vllm", "--chunk-sizes", "16,256,2048")
+    by_chunk = rows(data)
+    assert data["engine_options"]["kv_cache_groups"] == 7
+    assert sorted(g["layers"] for g in by_chunk[16]["groups"]) == [8, 8, 9, 9, 9, 9, 10]
+    # sliding: min(max(cdiv(1024, C), cdiv(1023, C)), floor(99,999 / C)) per group; full: floor(100,000 / C).
+    assert by_chunk[16]["objects"] == 6 * 64 + 6_250 == 6_634
+    assert by_chunk[16]["object_bytes"] == 4 * 10 * 32_768 == 1_310_720
+    assert by_chunk[256]["objects"] == 6 * 4 + 390 == 414
+    assert by_chunk[2048]["objects"] == 6 * 1 + 48 == 54
+    assert {g["object_bytes"] for g in by_chunk[16]["groups"]} == {1_310_720}
+
+
+def test_gpt_oss_and_phi4_mini(run_json):
+    oss = rows(run_json("openai/gpt-oss-20b", "--tp", "4", "--engine", "vllm", "--chunk-sizes", "16,256"))
+    assert oss[16]["objects"] == 128 // 16 + 6_250 == 6_258  # window 128: 8 chunks of 16
+    assert oss[256]["objects"] == 1 + 390
+    # Every layer slides with a window (262,144) longer than the prompt: floor((N - 1) / C), one fewer than N / C.
+    phi = rows(run_json("microsoft/Phi-4-mini-instruct", "--tp", "4", "--engine", "vllm", "--chunk-sizes", "16"))
+    assert phi[16]["objects"] == 99_999 // 16 == 6_249
+
+
+def test_a_small_window_stores_only_its_tail(run_json, write_config):
+    config = {
+        "model_type": "mistral",
+        "architectures": ["MistralForCausalLM"],
+        "num_hidden_layers": 4,
+        "num_attention_heads": 8,
+        "num_key_value_heads": 2,
+        "head_dim": 64,
+        "hidden_size": 512,
+        "sliding_window": 100,
+        "torch_dtype": "float16",
+    }
+    data = rows(run_json(str(write_config(config)), "--prompt", "1000", "--engine", "vllm", "--chunk-sizes", "16,64"))
+    assert data[16]["objects"] == max(-(-100 // 16), -(-99 // 16)) == 7
+    assert data[64]["objects"] == 2
+    # One worker: 4 layers x 2 x 16 x 2 heads x 64 x 2 B = 32,768 B, a whole number of pages.
+    assert data[16]["object_bytes"] == 4 * 2 * 16 * 2 * 64 * 2
+
+
+def test_chunked_local_groups_store_every_chunk(run_json, write_config):
+    """Llama 4 Scout's shape: 36 chunked-local + 12 full layers, group size 12: 3 chunked groups + 1 full group."""
+    config = {
+        "model_type": "llama4_text",
+        "architectures": ["Llama4ForCausalLM"],
+        "num_hidden_layers": 48,
+        "num_attention_heads": 40,
+        "num_key_value_heads": 8,
+        "head_dim": 128,
+        "hidden_size": 5120,
+        "attention_chunk_size": 8192,
+        "no_rope_layers": [1, 1, 1, 0] * 12,
+        "torch_dtype": "bfloat16",
+    }
+    data = rows(run_json(str(write_config(config)), "--tp", "4", "--engine", "vllm", "--chunk-sizes", "16"))
+    assert data[16]["objects"] == 4 * 6_250
+    assert data[16]["object_bytes"] == 4 * 12 * (2 * 16 * 2 * 128 * 2) == 786_432
+    assert [g["kind"] for g in data[16]["groups"]] == ["chunked_attention"] * 3 + ["full_attention"]
+
+
+def test_mla_at_tp8_keeps_one_copy(run_json):
+    """DeepSeek-V3: 61 MLA layers x 16 tokens x 576 x 2 B = 1,124,352 B; the replicated layout keeps one copy at TP 8,
+    rounded up to the page: 275 pages."""
+    data = run_json("deepseek-ai/DeepSeek-V3", "--tp", "8", "--engine", "vllm", "--chunk-sizes", "16")
+    row = rows(data)[16]
+    assert row["object_bytes"] == round_up(61 * 16 * 576 * 2) == 275 * PAGE == 1_126_400
+    assert row["objects"] == 6_250
+    assert data["engine_options"]["copies"] == 1
+    assert any("replicated layout applies" in note for note in data["notes"])
+
+
+def test_pp_puts_every_worker_in_one_object(run_json):
+    """Qwen3-4B at TP 2 x PP 2: 18 layers a stage, 4 heads a rank: 18 x 2 x 16 x 4 x 128 x 2 = 589,824 B per worker,
+    x 4 workers per object; the objects are not multiplied by PP. llm-d writes one file per worker instead."""
+    vllm = run_json(SEED, "--tp", "2", "--pp", "2", "--engine", "vllm", "--chunk-sizes", "16")
+    assert (rows(vllm)[16]["objects"], rows(vllm)[16]["object_bytes"]) == (6_250, 4 * 589_824)
+    assert vllm["engine_options"]["copies"] == 4
+    llmd = run_json(SEED, "--tp", "2", "--pp", "2", "--engine", "llmd-fs", "--chunk-sizes", "256")
+    assert (rows(llmd)[256]["objects"], rows(llmd)[256]["object_bytes"]) == (4 * 390, 256 * 18 * 4 * 4 * 128)
+
+
+def test_mla_with_pp_holds_every_workers_copy(run_json):
+    data = run_json("deepseek-ai/DeepSeek-V3", "--tp", "4", "--pp", "2", "--engine", "vllm", "--chunk-sizes", "16")
+    assert data["engine_options"]["copies"] == 8
+    first_stage = data["stages"][0]["layers"]
+    assert rows(data)[16]["object_bytes"] == round_up(8 * first_stage * 16 * 576 * 2)
+
+
+def test_a_chunk_that_is_not_a_block_multiple_is_refused(run):
+    line = one_line(run(SEED, "--engine", "vllm", "--chunk-sizes", "16,100"))
+    assert "chunk 100 is not a multiple of vLLM's GPU block of 16 tokens" in line and "use 112" in line
+    line = one_line(run(SEED, "--engine", "vllm", "--gpu-block-size", "32", "--chunk-sizes", "16"))
+    assert "GPU block of 32 tokens" in line
+
+
+def test_a_larger_gpu_block_sizes_larger_objects(run_json):
+    data = run_json(SEED, "--tp", "4", "--engine", "vllm", "--gpu-block-size", "64", "--chunk-sizes", "64,256")
+    assert data["engine_options"]["gpu_block_size"] == 64
+    assert rows(data)[64]["object_bytes"] == 4 * 36 * 2 * 64 * 2 * 128 * 2
+
+
+def test_state_layers_fail_closed_naming_them(run):
+    line = one_line(run("ai21labs/AI21-Jamba-1.5-Mini", "--engine", "vllm"))
+    assert "28 mamba" in line and "--engine lmcache" in line
+    assert "linear_attention" in one_line(run("Qwen/Qwen3-Next-80B-A3B-Instruct", "--engine", "llmd-fs"))
+
+
+# --- the time model, limits and the CI guard --------------------------------------------------------------------
+
+
+def test_time_model_uses_the_tiers_threads(run_json):
+    fs = run_json(SEED, "--tp", "4", "--engine", "vllm", "-b", "nfs", "--chunk-sizes", "16,256")
+    terms = fs["rows"][0]["terms"]
+    assert (terms["concurrency"], terms["objects_per_writer"]) == (16, 6_250)
+    assert terms["waves"] == -(-6_250 // 16)
+    assert fs["rows"][0]["max_concurrent_prompts"] is None  # no blocking timeout in vLLM
+    assert any("16 I/O threads" in note for note in fs["backends"][0]["notes"])
+    obj = run_json(SEED, "--tp", "4", "--engine", "vllm", "--tier", "obj", "-b", "s3", "--chunk-sizes", "256")
+    assert obj["rows"][0]["terms"]["concurrency"] == 4
+    assert obj["warnings"] == [] or not any("--tier" in w for w in obj["warnings"])
+
+
+def test_lmcache_limits_do_not_apply_to_vllm(run_json):
+    data = run_json(SEED, "--tp", "4", "--engine", "vllm", "-b", "s3", "--tier", "obj", "--blocking-timeout", "1ms")
+    assert all("blocking_timeout" not in row["risks"] for row in data["rows"])
+
+
+def test_check_flags_the_cpu_tier_slots(run):
+    result = run("check", SEED, "--tp", "4", "--engine", "vllm", "--chunk-size", "16", "--kv-offloading-size", "10", "-f", "json")
+    assert result.exit_code == 1
+    data = json.loads(result.stdout)
+    slots = 10 * 2**30 // 2_359_296
+    assert data["violations"] == [
+        {
+            "limit": "cpu_bytes_to_use",
+            "value": 6_250,
+            "threshold": slots,
+            "unit": "objects",
+            "over_by": 6_250 - slots,
+            "detail": f"6,250 objects > the {slots:,} slots of cpu_bytes_to_use 10 GiB (2.25 MiB each)",
+        }
+    ]
+    assert (data["offload_engine"], data["engine_options"]["tier"], data["row"]["objects"]) == ("vllm", "fs", 6_250)
+    ok = run("check", SEED, "--tp", "4", "--engine", "vllm", "--chunk-size", "256", "--kv-offloading-size", "20")
+    assert ok.exit_code == 0, ok.stderr
+
+
+def test_check_defaults_to_the_engines_chunk(run_json):
+    assert run_json("capacity", SEED, "--tp", "4", "--engine", "vllm", "--storage", "1TiB")["rows"][0]["chunk_tokens"] == 16
+    assert run_json("capacity", SEED, "--tp", "4", "--engine", "llmd-fs", "--prompts", "3")["rows"][0]["objects"] == 1_560
+
+
+# --- options of another engine, and bad values -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("--engine", "vllm", "--connector", "fs"), "--connector is LMCache's"),
+        (("--engine", "vllm", "--layerwise"), "--layerwise is LMCache's"),
+        (("--tier", "obj"), "--tier is vLLM's"),
+        (("--gpu-block-size", "32"), "--gpu-block-size is vLLM's"),
+        (("--engine", "llmd-fs", "--tier", "obj"), "llmd-fs writes files only"),
+        (("--engine", "vllm", "--gpu-block-size", "0"), "--gpu-block-size must be 1 to 65,536"),
+        (("--engine", "vllm", "--gpu-block-size", "99999999999999999999"), "--gpu-block-size"),
+        (("--engine", "vllm", "--kv-offloading-size", "nan"), "--kv-offloading-size"),
+        (("--engine", "vllm", "--kv-offloading-size", "inf"), "--kv-offloading-size"),
+        (("--engine", "vllm", "--kv-offloading-size", "-1"), "--kv-offloading-size"),
+        (("--engine", "vllm", "--kv-offloading-size", "1e400"), "--kv-offloading-size"),
+        (("--kv-offloading-size", "4"), "give it with --engine vllm"),
+        (("--engine", "nope"), "--engine"),
+        (("--engine", "vllm\udcff"), "--engine"),
+    ],
+)
+def test_bad_engine_options_are_one_line(run, args, expected):
+    line = one_line(run(SEED, *args))
+    assert expected in line, line
+
+
+def test_check_refuses_an_lmcache_config_under_vllm(run, tmp_path):
+    config = tmp_path / "lmcache.yaml"
+    config.write_text("chunk_size: 256\n")
+    line = one_line(run("check", SEED, "--engine", "vllm", "--lmcache-config", str(config)))
+    assert "--lmcache-config is LMCache's" in line
+
+
+# --- the default engine is unchanged; the JSON only gains keys ----------------------------------------------------
+
+
+def test_default_engine_json_gains_keys_only(run_json):
+    data = run_json(SEED, "--tp", "4")
+    assert data["offload_engine"] == "lmcache"
+    assert data["engine_options"] == {
+        "connector": "s3",
+        "layerwise": False,
+        "save_unfull_chunk": False,
+        "stores_partial_chunks": False,
+    }
+    assert all(row["groups"] is None for row in data["rows"])
+    assert data["connector"] == "s3" and data["writers"] == 4
+
+
+def test_library_and_cli_agree(run_json):
+    result = kvsize.size(SEED, tp=4, engine="vllm", chunk_sizes=[16, 256])
+    assert result.model_dump(mode="json") == run_json(SEED, "--tp", "4", "--engine", "vllm", "--chunk-sizes", "16,256")
+
+
+# --- --emit vllm, parsed as vLLM 0.33 reads it --------------------------------------------------------------------
+
+
+def _check_types(values: dict[str, Any], types: dict[str, str], where: str) -> None:
+    kinds = {"str": str, "int": int, "dict": dict, "list": list, "bool": bool, "float": (int, float)}
+    for key, value in values.items():
+        assert key in types, f"{where}: vLLM 0.33 does not read {key!r}"
+        assert isinstance(value, kinds[types[key]]) and not (types[key] == "int" and isinstance(value, bool)), (where, key)
+
+
+@pytest.mark.parametrize("tier", ["fs", "obj", "cpu"])
+def test_emit_vllm_parses_as_vllm_reads_it(run, tier):
+    keys = json.loads((DATA / "vllm-0.33.0-offloading-keys.json").read_text())
+    result = run(SEED, "--tp", "4", "--engine", "vllm", "--tier", tier, "--chunk-size", "256", "--emit", "vllm")
+    assert result.exit_code == 0, result.stderr
+    command = [line for line in result.stdout.splitlines() if line.startswith("vllm serve")]
+    assert len(command) == 1
+    argv = shlex.split(command[0])
+    flags = dict(zip(argv[3::2], argv[4::2], strict=True))
+    assert argv[:3] == ["vllm", "serve", SEED]
+    assert flags["--block-size"] == "16" and flags["--tensor-parallel-size"] == "4"
+    gib = float(flags["--kv-offloading-size"])
+    assert gib * 2**30 >= 390 * 37_748_736 * 2  # one prompt x the default margin of 2
+    config = json.loads(flags["--kv-transfer-config"])
+    _check_types(config, keys["kv_transfer_config"], "kv_transfer_config")
+    assert config["kv_connector"] in keys["connectors"] and config["kv_role"] in keys["kv_roles"]
+    extra = config["kv_connector_extra_config"]
+    _check_types(extra, keys["extra_config"], "kv_connector_extra_config")
+    assert extra["block_size"] == 256 and extra["block_size"] % 16 == 0
+    assert "blocks_per_chunk" not in extra  # mutually exclusive with block_size
+    if tier == "cpu":
+        assert "secondary_tiers" not in extra and "spec_name" not in extra  # CPUOffloadingSpec is the default
+        return
+    assert extra["spec_name"] in keys["spec_names"]
+    (entry,) = extra["secondary_tiers"]
+    spec = keys["tiers"][entry["type"]]
+    assert entry["type"] == tier and set(spec["required"]) <= set(entry)
+    _check_types(entry, {**spec["required"], **spec["optional"]}, f"tier {tier}")
+    if tier == "obj":
+        store = keys["obj_store_config"]
+        assert set(store["required"]) <= set(entry["store_config"])
+        _check_types(entry["store_config"], {**store["required"], **store["optional"]}, "store_config")
+    assert "<" in command[0]  # the placeholders kvsize cannot fill
+
+
+def test_emit_refuses_the_other_engines_settings(run):
+    assert "give --engine lmcache or --emit vllm" in one_line(
+        run(SEED, "--engine", "vllm", "--chunk-size", "256", "--emit", "lmcache")
+    )
+    assert "give --engine vllm" in one_line(run(SEED, "--chunk-size", "256", "--emit", "vllm"))
+
+
+# --- kvsize engines -------------------------------------------------------------------------------------------
+
+
+def test_engines_lists_each_engine_and_sizes_the_seed(run_json):
+    data = run_json("engines", SEED, "--tp", "4")
+    assert [e["name"] for e in data["engines"]] == ["lmcache", "vllm", "llmd-fs"]
+    assert {e["name"]: e["default_chunk"] for e in data["engines"]} == {"lmcache": 256, "vllm": 16, "llmd-fs": 256}
+    table = {(r["engine"], r["chunk_tokens"]): (r["objects"], r["object_bytes"]) for r in data["rows"]}
+    assert table == {
+        ("lmcache", 256): (1_560, 9_437_184),
+        ("vllm", 16): (6_250, 2_359_296),
+        ("vllm", 256): (390, 37_748_736),
+        ("llmd-fs", 256): (1_560, 9_437_184),
+    }
