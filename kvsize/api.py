@@ -49,12 +49,13 @@ def resolve_spec(model: str, catalog: Path | None, revision: str | None, offline
 
 
 def candidate_sizes(
-    chunk_sizes: Sequence[int] | None, chunk_size: int | None, defaults: tuple[int, ...] = DEFAULT_CHUNK_SIZES
-) -> tuple[int, ...]:
+    chunk_sizes: Sequence[int] | None, chunk_size: int | None, defaults: tuple[int, ...] | None = DEFAULT_CHUNK_SIZES
+) -> tuple[int, ...] | None:
+    """The sizes given (``chunk_size`` or ``chunk_sizes``), else ``defaults`` (None: the engine's, for the layout)."""
     if chunk_sizes is not None and chunk_size is not None:
         raise KvsizeError("give `chunk_sizes` or `chunk_size`, not both", field="chunk_sizes")
     sizes = (chunk_size,) if chunk_size is not None else tuple(chunk_sizes) if chunk_sizes is not None else defaults
-    if len(sizes) > MAX_CHUNK_CANDIDATES:
+    if sizes is not None and len(sizes) > MAX_CHUNK_CANDIDATES:
         raise KvsizeError(
             f"`chunk_sizes` has {len(sizes):,} entries; give at most {MAX_CHUNK_CANDIDATES} "
             "(with a backend, `search` finds the best size between them)",
@@ -92,12 +93,6 @@ def engine_choice(
     if gpu_block_size is not None:
         out["gpu_block_size"] = whole(gpu_block_size, "gpu_block_size", 1, 65_536)
     return out
-
-
-def default_candidates(engine: str) -> tuple[int, ...]:
-    from kvsize.engines.registry import engine_for
-
-    return engine_for(engine).info.candidates
 
 
 def _draft_layers(spec: ModelSpec, mtp: bool, draft_layers: int | None) -> int:
@@ -221,7 +216,7 @@ def size(
     if choice.get("connector") is None and engine == "lmcache":
         choice["connector"] = "s3"
     choice = {key: value for key, value in choice.items() if value is not None}
-    sizes = candidate_sizes(chunk_sizes, chunk_size, default_candidates(engine))
+    sizes = candidate_sizes(chunk_sizes, chunk_size, None)
     overrides = backend_overrides(
         latency=latency,
         stream_bandwidth=stream_bandwidth,
@@ -360,9 +355,9 @@ def deployment(
     environ: Mapping[str, str] | None,
     chunk_size: int | None,
     options: dict[str, Any],
-) -> tuple[Any, int, EngineOptions]:
+) -> tuple[Any, int | None, EngineOptions]:
     """The deployment's LMCache settings (file + ``LMCACHE_*`` environment), with explicit arguments winning; for
-    another engine its own options, and its default chunk when none is given."""
+    another engine its own options, and no chunk when none is given (the engine's first default applies)."""
     from kvsize.engines.lmcache_settings import read_settings
 
     layerwise, unfull, connector = options.pop("layerwise"), options.pop("save_unfull_chunk"), options.pop("connector")
@@ -373,10 +368,7 @@ def deployment(
     if name != "lmcache":
         if lmcache_config_file is not None:
             raise KvsizeError(f"`lmcache_config` is LMCache's: drop it with `engine` {name}", field="lmcache_config")
-        from kvsize.engines.registry import engine_for
-
-        default = engine_for(name).info.default_chunk
-        return read_settings(None, {}), chunk_size if chunk_size is not None else default, EngineOptions(**options, **choice)
+        return read_settings(None, {}), chunk_size, EngineOptions(**options, **choice)
     settings = read_settings(lmcache_config_file, environ)
     engine = EngineOptions(
         **options,

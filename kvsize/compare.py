@@ -77,7 +77,7 @@ def engines(
             except KvsizeError as error:
                 warnings.append(f"{name}: {error}")
                 continue
-            default = engine.info.default_chunk
+            default = engine.default_candidates(layout)[0]  # the knob's default (a state model's larger block)
             for chunk in sorted({default, *chunk_sizes}):
                 problem = engine.chunk_problem(layout, chunk)
                 if problem:

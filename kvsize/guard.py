@@ -106,7 +106,7 @@ def check(
         concurrent_prompts, instances, timeout, buffer, pinned_memory, None, None, settings.s3_max_inflight_reqs
     ).model_copy(update={"offload_cpu_bytes": offloading_bytes(kv_offloading_size, engine)})
     spec = resolve_spec(model, catalog, revision, offline)
-    sweep = plan_sweep(spec, served, prompt, (chunk,))
+    sweep = plan_sweep(spec, served, prompt, (chunk,) if chunk is not None else None)
     timed_part = _Timed(warnings=[*sweep.warnings, *settings.warnings])
     if timed:
         rate, _, missing = prefill_rate(spec, tp * pp, prompt, prefill_tps, gpu, mfu)
@@ -234,6 +234,6 @@ def capacity(
     if shared > prompt:
         raise KvsizeError(f"`shared_prefix` {shared:,} is longer than the {prompt:,}-token prompt", field="shared_prefix")
     spec = resolve_spec(model, catalog, revision, offline)
-    sweep = plan_sweep(spec, served, prompt, (chunk,))
+    sweep = plan_sweep(spec, served, prompt, (chunk,) if chunk is not None else None)
     plan = plan_capacity(sweep.rows[0], sweep.layout, storage_bytes=storage, prompts=prompts, shared_prefix_tokens=shared)
     return CapacityReport(**sweep_fields(sweep, list(sweep.warnings)), capacity=plan, assumptions=assumptions(sweep))

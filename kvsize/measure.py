@@ -97,7 +97,7 @@ def _probe_sizes(
 ) -> list[int]:
     """The object sizes to probe: the ones kvsize predicts for ``model`` under ``served`` (engine, tier, GPU block),
     or ``object_sizes``."""
-    from kvsize.api import default_candidates, engine_choice
+    from kvsize.api import engine_choice
     from kvsize.engines.registry import engine_for
     from kvsize.plan import plan_row
 
@@ -113,7 +113,7 @@ def _probe_sizes(
     choice = {k: v for k, v in engine_choice(name, tier=tier, gpu_block_size=block).items() if v is not None}
     engine = engine_for(name)
     layout = engine.plan_layout(spec, EngineOptions(tp=tp, pp=pp, kv_dtype=kv_dtype, **choice))
-    chunks = candidate_sizes(chunk_sizes, None, default_candidates(name))
+    chunks = candidate_sizes(chunk_sizes, None, None) or engine.default_candidates(layout)
     for chunk in chunks:
         if problem := engine.chunk_problem(layout, chunk):
             raise KvsizeError(problem, field="chunk_sizes")

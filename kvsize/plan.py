@@ -43,15 +43,7 @@ def plan_row(layout: Layout, prompt_tokens: int, chunk_tokens: int) -> SweepRow:
     return engine_for(layout.engine).plan_row(layout, prompt_tokens, chunk_tokens)
 
 
-def plan_sweep(
-    spec: ModelSpec,
-    options: EngineOptions,
-    prompt_tokens: int,
-    chunk_sizes: tuple[int, ...] | list[int] = DEFAULT_CHUNK_SIZES,
-) -> Sweep:
-    """Plan every candidate chunk size for one prompt."""
-    if not 1 <= prompt_tokens <= MAX_TOKENS:
-        raise KvsizeError(f"`prompt` must be 1 to {MAX_TOKENS:,} tokens, got {shown(prompt_tokens)}", field="prompt")
+def _check_sizes(chunk_sizes: tuple[int, ...] | list[int]) -> None:
     if not chunk_sizes:
         raise KvsizeError("no chunk sizes to plan: give `chunk_sizes` like 256,2048", field="chunk_sizes")
     if len(set(chunk_sizes)) > 2 * MAX_CHUNK_CANDIDATES:  # the candidates and what a search adds between them
@@ -61,13 +53,30 @@ def plan_sweep(
     for chunk in chunk_sizes:
         if isinstance(chunk, bool) or not isinstance(chunk, int) or not 1 <= chunk <= MAX_TOKENS:
             raise KvsizeError(f"chunk size must be 1 to {MAX_TOKENS:,} tokens, got {shown(chunk)}", field="chunk_sizes")
+
+
+def plan_sweep(
+    spec: ModelSpec,
+    options: EngineOptions,
+    prompt_tokens: int,
+    chunk_sizes: tuple[int, ...] | list[int] | None = DEFAULT_CHUNK_SIZES,
+) -> Sweep:
+    """Plan every candidate chunk size for one prompt (None: the engine's defaults for the model's layout)."""
+    if not 1 <= prompt_tokens <= MAX_TOKENS:
+        raise KvsizeError(f"`prompt` must be 1 to {MAX_TOKENS:,} tokens, got {shown(prompt_tokens)}", field="prompt")
+    if chunk_sizes is not None:
+        _check_sizes(chunk_sizes)
     engine = engine_for(options.engine)
     layout = engine.plan_layout(spec, options)
+    if chunk_sizes is None:
+        chunk_sizes = engine.default_candidates(layout)
     for chunk in sorted(set(chunk_sizes)):
         problem = engine.chunk_problem(layout, chunk)
         if problem:
             raise KvsizeError(problem, field="chunk_sizes")
-    baseline = plan_row(layout, prompt_tokens, LMCACHE_DEFAULT_CHUNK).objects
+    # "vs 256": against the engine's own objects at 256 tokens, when the engine takes that size.
+    usable = engine.chunk_problem(layout, LMCACHE_DEFAULT_CHUNK) is None
+    baseline = plan_row(layout, prompt_tokens, LMCACHE_DEFAULT_CHUNK).objects if usable else 0
     rows = []
     for chunk in sorted(set(chunk_sizes)):
         row = plan_row(layout, prompt_tokens, chunk)

@@ -11,9 +11,11 @@ from typing import Any
 import pytest
 
 import kvsize
+from tests.conftest import reference_config
 from tests.test_hardening import one_line
 
 SEED = "Qwen/Qwen3-4B-Instruct-2507"
+REFERENCE_JAMBA = reference_config("ai21labs__AI21-Jamba-1.5-Mini")
 DATA = Path(__file__).parent / "data"
 PAGE = 4096
 
@@ -153,10 +155,56 @@ def test_a_larger_gpu_block_sizes_larger_objects(run_json):
     assert rows(data)[64]["object_bytes"] == 4 * 36 * 2 * 64 * 2 * 128 * 2
 
 
-def test_state_layers_fail_closed_naming_them(run):
-    line = one_line(run("ai21labs/AI21-Jamba-1.5-Mini", "--engine", "vllm"))
-    assert "28 mamba" in line and "--engine lmcache" in line
-    assert "linear_attention" in one_line(run("Qwen/Qwen3-Next-80B-A3B-Instruct", "--engine", "llmd-fs"))
+def test_mamba1_hybrid_jamba(run_json):
+    """Jamba-1.5-Mini at TP 4: 28 Mamba + 4 attention layers. State per layer and rank (jamba.py, mamba1):
+    intermediate 2 x 4,096 / 4 = 2,048; conv 2,048 x (4 - 1) + ssm 2,048 x 16 = 38,912 values x 2 B = 77,824 B.
+    Attention page per token and rank 2 x 2 heads x 128 x 2 B = 1,024 B, so the block is raised to
+    16 x cdiv(77,824, 16 x 1,024) = 80 tokens. Group size 4: 7 Mamba groups + 1 attention group, one slot of 4 layers."""
+    data = run_json("ai21labs/AI21-Jamba-1.5-Mini", "--tp", "4", "--engine", "vllm", "--prompt", "100000")
+    assert data["engine_options"]["gpu_block_size"] == 80
+    assert [row["chunk_tokens"] for row in data["rows"]] == [80, 320, 1280, 5120, 10240]  # 1, 4, 16, 64, 128 blocks
+    row = rows(data)[80]
+    assert row["object_bytes"] == 4 * 4 * 80 * 1_024 == 1_310_720
+    assert row["objects"] == 7 * 1 + 100_000 // 80
+    assert [g["kind"] for g in row["groups"]] == ["mamba"] * 7 + ["full_attention"]
+    assert any("77,824 B of state per layer and rank" in note for note in data["notes"])
+    assert any(note.startswith("approximate: vLLM raises the GPU block") for note in data["notes"])
+    assert rows(data)[80]["reduction_vs_256"] is None  # 256 is not a multiple of the 80-token block
+
+
+def test_mamba2_hybrid_keeps_its_ssm_state_in_float32(run_json):
+    """Nemotron-3-Nano at TP 4 (nemotron_h.py, mamba2; NemotronH's SSM state is float32 by default):
+    conv (64 x 64 + 2 x 8 x 128) / 4 x 3 = 4,608 values x 2 B; ssm 64 / 4 x 64 x 128 = 131,072 values x 4 B;
+    533,504 B. Attention page per token 2 x 1 head x 128 x 2 B = 512 B: block 16 x cdiv(533,504, 8,192) = 1,056."""
+    data = run_json("nvidia/NVIDIA-Nemotron-3-Nano-30B-A3B-BF16", "--tp", "4", "--engine", "vllm", "--chunk-sizes", "1056")
+    assert data["engine_options"]["gpu_block_size"] == 1_056
+    row = rows(data)[1056]
+    # 23 Mamba layers in groups of 6 (4 groups) + 6 attention layers: a slot of 6 layers.
+    assert row["object_bytes"] == 4 * 6 * 1_056 * 512
+    assert row["objects"] == 4 + 100_000 // 1_056
+
+
+def test_gated_delta_net_hybrid_qwen3_next(run_json):
+    """Qwen3-Next at TP 4 (qwen3_next.py): conv (128 x 16 x 2 + 128 x 32) / 4 x 3 = 6,144 values; ssm 32 / 4 x 128 x 128
+    = 131,072 values; x 2 B = 274,432 B. Attention 2 x 1 head x 256 x 2 B = 1,024 B a token: block 16 x 17 = 272."""
+    data = run_json("Qwen/Qwen3-Next-80B-A3B-Instruct", "--tp", "4", "--engine", "vllm", "--chunk-sizes", "272")
+    row = rows(data)[272]
+    assert row["object_bytes"] == 4 * 12 * 272 * 1_024
+    assert row["objects"] == 3 + 100_000 // 272
+
+
+def test_a_given_gpu_block_that_holds_the_state_is_kept(run_json):
+    data = run_json("ai21labs/AI21-Jamba-1.5-Mini", "--tp", "4", "--engine", "vllm", "--gpu-block-size", "256")
+    assert data["engine_options"]["gpu_block_size"] == 256  # 256 x 1,024 B >= 77,824 B
+    assert rows(data)[256]["object_bytes"] == 4 * 4 * 256 * 1_024
+
+
+def test_state_layers_without_their_fields_fail_closed(run, write_config):
+    config = json.loads(json.dumps(REFERENCE_JAMBA))
+    del config["mamba_d_state"]
+    line = one_line(run(str(write_config(config)), "--engine", "vllm"))
+    assert "28 mamba" in line and "mamba_d_state missing" in line and "--engine lmcache" in line
+    assert run(str(write_config(config, "again")), "--chunk-sizes", "256").exit_code == 0  # LMCache sizes the attention
 
 
 # --- the time model, limits and the CI guard --------------------------------------------------------------------
@@ -223,6 +271,11 @@ def test_check_defaults_to_the_engines_chunk(run_json):
         (("--engine", "vllm", "--kv-offloading-size", "1e400"), "--kv-offloading-size"),
         (("--kv-offloading-size", "4"), "give it with --engine vllm"),
         (("--engine", "nope"), "--engine"),
+        (("--engine", "vllm", "--tier", "disk"), "--tier"),
+        (("--engine", "vllm", "--tier", "fs\udcff"), "--tier"),
+        (("--engine", "vllm", "--gpu-block-size", "abc"), "--gpu-block-size"),
+        (("--engine", "vllm", "--gpu-block-size", "1e400"), "--gpu-block-size"),
+        (("--engine", "vllm", "--kv-offloading-size", "4\udcff"), "--kv-offloading-size"),
         (("--engine", "vllm\udcff"), "--engine"),
     ],
 )

@@ -120,3 +120,7 @@ class Engine(Protocol):
     def chunk_problem(self, layout: Layout, chunk_tokens: int) -> str | None:
         """Why the stack refuses ``chunk_tokens`` for this layout (None when it accepts it)."""
         ...
+
+    def default_candidates(self, layout: Layout) -> tuple[int, ...]:
+        """The chunk sizes to sweep when none are given (they depend on the layout's GPU block)."""
+        ...

@@ -350,5 +350,8 @@ class LMCacheEngine:
     def chunk_problem(self, layout: Layout, chunk_tokens: int) -> str | None:
         return None
 
+    def default_candidates(self, layout: Layout) -> tuple[int, ...]:
+        return self.info.candidates
+
 
 LMCACHE = LMCacheEngine()

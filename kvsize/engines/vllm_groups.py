@@ -12,8 +12,8 @@ allocator, on under the native offloading connector) ``_get_kv_cache_groups_unif
 
 Every group's block is one shared slot: the per-layer page times the layers of the largest
 group on the worker (the groups share the backing KV tensors), which is why every group's
-object has the same size. Mamba, linear-attention and conv layers (``MambaSpec``) are not
-ported: callers refuse those models, naming the layers.
+object has the same size. State layers (Mamba, Gated DeltaNet: ``MambaSpec``) form groups of their own
+the same way, their page padded to the attention page (``kvsize.engines.vllm_state``).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from kvsize.engines.base import KvGroup
 from kvsize.model.spec import LayerKind, ModelSpec
 
+STATE_KIND_NAMES = frozenset({"mamba", "linear_attention"})
 GROUP_SIZE_SLACK = 1.5
 """``max_num_layers < min_num_layers * 1.5``: use the largest bucket's count as the group size."""
 
@@ -31,11 +32,15 @@ def _cdiv(a: int, b: int) -> int:
     return -(-a // b)
 
 
+STATE_KINDS = frozenset({LayerKind.MAMBA, LayerKind.LINEAR})
+"""Layer kinds vLLM stores as ``MambaSpec`` state (one state per sequence, not per token)."""
+
+
 def _buckets(spec: ModelSpec) -> list[tuple[LayerKind, list[int]]]:
     """Layers bucketed by spec, in order of first appearance (``same_type_layers``)."""
     buckets: dict[LayerKind, list[int]] = {}
     for index, kind in enumerate(spec.layer_kinds):
-        if kind.keeps_kv:
+        if kind.keeps_kv or kind in STATE_KINDS:
             buckets.setdefault(kind, []).append(index)
     return list(buckets.items())
 
@@ -81,8 +86,12 @@ def stored_chunks(group: KvGroup, prompt_tokens: int, chunk_tokens: int) -> int:
     ``window_chunks`` chunks the load path can reach, and never the chunk ending at the prompt's
     last token: the scheduler's reachable boundary is ``num_prompt_tokens - 1``
     (``offloading/scheduler.py`` ``_build_store_jobs``; ``SlidingWindowManager.reachable_block_mask``),
-    so ``min(window_chunks, floor((N - 1) / C))``.
+    so ``min(window_chunks, floor((N - 1) / C))``. A state group keeps one state (window 1), at that boundary:
+    an approximation (``mamba_cache_mode`` "align" checkpoints are not modelled), said in the output.
     """
+    if group.kind in STATE_KIND_NAMES:
+        # ``get_sliding_window_size_in_chunks`` is 1 for MambaSpec: one state, at the last reachable boundary.
+        return min(1, (prompt_tokens - 1) // chunk_tokens)
     if group.window_tokens is None:
         return prompt_tokens // chunk_tokens
     return min(window_chunks(group.window_tokens, chunk_tokens), (prompt_tokens - 1) // chunk_tokens)

@@ -22,7 +22,8 @@ from kvsize.engines.base import EngineInfo, GroupObjects, KvGroup, StageObjects,
 from kvsize.engines.connectors import Connector
 from kvsize.engines.lmcache import EngineOptions, Layout, Stage
 from kvsize.engines.serving import DTYPE_BYTES, check_served, check_tp, resolve_kv_dtype, stage_layers
-from kvsize.engines.vllm_groups import kv_cache_groups, slot_layers, stored_chunks
+from kvsize.engines.vllm_groups import STATE_KINDS, kv_cache_groups, slot_layers, stored_chunks
+from kvsize.engines.vllm_state import aligned_block, state_page_bytes
 from kvsize.errors import UnsupportedModelError
 from kvsize.model.spec import LayerKind, ModelSpec
 
@@ -78,17 +79,24 @@ LLMD_FS_CONNECTOR = Connector(
 
 
 def _refuse(spec: ModelSpec, options: EngineOptions) -> None:
-    """What kvsize does not size under the vLLM family (fail closed, naming the layers or the option)."""
+    """What kvsize does not size under the vLLM family (fail closed, naming the layers, fields or option)."""
     stateful = [kind for kind in STATEFUL if kind in spec.layer_kinds]
     if stateful:
         counts = spec.kind_counts()
         named = ", ".join(f"{counts[kind]} {kind.value}" for kind in stateful)
-        raise UnsupportedModelError(
-            f"{spec.name} has state layers ({named}): under `engine` {options.engine} vLLM stores their state "
-            "(MambaSpec) in groups of its own, whose block alignment depends on the attention backend; kvsize "
-            "does not size them yet: use `engine` lmcache for the attention layers alone",
-            field="engine",
-        )
+        why = None
+        if LayerKind.CONV in stateful:
+            why = "kvsize has no rule for short-conv state"
+        elif spec.use_mla:
+            why = "kvsize has no rule for MLA beside state layers"
+        elif spec.state is None:
+            why = f"their state cannot be sized: {spec.state_problem}"
+        if why:
+            raise UnsupportedModelError(
+                f"{spec.name} has state layers ({named}) that vLLM stores under `engine` {options.engine}, and {why}; "
+                "use `engine` lmcache for the attention layers alone",
+                field="engine",
+            )
     if options.draft_layers:
         raise UnsupportedModelError(
             f"draft layers under `engine` {options.engine}: vLLM stores them as a group of their own (EAGLE "
@@ -131,6 +139,23 @@ def _notes(spec: ModelSpec, options: EngineOptions, groups: tuple[KvGroup, ...],
     return notes
 
 
+def _state_block(spec: ModelSpec, options: EngineOptions, page_per_token: int) -> tuple[int, list[str]]:
+    """The GPU block a state model forces (``_align_hybrid_block_size``), and the notes saying it is approximate."""
+    assert spec.state is not None
+    model_bytes = DTYPE_BYTES.get(spec.config_dtype or "", 2)  # the conv state is in the model's dtype (bf16 if unsure)
+    state_page = state_page_bytes(spec.state, options.tp, model_bytes)
+    block = aligned_block(options.gpu_block_size, state_page, page_per_token)
+    state_layers = sum(1 for kind in spec.layer_kinds if kind in STATE_KINDS)
+    notes = [
+        f"{state_layers} state layers ({spec.state.kind}, {spec.state.source}): {state_page:,} B of state per layer "
+        f"and rank, padded to the attention page; each state group stores one state per prompt",
+        f"approximate: vLLM raises the GPU block to fit that state, here to {block} tokens assuming a 16-token "
+        "attention kernel block and no Mamba prefill-checkpoint alignment (mamba_cache_mode 'align' may raise it "
+        "further); if vLLM logs 'Setting attention block size to N tokens', give --gpu-block-size N",
+    ]
+    return block, notes
+
+
 class _VllmFamily:
     """What vLLM native and llm-d's fs connector share: groups, pages, the chunk rule."""
 
@@ -144,18 +169,22 @@ class _VllmFamily:
         kv_dtype, dtype_field, dtype_warnings = resolve_kv_dtype(spec, options.kv_dtype)
         dtype_bytes = DTYPE_BYTES[kv_dtype]
         groups = kv_cache_groups(spec)
-        block = options.gpu_block_size
         heads_per_rank = 1 if spec.use_mla else max(1, spec.num_kv_heads // options.tp)
         page_per_token = (LayerKind.MLA if spec.use_mla else LayerKind.FULL).bytes_per_token(
             heads_per_rank, spec.head_size, dtype_bytes
         )
+        block, state_notes = options.gpu_block_size, list[str]()
+        if spec.state is not None:
+            block, state_notes = _state_block(spec, options, page_per_token)
         partition = stage_layers(spec, options.pp, options.pp_partition)
         replicated = _replicated(spec, options) and not self.per_worker_files
         stages, first = [], 0
         for index, count in enumerate(partition):
             slot = slot_layers(groups, first, count)
-            kv_layers = sum(1 for kind in spec.layer_kinds[first : first + count] if kind.keeps_kv)
-            writers = (options.tp if kv_layers else 0) if self.per_worker_files else (1 if index == 0 else 0)
+            kinds = spec.layer_kinds[first : first + count]
+            kv_layers = sum(1 for kind in kinds if kind.keeps_kv)
+            stored = kv_layers + sum(1 for kind in kinds if kind in STATE_KINDS)
+            writers = (options.tp if stored else 0) if self.per_worker_files else (1 if index == 0 else 0)
             stages.append(
                 Stage(
                     index=index,
@@ -182,7 +211,7 @@ class _VllmFamily:
             stages=tuple(stages),
             bytes_per_token=sum(k.bytes_per_token(spec.num_kv_heads, spec.head_size, dtype_bytes) for k in spec.layer_kinds),
             warnings=tuple(dtype_warnings),
-            notes=tuple(_notes(spec, options, groups, replicated)),
+            notes=(*_notes(spec, options, groups, replicated), *state_notes),
             dtype_field=dtype_field,
             engine=options.engine,
             groups=groups,
@@ -191,6 +220,13 @@ class _VllmFamily:
             copies=copies,
             host_page_bytes=None if self.per_worker_files else HOST_PAGE_BYTES,
         )
+
+    def default_candidates(self, layout: Layout) -> tuple[int, ...]:
+        """The engine's candidates, each rounded up to a multiple of the GPU block (a state model's is larger)."""
+        block = layout.block_tokens or 1
+        if self.per_worker_files:
+            return tuple(sorted({-(-chunk // block) * block for chunk in self.info.candidates}))
+        return tuple(block * chunk // 16 for chunk in self.info.candidates)  # 1, 4, 16, 64 and 128 blocks
 
     def chunk_problem(self, layout: Layout, chunk_tokens: int) -> str | None:
         block = layout.block_tokens or 1

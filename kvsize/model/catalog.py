@@ -33,8 +33,9 @@ class CatalogEntry(BaseModel):
     config: dict[str, Any]
     defaults: dict[str, Any] = {}
     supplement: dict[str, Any] = {}
-    """Published config.json fields the copied ``config`` lacks (FFN and vocabulary sizes, for the prefill
-    estimate only), from ``supplement_source``; they never change a byte count."""
+    """Published config.json fields the copied ``config`` lacks (FFN, vocabulary and Mamba mixer sizes), from
+    ``supplement_source``: for the prefill estimate, and for a Mamba layer's state under ``--engine vllm``; they
+    never change an attention layer's bytes."""
     supplement_source: str | None = None
 
     def published(self) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from kvsize.model.reader import (
     int_field,
 )
 from kvsize.model.spec import LayerKind, ModelSpec
+from kvsize.model.state import read_state
 
 __all__ = ["ALIAS_GROUPS", "FILL_FIELDS", "TEXT_CONFIG_KEYS", "spec_from_config"]
 
@@ -113,10 +114,19 @@ def spec_from_config(
         max_position_embeddings=max_context,
         sliding_window=_window(reader, "sliding_window") if LayerKind.SLIDING in kinds else None,
         attention_chunk_size=_window(reader, "attention_chunk_size") if LayerKind.CHUNKED in kinds else None,
+        **_state(reader, model_type, kinds),
         fields=reader.fields,
         warnings=(*warnings, *reader.warnings),
         notes=tuple(promotion_notes(kinds)),
     )
+
+
+def _state(reader: Reader, model_type: str, kinds: list[LayerKind]) -> dict[str, Any]:
+    """``state`` and ``state_problem`` for a model with state layers (only the engines that store state refuse)."""
+    if not any(kind in (LayerKind.MAMBA, LayerKind.LINEAR, LayerKind.CONV) for kind in kinds):
+        return {}
+    found = read_state(reader, model_type)
+    return {"state": None, "state_problem": found} if isinstance(found, str) else {"state": found}
 
 
 def _window(reader: Reader, key: str) -> int | None:

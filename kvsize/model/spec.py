@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from kvsize.errors import ConfigError, UnsupportedModelError
+from kvsize.model.state import StateShape
 
 
 class LayerKind(str, Enum):
@@ -87,6 +88,10 @@ class ModelSpec(BaseModel):
     """Tokens a sliding-window layer attends to (``sliding_window``); None without such layers or a usable value."""
     attention_chunk_size: int | None = None
     """Tokens of a chunked-local layer's chunk (``attention_chunk_size``, Llama 4); None without such layers."""
+    state: StateShape | None = None
+    """A state layer's shape (Mamba, Gated DeltaNet) for engines that store it; None without state layers."""
+    state_problem: str | None = None
+    """Why ``state`` could not be read (the fields), when the model has state layers."""
     fields: dict[str, FieldSource] = {}
     warnings: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
