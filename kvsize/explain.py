@@ -19,6 +19,11 @@ def explain_lines(sweep: Sweep, plans: list[StoragePlan] | None = None) -> list[
     lines = [f"Model {spec.name} ({spec.source})"]
     for name, field in spec.fields.items():
         lines.append(f"  {name}: {field.value}  <- {field.field}")
+    if layout.engine != "lmcache":
+        lines.extend(_explain_vllm_family(sweep))
+        for plan in plans or []:
+            lines.extend(_explain_timing(sweep, plan))
+        return lines
     opts = layout.options
     lines.append("Layout (LMCache kv_shape = (layers, 1 if MLA else 2, chunk, heads/rank, head size))")
     lines.append(f"  KV dtype: {layout.kv_dtype} = {layout.dtype_bytes} B  <- {layout.dtype_field}")
@@ -66,6 +71,56 @@ def explain_lines(sweep: Sweep, plans: list[StoragePlan] | None = None) -> list[
     return lines
 
 
+def _explain_vllm_family(sweep: Sweep) -> list[str]:
+    """vLLM native / llm-d: the groups, the shared slot, the page rounding, each group's stored chunks."""
+    from kvsize.engines.vllm_groups import STATE_KIND_NAMES, window_chunks
+
+    layout = sweep.layout
+    per_worker = layout.engine == "llmd-fs"
+    block, slot_bytes = layout.block_tokens or 1, layout.worker_block_bytes or 0
+    lines = [
+        "Layout (llm-d fs: one file per (chunk, KV-cache group, worker rank))"
+        if per_worker
+        else "Layout (vLLM native: one object per (chunk, KV-cache group) = round_up(copies x worker block x "
+        "blocks per chunk, host page))",
+        f"  KV dtype: {layout.kv_dtype} = {layout.dtype_bytes} B  <- {layout.dtype_field}",
+        f"  heads/rank: {layout.heads_per_rank}; GPU block {block} tokens",
+        "  groups: " + ", ".join(f"{g.kind} x {len(g.layers)}" for g in layout.groups),
+    ]
+    for stage in layout.stages:
+        lines.append(
+            f"  stage {stage.index}: layers {stage.first_layer}-{stage.first_layer + stage.layers - 1}, a slot of "
+            f"{stage.bytes_per_token_per_rank:,} B/token per worker (the largest group's layers there), {stage.writers} writers"
+        )
+    if not per_worker:
+        per_token = layout.stages[0].bytes_per_token_per_rank
+        lines.append(f"  worker block = {block} x {per_token:,} = {slot_bytes:,} B; copies {layout.copies}")
+    for row in sweep.rows:
+        lines.append(f"Chunk {row.chunk_tokens:,} ({row.chunk_tokens // block} blocks)")
+        lines.append(
+            f"  chunks = {sweep.prompt_tokens:,} // {row.chunk_tokens:,} = {row.full_chunks:,}; tail = "
+            f"{row.tail_tokens:,} (not stored: only full chunks)"
+        )
+        if not per_worker:
+            raw = (layout.copies or 1) * slot_bytes * (row.chunk_tokens // block)
+            lines.append(
+                f"  object = round_up({layout.copies} x {slot_bytes:,} x {row.chunk_tokens // block}, "
+                f"{layout.host_page_bytes}) = round_up({raw:,}) = {row.object_bytes:,} B"
+            )
+        for group, counted in zip(layout.groups, row.groups or (), strict=True):
+            if group.kind in STATE_KIND_NAMES:
+                rule = f"state: min(1, ({sweep.prompt_tokens:,} - 1) // {row.chunk_tokens:,})"
+            elif group.window_tokens is not None:
+                chunks = window_chunks(group.window_tokens, row.chunk_tokens)
+                rule = f"window {group.window_tokens:,}: min({chunks:,}, ({sweep.prompt_tokens:,} - 1) // {row.chunk_tokens:,})"
+            else:
+                rule = f"{sweep.prompt_tokens:,} // {row.chunk_tokens:,}"
+            workers = f" x {layout.writers} workers" if per_worker else ""
+            lines.append(f"  {group.kind} ({len(group.layers)} layers): {rule}{workers} -> {counted.objects:,} objects")
+        lines.append(f"  total {row.objects:,} objects of {row.object_bytes:,} B = {row.total_bytes:,} B")
+    return lines
+
+
 def _explain_timing(sweep: Sweep, plan: StoragePlan) -> list[str]:
     """The load time of every row, rendered from the terms the time model recorded (no second calculation)."""
     profile = plan.backend
@@ -96,6 +151,21 @@ def assumptions(sweep: Sweep) -> list[str]:
     """What a capacity number rests on, with sources: for a planning document."""
     spec, layout = sweep.spec, sweep.layout
     connector = layout.connector
+    if layout.engine != "lmcache":
+        from kvsize.engines.registry import engine_for
+
+        info = engine_for(layout.engine).info
+        return [
+            f"Model fields from {spec.source}; KV dtype {layout.kv_dtype} ({layout.dtype_field}).",
+            f"{info.stack}: {info.object_rule} ({info.source}).",
+            f"KV-cache groups ({len(layout.groups)}): "
+            + ", ".join(f"{g.kind} x {len(g.layers)}" for g in layout.groups)
+            + f"; GPU block {layout.block_tokens} tokens.",
+            "Chunks: only full chunks are stored; the tail is recomputed.",
+            f"Tier {connector.name}: {connector.layout} ({connector.source}).",
+            "Prompts sharing a prefix share its whole chunks (chained block hashes), stored once.",
+            "Bytes are exact; IEC units (KiB, MiB, GiB, TiB) are powers of 1024.",
+        ]
     return [
         f"Model fields from {spec.source}; KV dtype {layout.kv_dtype} ({layout.dtype_field}).",
         f"{format_count(layout.bytes_per_token)} B of KV per token: {spec.kv_layers} stored layers "

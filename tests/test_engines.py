@@ -378,3 +378,30 @@ def test_engines_lists_each_engine_and_sizes_the_seed(run_json):
         ("vllm", 256): (390, 37_748_736),
         ("llmd-fs", 256): (1_560, 9_437_184),
     }
+
+
+def test_capacity_shares_only_the_groups_that_store_every_chunk(run_json):
+    """gemma-3-27b-it, 10 prompts sharing 50,000 tokens at chunk 16: the full group's 3,125 prefix objects are stored
+    once; the sliding groups' 6 x 64 objects sit at each prompt's end."""
+    data = run_json(
+        "capacity", "google/gemma-3-27b-it", "--tp", "4", "--engine", "vllm", "--prompts", "10", "--shared-prefix", "50000"
+    )
+    capacity = data["capacity"]
+    assert capacity["shared"]["objects"] == 50_000 // 16 == 3_125
+    assert capacity["unique_per_prompt"]["objects"] == 6_634 - 3_125
+    assert capacity["needed"]["objects"] == 3_125 + 10 * (6_634 - 3_125)
+    assert capacity["needed"]["stored_bytes"] == capacity["needed"]["objects"] * 1_310_720
+    assert any("KV-cache groups (7)" in line for line in data["assumptions"])
+
+
+def test_explain_shows_vllms_own_formula(run):
+    result = run("google/gemma-3-27b-it", "--tp", "4", "--engine", "vllm", "--chunk-sizes", "16", "--explain")
+    assert result.exit_code == 0, result.stderr
+    for text in (
+        "object = round_up(4 x 327,680 x 1, 4096) = round_up(1,310,720) = 1,310,720 B",
+        "sliding_attention (8 layers): window 1,024: min(64, (100,000 - 1) // 16) -> 64 objects",
+        "full_attention (10 layers): 100,000 // 16 -> 6,250 objects",
+        "total 6,634 objects of 1,310,720 B = 8,695,316,480 B",
+    ):
+        assert text in result.stdout, text
+    assert "LMCache kv_shape" not in result.stdout

@@ -62,6 +62,39 @@ def _add(a: Share, b: Share) -> Share:
     )
 
 
+def _chunk_share(row: SweepRow, layout: Layout) -> Share:
+    """What one whole shared chunk stores.
+
+    LMCache: every writer's object (one per layer when layerwise), with its headers. vLLM native and llm-d: the
+    objects of the groups that store every chunk (full and chunked-local attention), found again by their chained
+    block hashes; a sliding-window or state group's objects sit at each prompt's end, so they stay per prompt.
+    """
+    header = layout.connector.header_bytes
+    if layout.engine != "lmcache":
+        from kvsize.engines.vllm_groups import STATE_KIND_NAMES
+
+        every_chunk = sum(1 for g in layout.groups if g.window_tokens is None and g.kind not in STATE_KIND_NAMES)
+        per_writer = every_chunk
+        objects = every_chunk * (layout.writers if layout.engine == "llmd-fs" else 1)
+        return Share(
+            objects=objects,
+            stored_bytes=objects * row.object_bytes,
+            objects_per_writer=per_writer,
+            stored_bytes_per_writer=per_writer * row.object_bytes,
+        )
+    layerwise = layout.options.layerwise
+    largest = layout.largest_stage
+    chunk_objects = sum(s.writers * (s.stored_layers if layerwise else 1) for s in layout.stages)
+    chunk_objects_writer = largest.stored_layers if layerwise else 1
+    return Share(
+        objects=chunk_objects,
+        stored_bytes=sum(s.writers * row.chunk_tokens * s.bytes_per_token_per_rank for s in layout.stages)
+        + chunk_objects * header,
+        objects_per_writer=chunk_objects_writer,
+        stored_bytes_per_writer=row.chunk_tokens * largest.bytes_per_token_per_rank + chunk_objects_writer * header,
+    )
+
+
 def plan_capacity(
     row: SweepRow,
     layout: Layout,
@@ -81,19 +114,7 @@ def plan_capacity(
         stored_bytes_per_writer=per_writer_bytes(row, layout) + writer_objects * header,
     )
     shared_chunks = min(shared_prefix_tokens // row.chunk_tokens, row.full_chunks)
-    # One whole chunk: every writer's object (one per layer when layerwise), with its headers.
-    layerwise = layout.options.layerwise
-    largest = layout.largest_stage
-    chunk_objects = sum(s.writers * (s.stored_layers if layerwise else 1) for s in layout.stages)
-    chunk_objects_writer = largest.stored_layers if layerwise else 1
-    chunk = Share(
-        objects=chunk_objects,
-        stored_bytes=sum(s.writers * row.chunk_tokens * s.bytes_per_token_per_rank for s in layout.stages)
-        + chunk_objects * header,
-        objects_per_writer=chunk_objects_writer,
-        stored_bytes_per_writer=row.chunk_tokens * largest.bytes_per_token_per_rank + chunk_objects_writer * header,
-    )
-    shared = _scale(chunk, shared_chunks)
+    shared = _scale(_chunk_share(row, layout), shared_chunks)
     unique = Share(
         objects=per_prompt.objects - shared.objects,
         stored_bytes=per_prompt.stored_bytes - shared.stored_bytes,
