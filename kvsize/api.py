@@ -20,9 +20,10 @@ from kvsize.engines.lmcache import (
     DEFAULT_S3_MAX_INFLIGHT_REQS,
     EngineOptions,
 )
-from kvsize.errors import KvsizeError, finite, shown
+from kvsize.errors import KvsizeError, finite, whole
 from kvsize.plan import DEFAULT_CHUNK_SIZES, MAX_CHUNK_CANDIDATES, plan_sweep
 from kvsize.results import SizeResult, size_result
+from kvsize.served import engine_choice, offloading_bytes
 
 if TYPE_CHECKING:
     from kvsize.model.spec import ModelSpec
@@ -33,13 +34,6 @@ MAX_PROMPTS = 1_000_000
 MAX_BACKENDS = 16
 MAX_PARALLEL = 100_000
 VLLM_VERSION = "0.33.0"
-
-
-def whole(value: int, name: str, low: int, high: int) -> int:
-    """``value`` when it is an integer in [low, high], else one line naming the parameter."""
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise KvsizeError(f"`{name}` must be {low:,} to {high:,}, got {shown(value)}", field=name)
-    return value
 
 
 def resolve_spec(model: str, catalog: Path | None, revision: str | None, offline: bool) -> ModelSpec:
@@ -62,37 +56,6 @@ def candidate_sizes(
             field="chunk_sizes",
         )
     return sizes
-
-
-def engine_choice(
-    engine: str,
-    *,
-    connector: str | None = None,
-    tier: str | None = None,
-    gpu_block_size: int | None = None,
-    layerwise: bool | None = None,
-    save_unfull_chunk: bool | None = None,
-) -> dict[str, Any]:
-    """The ``EngineOptions`` fields of one engine; an option of another engine is refused, naming the right one."""
-    from kvsize.engines.registry import engine_for
-
-    engine_for(engine)
-    if engine == "lmcache":
-        for name, value in (("tier", tier), ("gpu_block_size", gpu_block_size)):
-            if value is not None:
-                raise KvsizeError(f"`{name}` is vLLM's: it applies to `engine` vllm or llmd-fs, not lmcache", field=name)
-        return {"engine": engine, "connector": connector, "layerwise": layerwise, "save_unfull_chunk": save_unfull_chunk}
-    for name, given in (("connector", connector), ("layerwise", layerwise), ("save_unfull_chunk", save_unfull_chunk)):
-        if given:
-            raise KvsizeError(
-                f"`{name}` is LMCache's: with `engine` {engine} give `tier` (cpu, fs, obj) and `gpu_block_size`", field=name
-            )
-    if engine == "llmd-fs" and tier not in (None, "fs"):
-        raise KvsizeError(f"`engine` llmd-fs writes files only: drop `tier` {shown(tier)}", field="tier")
-    out: dict[str, Any] = {"engine": engine, "tier": tier or "fs"}
-    if gpu_block_size is not None:
-        out["gpu_block_size"] = whole(gpu_block_size, "gpu_block_size", 1, 65_536)
-    return out
 
 
 def _draft_layers(spec: ModelSpec, mtp: bool, draft_layers: int | None) -> int:
@@ -178,6 +141,9 @@ def size(
     tier: str | None = None,
     gpu_block_size: int | None = None,
     kv_offloading_size: float | None = None,
+    sglang_backend: str | None = None,
+    kvbm_engine: str | None = None,
+    kvbm_tier: str | None = None,
     mtp: bool = False,
     draft_layers: int | None = None,
     pp_partition: Sequence[int] | None = None,
@@ -212,6 +178,9 @@ def size(
         gpu_block_size=gpu_block_size,
         layerwise=layerwise or None,
         save_unfull_chunk=save_unfull_chunk or None,
+        sglang_backend=sglang_backend,
+        kvbm_engine=kvbm_engine,
+        kvbm_tier=kvbm_tier,
     )
     if choice.get("connector") is None and engine == "lmcache":
         choice["connector"] = "s3"
@@ -312,17 +281,6 @@ def connector_mismatches(backend: Sequence[str | BackendProfile] | None, connect
     return [warning for name in names if (warning := connector_mismatch(name, connector, engine))]
 
 
-def offloading_bytes(kv_offloading_size: float | None, engine: str) -> int | None:
-    """vLLM's ``cpu_bytes_to_use``: ``--kv-offloading-size`` GiB x 2**30 (``config/vllm.py``), for `engine` vllm."""
-    if kv_offloading_size is None:
-        return None
-    if engine != "vllm":
-        raise KvsizeError(
-            "`kv_offloading_size` is vLLM native offloading's CPU tier: give it with `engine` vllm", field="kv_offloading_size"
-        )
-    return int(finite(kv_offloading_size, "`kv_offloading_size`", low=0, low_open=True, high=2**30) * GIB)
-
-
 def lmcache_config(result: SizeResult, *, chunk_size: int | None = None, margin: float = 2.0) -> tuple[str, list[str]]:
     """The LMCache YAML (with its ``LMCACHE_*`` form) for the recommended chunk of a ``size`` result, or ``chunk_size``
     (which must be one of the result's rows), and its warnings. Refuses when recomputing beats loading."""
@@ -334,20 +292,25 @@ def lmcache_config(result: SizeResult, *, chunk_size: int | None = None, margin:
 
 
 def vllm_config(result: SizeResult, *, chunk_size: int | None = None, margin: float = 2.0) -> tuple[str, list[str]]:
-    """The ``vllm serve`` flags (``--kv-transfer-config`` JSON, ``--kv-offloading-size``) for vLLM native offloading
-    at the recommended chunk of a ``size`` result, or ``chunk_size``; and its warnings."""
-    from kvsize.emit import emit_chunk
-    from kvsize.engines.vllm_settings import serve_flags
+    """The ``vllm serve`` flags (``--kv-transfer-config``, ``--kv-offloading-size``) for vLLM native offloading at the
+    recommended chunk of a ``size`` result, or ``chunk_size``; and its warnings."""
+    from kvsize.emit import stack_settings
 
-    finite(margin, "`margin`", low=1, high=1000)
-    chunk = emit_chunk(result, chunk_size, "vllm")
-    row = next((r for r in result.sweep.rows if r.chunk_tokens == chunk), None)
-    if row is None:
-        raise KvsizeError(
-            f"`emit` vllm: chunk {chunk:,} is not one of the sizes sized; add it to `chunk_sizes`", field="chunk_size"
-        )
-    plan = result.plans[0] if result.plans else None
-    return serve_flags(result.sweep, row, plan.options if plan else None, margin)
+    return stack_settings(result, "vllm", chunk_size, margin)
+
+
+def sglang_config(result: SizeResult, *, chunk_size: int | None = None, margin: float = 2.0) -> tuple[str, list[str]]:
+    """The SGLang server flags (``--page-size``, ``--enable-hierarchical-cache``, the backend) for a ``size`` result."""
+    from kvsize.emit import stack_settings
+
+    return stack_settings(result, "sglang", chunk_size, margin)
+
+
+def kvbm_config(result: SizeResult, *, chunk_size: int | None = None, margin: float = 2.0) -> tuple[str, list[str]]:
+    """The ``DYN_KVBM_*`` environment (and the engine's block flag) for a ``size`` result."""
+    from kvsize.emit import stack_settings
+
+    return stack_settings(result, "kvbm", chunk_size, margin)
 
 
 def deployment(
@@ -361,10 +324,9 @@ def deployment(
     from kvsize.engines.lmcache_settings import read_settings
 
     layerwise, unfull, connector = options.pop("layerwise"), options.pop("save_unfull_chunk"), options.pop("connector")
-    name, tier, block = options.pop("engine"), options.pop("tier"), options.pop("gpu_block_size")
-    choice = engine_choice(
-        name, connector=connector, tier=tier, gpu_block_size=block, layerwise=layerwise, save_unfull_chunk=unfull
-    )
+    name = options.pop("engine")
+    served = {key: options.pop(key) for key in ("tier", "gpu_block_size", "sglang_backend", "kvbm_engine", "kvbm_tier")}
+    choice = engine_choice(name, connector=connector, layerwise=layerwise, save_unfull_chunk=unfull, **served)
     if name != "lmcache":
         if lmcache_config_file is not None:
             raise KvsizeError(f"`lmcache_config` is LMCache's: drop it with `engine` {name}", field="lmcache_config")

@@ -7,11 +7,11 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from kvsize.api import MAX_PARALLEL, resolve_spec, whole
+from kvsize.api import MAX_PARALLEL, resolve_spec
 from kvsize.engines.base import EngineInfo
 from kvsize.engines.lmcache import EngineOptions
 from kvsize.engines.registry import ENGINES
-from kvsize.errors import KvsizeError
+from kvsize.errors import KvsizeError, whole
 from kvsize.plan import MAX_CHUNK_CANDIDATES, MAX_TOKENS, plan_row
 
 

@@ -95,3 +95,20 @@ def _emit_engine(result: SizeResult, what: str) -> None:
             f"give `engine` {what}" + (" or `emit` vllm" if result.offload_engine == "vllm" else ""),
             field="emit",
         )
+
+
+def stack_settings(result: SizeResult, what: str, chunk_size: int | None, margin: float) -> tuple[str, list[str]]:
+    """``--emit vllm|sglang|kvbm``: the engine's serving settings for one row of a ``size`` result, and warnings."""
+    from kvsize.engines import stack_settings as settings
+    from kvsize.errors import finite
+
+    finite(margin, "`margin`", low=1, high=1000)
+    chunk = emit_chunk(result, chunk_size, what)
+    row = next((r for r in result.sweep.rows if r.chunk_tokens == chunk), None)
+    if row is None:
+        raise KvsizeError(
+            f"`emit` {what}: chunk {chunk:,} is not one of the sizes sized; add it to `chunk_sizes`", field="chunk_size"
+        )
+    plan = result.plans[0] if result.plans else None
+    emitter = {"vllm": settings.vllm_flags, "sglang": settings.sglang_flags, "kvbm": settings.kvbm_env}[what]
+    return emitter(result.sweep, row, plan.options if plan else None, margin)

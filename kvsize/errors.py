@@ -77,3 +77,10 @@ def finite(value: float, what: str, *, low: float | None = None, low_open: bool 
     if high is not None and value > high:
         raise KvsizeError(f"{what} must be at most {high:g}, got {value:g}", field=what)
     return value
+
+
+def whole(value: int, name: str, low: int, high: int) -> int:
+    """``value`` when it is an integer in [low, high], else one line naming the parameter."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise KvsizeError(f"`{name}` must be {low:,} to {high:,}, got {shown(value)}", field=name)
+    return value

@@ -19,6 +19,11 @@ def explain_lines(sweep: Sweep, plans: list[StoragePlan] | None = None) -> list[
     lines = [f"Model {spec.name} ({spec.source})"]
     for name, field in spec.fields.items():
         lines.append(f"  {name}: {field.value}  <- {field.field}")
+    if layout.engine in ("sglang", "kvbm"):
+        lines.extend(_explain_per_rank(sweep))
+        for plan in plans or []:
+            lines.extend(_explain_timing(sweep, plan))
+        return lines
     if layout.engine != "lmcache":
         lines.extend(_explain_vllm_family(sweep))
         for plan in plans or []:
@@ -68,6 +73,39 @@ def explain_lines(sweep: Sweep, plans: list[StoragePlan] | None = None) -> list[
         )
     for plan in plans or []:
         lines.extend(_explain_timing(sweep, plan))
+    return lines
+
+
+def _explain_per_rank(sweep: Sweep) -> list[str]:
+    """SGLang / KVBM: per rank and stage, like LMCache, with the engine's unit and K/V split."""
+    layout = sweep.layout
+    unit = "page" if layout.engine == "sglang" else "block"
+    split = layout.objects_per_chunk
+    lines = [
+        f"Layout ({layout.engine}: every rank of every stage stores its own objects per {unit}"
+        + (", K and V apart" if split == 2 else "")
+        + ")",
+        f"  KV dtype: {layout.kv_dtype} = {layout.dtype_bytes} B  <- {layout.dtype_field}",
+        f"  heads/rank: {layout.heads_per_rank}, kv_factor {layout.kv_factor}",
+    ]
+    for stage in layout.stages:
+        lines.append(
+            f"  stage {stage.index}: layers {stage.first_layer}-{stage.first_layer + stage.layers - 1}, {stage.kv_layers} "
+            f"stored: {stage.bytes_per_token_per_rank:,} B/token per rank, {stage.writers} writers"
+        )
+    for row in sweep.rows:
+        lines.append(f"{unit.capitalize()} {row.chunk_tokens:,}")
+        lines.append(
+            f"  {unit}s = {sweep.prompt_tokens:,} // {row.chunk_tokens:,} = {row.full_chunks:,}; tail = {row.tail_tokens:,} "
+            f"(not stored: only whole {unit}s)"
+        )
+        for stage, objs in zip(layout.stages, row.stages, strict=True):
+            lines.append(
+                f"  stage {stage.index}: object = {row.chunk_tokens:,} x {stage.bytes_per_token_per_rank:,}"
+                f"{' / 2' if split == 2 else ''} = {objs.object_bytes:,} B; objects = {stage.writers} writers x "
+                f"{row.full_chunks:,}{' x 2' if split == 2 else ''} = {objs.objects:,}"
+            )
+        lines.append(f"  total {row.objects:,} objects, {row.total_bytes:,} B")
     return lines
 
 
@@ -155,12 +193,17 @@ def assumptions(sweep: Sweep) -> list[str]:
         from kvsize.engines.registry import engine_for
 
         info = engine_for(layout.engine).info
-        return [
-            f"Model fields from {spec.source}; KV dtype {layout.kv_dtype} ({layout.dtype_field}).",
-            f"{info.stack}: {info.object_rule} ({info.source}).",
+        groups = (
             f"KV-cache groups ({len(layout.groups)}): "
             + ", ".join(f"{g.kind} x {len(g.layers)}" for g in layout.groups)
-            + f"; GPU block {layout.block_tokens} tokens.",
+            + f"; GPU block {layout.block_tokens} tokens."
+            if layout.groups
+            else f"TP {layout.options.tp} x PP {layout.options.pp}: {layout.writers} writers, each storing its own objects."
+        )
+        return [
+            f"Model fields from {spec.source}; KV dtype {layout.kv_dtype} ({layout.dtype_field}).",
+            f"{info.stack}: {info.object_rule} ({info.source}; confidence {info.confidence}).",
+            groups,
             "Chunks: only full chunks are stored; the tail is recomputed.",
             f"Tier {connector.name}: {connector.layout} ({connector.source}).",
             "Prompts sharing a prefix share its whole chunks (chained block hashes), stored once.",

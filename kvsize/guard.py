@@ -18,14 +18,13 @@ from kvsize.api import (
     backend_profiles,
     connector_mismatches,
     deployment,
-    offloading_bytes,
     prefill_rate,
     resolve_spec,
     time_options_for,
-    whole,
 )
-from kvsize.errors import KvsizeError, finite
+from kvsize.errors import KvsizeError, finite, whole
 from kvsize.plan import Sweep, plan_sweep
+from kvsize.served import offloading_bytes
 
 if TYPE_CHECKING:
     from kvsize.storage import RowTiming, TimeOptions
@@ -49,6 +48,9 @@ def check(
     tier: str | None = None,
     gpu_block_size: int | None = None,
     kv_offloading_size: float | None = None,
+    sglang_backend: str | None = None,
+    kvbm_engine: str | None = None,
+    kvbm_tier: str | None = None,
     max_objects: int | None = None,
     max_object_size: int | None = None,
     max_total_bytes: int | None = None,
@@ -79,7 +81,8 @@ def check(
 
     options = {"tp": tp, "pp": pp, "kv_dtype": kv_dtype, "vllm_version": vllm_version}
     options |= {"connector": connector, "layerwise": layerwise, "save_unfull_chunk": save_unfull_chunk}
-    options |= {"engine": engine, "tier": tier, "gpu_block_size": gpu_block_size}
+    options |= {"engine": engine, "tier": tier, "gpu_block_size": gpu_block_size, "sglang_backend": sglang_backend}
+    options |= {"kvbm_engine": kvbm_engine, "kvbm_tier": kvbm_tier}
     settings, chunk, served = deployment(lmcache_config, environ, chunk_size, options)
     limits = Limits(
         max_objects=whole(max_objects, "max_objects", 1, 10**15) if max_objects is not None else None,
@@ -213,6 +216,9 @@ def capacity(
     engine: str = "lmcache",
     tier: str | None = None,
     gpu_block_size: int | None = None,
+    sglang_backend: str | None = None,
+    kvbm_engine: str | None = None,
+    kvbm_tier: str | None = None,
     catalog: Path | None = None,
     revision: str | None = None,
     offline: bool = False,
@@ -228,7 +234,8 @@ def capacity(
         whole(prompts, "prompts", 1, 10**12)
     options = {"tp": tp, "pp": pp, "kv_dtype": kv_dtype, "vllm_version": vllm_version}
     options |= {"connector": connector, "layerwise": layerwise, "save_unfull_chunk": save_unfull_chunk}
-    options |= {"engine": engine, "tier": tier, "gpu_block_size": gpu_block_size}
+    options |= {"engine": engine, "tier": tier, "gpu_block_size": gpu_block_size, "sglang_backend": sglang_backend}
+    options |= {"kvbm_engine": kvbm_engine, "kvbm_tier": kvbm_tier}
     _, chunk, served = deployment(lmcache_config, environ, chunk_size, options)
     shared = shared_prefix or 0
     if shared > prompt:

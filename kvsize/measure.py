@@ -6,9 +6,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kvsize.api import GIB, candidate_sizes, resolve_spec, whole
+from kvsize.api import GIB, candidate_sizes, resolve_spec
 from kvsize.engines.lmcache import EngineOptions
-from kvsize.errors import KvsizeError, finite
+from kvsize.errors import KvsizeError, finite, whole
 
 if TYPE_CHECKING:
     from kvsize.storage.probe import ProbeReport
@@ -25,6 +25,9 @@ def probe(
     engine: str = "lmcache",
     tier: str | None = None,
     gpu_block_size: int | None = None,
+    sglang_backend: str | None = None,
+    kvbm_engine: str | None = None,
+    kvbm_tier: str | None = None,
     object_sizes: Sequence[int] | None = None,
     concurrency: Sequence[int] = (1, 4, 16),
     objects: int = 256,
@@ -45,7 +48,16 @@ def probe(
 
     if save_profile is not None:
         _writable(save_profile, "save_profile")
-    sizes = _probe_sizes(model, tp, pp, chunk_sizes, kv_dtype, object_sizes, catalog, (engine, tier, gpu_block_size))
+    sizes = _probe_sizes(
+        model,
+        tp,
+        pp,
+        chunk_sizes,
+        kv_dtype,
+        object_sizes,
+        catalog,
+        served(engine, tier, gpu_block_size, sglang_backend, kvbm_engine, kvbm_tier),
+    )
     levels = [whole(level, "concurrency", 1, 4096) for level in concurrency]
     if not levels:
         raise KvsizeError("`concurrency` is empty: give levels like 1,4,16", field="concurrency")
@@ -85,6 +97,25 @@ def _writable(path: Path, name: str) -> None:
         raise KvsizeError(f"`{name}` {path}: the folder {folder} is not writable; give another path", field=name)
 
 
+def served(
+    engine: str,
+    tier: str | None,
+    gpu_block_size: int | None,
+    sglang_backend: str | None,
+    kvbm_engine: str | None,
+    kvbm_tier: str | None,
+) -> dict[str, Any]:
+    """The engine and its options, as ``engine_choice`` takes them."""
+    return {
+        "engine": engine,
+        "tier": tier,
+        "gpu_block_size": gpu_block_size,
+        "sglang_backend": sglang_backend,
+        "kvbm_engine": kvbm_engine,
+        "kvbm_tier": kvbm_tier,
+    }
+
+
 def _probe_sizes(
     model: str | None,
     tp: int,
@@ -93,24 +124,30 @@ def _probe_sizes(
     kv_dtype: str,
     object_sizes: Sequence[int] | None,
     catalog: Path | None,
-    served: tuple[str, str | None, int | None] = ("lmcache", None, None),
+    served: dict[str, Any] | None = None,
 ) -> list[int]:
     """The object sizes to probe: the ones kvsize predicts for ``model`` under ``served`` (engine, tier, GPU block),
     or ``object_sizes``."""
-    from kvsize.api import engine_choice
     from kvsize.engines.registry import engine_for
     from kvsize.plan import plan_row
+    from kvsize.served import engine_choice
 
     if model is not None and object_sizes is not None:
         raise KvsizeError("give `model` (its predicted object sizes) or `object_sizes`, not both", field="model")
     if model is None:
-        if chunk_sizes is not None or served != ("lmcache", None, None):
-            raise KvsizeError("`chunk_sizes`, `engine`, `tier` and `gpu_block_size` go with `model`", field="chunk_sizes")
+        served = served or {"engine": "lmcache"}
+        if (
+            chunk_sizes is not None
+            or served["engine"] != "lmcache"
+            or any(v is not None for k, v in served.items() if k != "engine")
+        ):
+            raise KvsizeError("`chunk_sizes`, `engine` and the engine's options go with `model`", field="chunk_sizes")
         sizes = sorted(set(object_sizes or (2**20, 16 * 2**20, 64 * 2**20)))
         return [whole(size, "object_sizes", 1, 2**40) for size in sizes]
     spec = resolve_spec(model, catalog, None, False)
-    name, tier, block = served
-    choice = {k: v for k, v in engine_choice(name, tier=tier, gpu_block_size=block).items() if v is not None}
+    given = dict(served or {"engine": "lmcache"})
+    name = given.pop("engine")
+    choice = engine_choice(name, **given)
     engine = engine_for(name)
     layout = engine.plan_layout(spec, EngineOptions(tp=tp, pp=pp, kv_dtype=kv_dtype, **choice))
     chunks = candidate_sizes(chunk_sizes, None, None) or engine.default_candidates(layout)
@@ -157,6 +194,9 @@ def fio_job(
     engine: str = "lmcache",
     tier: str | None = None,
     gpu_block_size: int | None = None,
+    sglang_backend: str | None = None,
+    kvbm_engine: str | None = None,
+    kvbm_tier: str | None = None,
     object_sizes: Sequence[int] | None = None,
     concurrency: Sequence[int] = (1, 4, 16),
     objects: int = 256,
@@ -169,7 +209,16 @@ def fio_job(
 
     if "://" in target:
         raise KvsizeError("`emit` fio needs a directory target (fio measures files): give the mount's path", field="emit")
-    sizes = _probe_sizes(model, tp, pp, chunk_sizes, kv_dtype, object_sizes, catalog, (engine, tier, gpu_block_size))
+    sizes = _probe_sizes(
+        model,
+        tp,
+        pp,
+        chunk_sizes,
+        kv_dtype,
+        object_sizes,
+        catalog,
+        served(engine, tier, gpu_block_size, sglang_backend, kvbm_engine, kvbm_tier),
+    )
     levels = [whole(level, "concurrency", 1, 4096) for level in concurrency]
     bound = whole(max_bytes, "max_bytes", 1, 2**50)
     return job_file(target, sizes, levels, objects=whole(objects, "objects", 1, 1_000_000), max_bytes=bound, direct=direct)

@@ -188,6 +188,30 @@ def engine_options(layout: Any) -> dict[str, Any]:
             "save_unfull_chunk": options.save_unfull_chunk,
             "stores_partial_chunks": layout.connector.stores_partial_chunks,
         }
+    if layout.engine == "sglang":
+        from kvsize.engines.sglang import PREFETCH_THRESHOLD, STORAGE_BATCH_SIZE
+
+        return {
+            "backend": layout.connector.name,
+            "mem_layout": "page_first",
+            "kv_split": layout.objects_per_chunk == 2,
+            "page_is_attention_page": True,
+            "prefetch_threshold_tokens": PREFETCH_THRESHOLD,
+            "batch_pages": STORAGE_BATCH_SIZE,
+            "io_threads": layout.connector.io_threads,
+            "source": layout.connector.source,
+        }
+    if layout.engine == "kvbm":
+        from kvsize.engines.kvbm import UNVERIFIED
+
+        return {
+            "framework": options.kvbm_engine,
+            "tier": layout.connector.name,
+            "block_tokens": layout.block_tokens,
+            "confidence": "medium",
+            "unverified": list(UNVERIFIED),
+            "source": layout.connector.source,
+        }
     out: dict[str, Any] = {
         "tier": layout.connector.name if layout.engine == "vllm" else "fs",
         "gpu_block_size": layout.block_tokens,

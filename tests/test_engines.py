@@ -258,10 +258,17 @@ def test_check_defaults_to_the_engines_chunk(run_json):
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (("--engine", "vllm", "--connector", "fs"), "--connector is LMCache's"),
-        (("--engine", "vllm", "--layerwise"), "--layerwise is LMCache's"),
-        (("--tier", "obj"), "--tier is vLLM's"),
-        (("--gpu-block-size", "32"), "--gpu-block-size is vLLM's"),
+        (("--engine", "vllm", "--connector", "fs"), "--connector applies to --engine lmcache, not vllm"),
+        (("--engine", "vllm", "--layerwise"), "--layerwise applies to --engine lmcache, not vllm"),
+        (("--tier", "obj"), "--tier applies to --engine vllm or llmd-fs, not lmcache"),
+        (("--gpu-block-size", "32"), "--gpu-block-size applies to --engine vllm or llmd-fs, not lmcache"),
+        (("--engine", "vllm", "--sglang-backend", "file"), "--sglang-backend applies to --engine sglang, not vllm"),
+        (("--engine", "sglang", "--kvbm-tier", "disk"), "--kvbm-tier applies to --engine kvbm, not sglang"),
+        (("--engine", "kvbm", "--tier", "fs"), "--tier applies to --engine vllm or llmd-fs, not kvbm"),
+        (("--engine", "sglang", "--sglang-backend", "aibrix"), "--sglang-backend"),
+        (("--engine", "sglang", "--sglang-backend", "file\udcff"), "--sglang-backend"),
+        (("--engine", "kvbm", "--kvbm-engine", "sglang"), "--kvbm-engine"),
+        (("--engine", "kvbm", "--kvbm-tier", "g3"), "--kvbm-tier"),
         (("--engine", "llmd-fs", "--tier", "obj"), "llmd-fs writes files only"),
         (("--engine", "vllm", "--gpu-block-size", "0"), "--gpu-block-size must be 1 to 65,536"),
         (("--engine", "vllm", "--gpu-block-size", "99999999999999999999"), "--gpu-block-size"),
@@ -369,14 +376,19 @@ def test_emit_refuses_the_other_engines_settings(run):
 
 def test_engines_lists_each_engine_and_sizes_the_seed(run_json):
     data = run_json("engines", SEED, "--tp", "4")
-    assert [e["name"] for e in data["engines"]] == ["lmcache", "vllm", "llmd-fs"]
-    assert {e["name"]: e["default_chunk"] for e in data["engines"]} == {"lmcache": 256, "vllm": 16, "llmd-fs": 256}
+    assert [e["name"] for e in data["engines"]] == ["lmcache", "vllm", "llmd-fs", "sglang", "kvbm"]
+    defaults = {e["name"]: e["default_chunk"] for e in data["engines"]}
+    assert defaults == {"lmcache": 256, "vllm": 16, "llmd-fs": 256, "sglang": 1, "kvbm": 16}
     table = {(r["engine"], r["chunk_tokens"]): (r["objects"], r["object_bytes"]) for r in data["rows"]}
     assert table == {
         ("lmcache", 256): (1_560, 9_437_184),
         ("vllm", 16): (6_250, 2_359_296),
         ("vllm", 256): (390, 37_748_736),
         ("llmd-fs", 256): (1_560, 9_437_184),
+        ("sglang", 1): (400_000, 36_864),
+        ("sglang", 256): (1_560, 9_437_184),
+        ("kvbm", 16): (25_000, 589_824),
+        ("kvbm", 256): (1_560, 9_437_184),
     }
 
 

@@ -34,12 +34,33 @@ class TableFormat(str, Enum):
 class EmitFormat(str, Enum):
     lmcache = "lmcache"
     vllm = "vllm"
+    sglang = "sglang"
+    kvbm = "kvbm"
 
 
 class EngineChoice(str, Enum):
     lmcache = "lmcache"
     vllm = "vllm"
     llmd_fs = "llmd-fs"
+    sglang = "sglang"
+    kvbm = "kvbm"
+
+
+class SglangBackendChoice(str, Enum):
+    file = "file"
+    mooncake = "mooncake"
+    nixl = "nixl"
+    hf3fs = "hf3fs"
+
+
+class KvbmEngineChoice(str, Enum):
+    vllm = "vllm"
+    trtllm = "trtllm"
+
+
+class KvbmTierChoice(str, Enum):
+    disk = "disk"
+    object = "object"
 
 
 class TierChoice(str, Enum):
@@ -129,7 +150,7 @@ Engine = Annotated[
     typer.Option(
         "--engine",
         help="Offloading stack: lmcache (default), vllm (vLLM's native OffloadingConnector), llmd-fs (llm-d's fs "
-        "connector). See 'kvsize engines'.",
+        "connector), sglang (SGLang HiCache), kvbm (Dynamo KVBM). See 'kvsize engines'.",
         rich_help_panel=ENGINE,
     ),
 ]
@@ -153,6 +174,47 @@ KvOffloadingSize = Annotated[
         rich_help_panel=ENGINE,
     ),
 ]
+SglangBackend = Annotated[
+    SglangBackendChoice | None,
+    typer.Option(
+        "--sglang-backend",
+        help="--engine sglang: HiCache's L3 backend: file (default), mooncake, nixl, hf3fs.",
+        rich_help_panel=ENGINE,
+    ),
+]
+KvbmEngine = Annotated[
+    KvbmEngineChoice | None,
+    typer.Option(
+        "--kvbm-engine",
+        help="--engine kvbm: the engine under KVBM: vllm (16-token blocks, default), trtllm (32).",
+        rich_help_panel=ENGINE,
+    ),
+]
+KvbmTier = Annotated[
+    KvbmTierChoice | None,
+    typer.Option("--kvbm-tier", help="--engine kvbm: disk (G3, default) or object (G4).", rich_help_panel=ENGINE),
+]
+
+
+def engine_flags(
+    engine: EngineChoice,
+    tier: TierChoice | None,
+    gpu_block_size: int | None,
+    sglang_backend: SglangBackendChoice | None,
+    kvbm_engine: KvbmEngineChoice | None,
+    kvbm_tier: KvbmTierChoice | None,
+) -> dict[str, Any]:
+    """The engine flags as the library's arguments."""
+    return {
+        "engine": engine.value,
+        "tier": tier.value if tier else None,
+        "gpu_block_size": gpu_block_size,
+        "sglang_backend": sglang_backend.value if sglang_backend else None,
+        "kvbm_engine": kvbm_engine.value if kvbm_engine else None,
+        "kvbm_tier": kvbm_tier.value if kvbm_tier else None,
+    }
+
+
 # check and capacity: the deployment's LMCache settings, and overrides of them.
 DeployChunk = Annotated[str | None, typer.Option("--chunk-size", help="Chunk size (else the LMCache config's, else 256).")]
 DeployConnector = Annotated[

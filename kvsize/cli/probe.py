@@ -30,6 +30,9 @@ def probe(
     engine: o.Engine = o.EngineChoice.lmcache,
     tier: o.Tier = None,
     gpu_block_size: o.GpuBlockSize = None,
+    sglang_backend: o.SglangBackend = None,
+    kvbm_engine: o.KvbmEngine = None,
+    kvbm_tier: o.KvbmTier = None,
     object_sizes: Annotated[
         str | None, typer.Option("--object-sizes", help="Explicit object sizes, e.g. 9MiB,72MiB (default 1MiB,16MiB,64MiB).")
     ] = None,
@@ -83,9 +86,7 @@ def probe(
         "pp": pp,
         "chunk_sizes": parse_int_list(chunk_sizes, "--chunk-sizes") if chunk_sizes else None,
         "kv_dtype": kv_dtype.value,
-        "engine": engine.value,
-        "tier": tier.value if tier else None,
-        "gpu_block_size": gpu_block_size,
+        **o.engine_flags(engine, tier, gpu_block_size, sglang_backend, kvbm_engine, kvbm_tier),
         "object_sizes": sizes,
         "concurrency": parse_int_list(concurrency, "--concurrency"),
         "objects": objects,

@@ -108,6 +108,14 @@ def subtitle(sweep: Sweep) -> str:
             f"vLLM native offloading, tier {layout.connector.name}, GPU block {layout.block_tokens}: {copies} per "
             f"object, rounded up to {layout.host_page_bytes:,} B; {layout.kv_dtype} KV"
         )
+    if layout.engine in ("sglang", "kvbm"):
+        per_rank = layout.bytes_per_token_per_rank
+        what = (
+            f"SGLang HiCache, backend {layout.connector.name}" + (", K and V apart" if layout.objects_per_chunk == 2 else "")
+            if layout.engine == "sglang"
+            else f"Dynamo KVBM under {layout.options.kvbm_engine}, tier {layout.connector.name} (confidence medium)"
+        )
+        return f"{what}: {format_count(per_rank)} B/token per rank ({format_iec(per_rank)}); {layout.kv_dtype} KV"
     if layout.engine != "lmcache":
         per_worker = layout.bytes_per_token_per_rank
         return (
@@ -175,6 +183,8 @@ OBJECT_NOTES = {
     "lmcache": "object = one writer's object of one full chunk; objects = all writers and stages.",
     "vllm": "object = one (chunk, KV-cache group), every worker's slice inside, as written; objects = all groups.",
     "llmd-fs": "object = one worker's file of one (chunk, KV-cache group); objects = all workers and groups.",
+    "sglang": "chunk = SGLang's page; object = one rank's page (K or V alone when stored apart); objects = all ranks.",
+    "kvbm": "chunk = the engine's block; object = one worker's block transfer; objects = all workers.",
 }
 
 

@@ -254,7 +254,7 @@ def print_probe(report: ProbeReport, save_profile: Path | None) -> None:
 def engine_cells(report: Any) -> tuple[list[str], list[list[str]]]:
     """The side-by-side table of one prompt under each engine: headers and rows."""
     headers = ["engine", "setting", "objects", "bytes each", "stored"]
-    knobs = {info.name: info.knob.split(" ")[0].rsplit(".", 1)[-1] for info in report.engines}
+    knobs = {info.name: info.setting for info in report.engines}
     rows = [
         [
             row.engine,

@@ -34,6 +34,9 @@ def size(
     engine: o.Engine = o.EngineChoice.lmcache,
     tier: o.Tier = None,
     gpu_block_size: o.GpuBlockSize = None,
+    sglang_backend: o.SglangBackend = None,
+    kvbm_engine: o.KvbmEngine = None,
+    kvbm_tier: o.KvbmTier = None,
     kv_offloading_size: o.KvOffloadingSize = None,
     mtp: Annotated[
         bool, typer.Option("--mtp", help="Speculative decoding with the config's num_nextn_predict_layers draft layers.")
@@ -96,7 +99,7 @@ def size(
         typer.Option(
             "--emit",
             help="Print the engine's settings for the recommended or --chunk-size chunk: lmcache (YAML, with the "
-            "LMCACHE_* form) or vllm (the vllm serve flags).",
+            "LMCACHE_* form), vllm (vllm serve flags), sglang (server flags), kvbm (DYN_KVBM_* environment).",
         ),
     ] = None,
     margin: Annotated[
@@ -120,9 +123,7 @@ def size(
         save_unfull_chunk=save_unfull_chunk,
         layerwise=layerwise,
         connector=connector,
-        engine=engine.value,
-        tier=tier.value if tier else None,
-        gpu_block_size=gpu_block_size,
+        **o.engine_flags(engine, tier, gpu_block_size, sglang_backend, kvbm_engine, kvbm_tier),
         kv_offloading_size=kv_offloading_size,
         mtp=mtp,
         draft_layers=draft_layers,
@@ -162,7 +163,12 @@ def _render(
         plot_plans(result.sweep, list(result.plans), plot)
     warn(*result.warnings)
     if emit is not None:
-        emitter = api.vllm_config if emit is o.EmitFormat.vllm else api.lmcache_config
+        emitter = {
+            o.EmitFormat.lmcache: api.lmcache_config,
+            o.EmitFormat.vllm: api.vllm_config,
+            o.EmitFormat.sglang: api.sglang_config,
+            o.EmitFormat.kvbm: api.kvbm_config,
+        }[emit]
         text, warnings = emitter(result, chunk_size=result.rows[0].chunk_tokens if chosen else None, margin=margin)
         warn(*warnings)
         sys.stdout.write(text)

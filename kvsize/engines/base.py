@@ -17,8 +17,11 @@ if TYPE_CHECKING:
     from kvsize.model.spec import ModelSpec
 
 
-ENGINE_NAMES: tuple[str, ...] = ("lmcache", "vllm", "llmd-fs")
+ENGINE_NAMES: tuple[str, ...] = ("lmcache", "vllm", "llmd-fs", "sglang", "kvbm")
 TIERS: tuple[str, ...] = ("cpu", "fs", "obj")
+SGLANG_BACKENDS: tuple[str, ...] = ("file", "mooncake", "nixl", "hf3fs")
+KVBM_ENGINES: tuple[str, ...] = ("vllm", "trtllm")
+KVBM_TIERS: tuple[str, ...] = ("disk", "object")
 
 
 class KvGroup(BaseModel):
@@ -43,6 +46,8 @@ class EngineInfo(BaseModel):
     stack: str
     knob: str
     """The setting that sets the object size, as the engine spells it."""
+    setting: str
+    """The knob's short name, for tables (``block_size 256``)."""
     default_chunk: int
     """The knob's default, in tokens."""
     candidates: tuple[int, ...]

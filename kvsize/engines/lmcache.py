@@ -16,7 +16,17 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from kvsize.engines.base import ENGINE_NAMES, TIERS, EngineInfo, KvGroup, StageObjects, SweepRow
+from kvsize.engines.base import (
+    ENGINE_NAMES,
+    KVBM_ENGINES,
+    KVBM_TIERS,
+    SGLANG_BACKENDS,
+    TIERS,
+    EngineInfo,
+    KvGroup,
+    StageObjects,
+    SweepRow,
+)
 from kvsize.engines.connectors import CONNECTORS, Connector
 from kvsize.engines.serving import (
     DTYPE_BYTES,
@@ -64,6 +74,12 @@ class EngineOptions(BaseModel):
     """vLLM native offloading's secondary tier: cpu (``--kv-offloading-size`` alone), fs or obj."""
     gpu_block_size: int = 16
     """vLLM's GPU KV-cache block in tokens (``--block-size``; ``CacheConfig.DEFAULT_BLOCK_SIZE`` 16)."""
+    sglang_backend: str = "file"
+    """SGLang HiCache's L3 backend (``--hicache-storage-backend``): file, mooncake, nixl or hf3fs."""
+    kvbm_engine: str = "vllm"
+    """The engine Dynamo KVBM runs under: vllm (16-token blocks) or trtllm (32)."""
+    kvbm_tier: str = "disk"
+    """KVBM's tier: disk (G3, one preallocated file per worker) or object (G4, one object per block per worker)."""
 
     def __init__(self, **data: Any) -> None:
         super().__init__(**data)
@@ -82,8 +98,14 @@ class EngineOptions(BaseModel):
         version_tuple(self.vllm_version, "`vllm_version`")
         if self.engine not in ENGINE_NAMES:
             raise KvsizeError(f"unknown `engine` {shown(self.engine)}: use one of {', '.join(ENGINE_NAMES)}", field="engine")
-        if self.tier not in TIERS:
-            raise KvsizeError(f"unknown `tier` {shown(self.tier)}: use one of {', '.join(TIERS)}", field="tier")
+        for name, value, choices in (
+            ("tier", self.tier, TIERS),
+            ("sglang_backend", self.sglang_backend, SGLANG_BACKENDS),
+            ("kvbm_engine", self.kvbm_engine, KVBM_ENGINES),
+            ("kvbm_tier", self.kvbm_tier, KVBM_TIERS),
+        ):
+            if value not in choices:
+                raise KvsizeError(f"unknown `{name}` {shown(value)}: use one of {', '.join(choices)}", field=name)
         if isinstance(self.gpu_block_size, bool) or not 1 <= self.gpu_block_size <= 65_536:
             raise KvsizeError(
                 f"`gpu_block_size` must be 1 to 65,536 tokens, got {shown(self.gpu_block_size)}", field="gpu_block_size"
@@ -139,6 +161,8 @@ class Layout(BaseModel):
     """Workers' slices in one object (vLLM's ``num_copies``: the world size, 1 under the replicated layout)."""
     host_page_bytes: int | None = None
     """What vLLM rounds each object up to (``mmap.PAGESIZE``)."""
+    objects_per_chunk: int = 1
+    """Objects each writer stores per chunk: 2 when K and V are stored apart (SGLang's zero-copy backends)."""
 
     @property
     def writers(self) -> int:
@@ -333,6 +357,7 @@ class LMCacheEngine:
     info = EngineInfo(
         name="lmcache",
         stack="LMCache 0.5.6 in-process connector (vLLM 0.33)",
+        setting="chunk_size",
         knob="chunk_size (LMCACHE_CHUNK_SIZE)",
         default_chunk=DEFAULT_CHUNK_TOKENS,
         candidates=(256, 512, 1024, 2048, 4096),

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from kvsize.engines.base import ENGINE_NAMES, Engine
+from kvsize.engines.kvbm import KVBM
 from kvsize.engines.lmcache import LMCACHE
+from kvsize.engines.sglang import SGLANG
 from kvsize.engines.vllm_native import LLMD_FS, VLLM_NATIVE
 from kvsize.errors import KvsizeError, shown
 
-ENGINES: dict[str, Engine] = {engine.info.name: engine for engine in (LMCACHE, VLLM_NATIVE, LLMD_FS)}
+ENGINES: dict[str, Engine] = {engine.info.name: engine for engine in (LMCACHE, VLLM_NATIVE, LLMD_FS, SGLANG, KVBM)}
 assert tuple(ENGINES) == ENGINE_NAMES
 
 

@@ -249,6 +249,7 @@ class VllmNativeEngine(_VllmFamily):
     info = EngineInfo(
         name="vllm",
         stack="vLLM 0.33 native offloading (OffloadingConnector, TieringOffloadingSpec)",
+        setting="block_size",
         knob="kv_connector_extra_config.block_size (tokens; a multiple of the GPU block)",
         default_chunk=16,
         candidates=(16, 64, 256, 1024, 2048),
@@ -305,6 +306,7 @@ class LlmdFsEngine(_VllmFamily):
     info = EngineInfo(
         name="llmd-fs",
         stack="llm-d fs connector <= 0.22 (llmd-fs-connector, a vLLM offloading spec)",
+        setting="block_size",
         knob="kv_connector_extra_config.block_size (tokens)",
         default_chunk=256,
         candidates=(256, 512, 1024, 2048, 4096),

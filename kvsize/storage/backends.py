@@ -224,28 +224,33 @@ PRESET_CONNECTORS = {
 }
 
 
-# The vLLM tiers each preset's storage is reached through (vLLM native offloading; llm-d's fs connector is fs).
+# What each preset's storage is reached through under the other engines: vLLM tiers, SGLang's file backend, KVBM's
+# disk and object tiers (the first name of the engine's kind is the suggestion).
 PRESET_TIERS = {
-    "s3": ("obj",),
-    "s3-express": ("obj",),
-    "nfs": ("fs",),
-    "nfs-100g": ("fs",),
-    "pnfs-rdma": ("fs",),
-    "nvme": ("fs",),
+    "s3": ("obj", "object"),
+    "s3-express": ("obj", "object"),
+    "nfs": ("fs", "file", "disk"),
+    "nfs-100g": ("fs", "file", "disk"),
+    "pnfs-rdma": ("fs", "file", "disk"),
+    "nvme": ("fs", "file", "disk"),
     "redis": (),
     "cpu": ("cpu",),
 }
+ENGINE_TIER_FLAGS = {"vllm": ("--tier", ("cpu", "fs", "obj")), "llmd-fs": ("--tier", ("fs",))}
+ENGINE_TIER_FLAGS |= {"sglang": ("--sglang-backend", ("file",)), "kvbm": ("--kvbm-tier", ("disk", "object"))}
 
 
 def connector_mismatch(backend: str | None, connector: str, engine: str = "lmcache") -> str | None:
-    """A warning when a preset is timed through a connector (or vLLM tier) that does not reach that storage."""
+    """A warning when a preset is timed through a connector (or an engine's tier) that does not reach that storage."""
     if engine != "lmcache":
         tiers = PRESET_TIERS.get(backend or "")
-        if tiers is None or connector in tiers:
-            return None
-        if not tiers:
-            return f"--backend {backend} has no vLLM tier that reaches it (tiers: cpu, fs, obj); its figures are a guess"
-        return f"--backend {backend} is timed through --tier {connector}; did you mean --tier {tiers[0]}?"
+        flag, names = ENGINE_TIER_FLAGS[engine]
+        if tiers is None or connector in tiers or connector not in names:
+            return None  # a preset kvsize has no mapping for, or a backend (mooncake, nixl) no preset describes
+        fitting = [name for name in tiers if name in names]
+        if not fitting:
+            return f"--backend {backend}: {engine} has no {flag} that reaches it; its figures are a guess"
+        return f"--backend {backend} is timed through {flag} {connector}; did you mean {flag} {fitting[0]}?"
     expected = PRESET_CONNECTORS.get(backend or "")
     if expected is None or connector in expected:
         return None

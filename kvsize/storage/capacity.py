@@ -70,7 +70,7 @@ def _chunk_share(row: SweepRow, layout: Layout) -> Share:
     block hashes; a sliding-window or state group's objects sit at each prompt's end, so they stay per prompt.
     """
     header = layout.connector.header_bytes
-    if layout.engine != "lmcache":
+    if layout.engine in ("vllm", "llmd-fs"):
         from kvsize.engines.vllm_groups import STATE_KIND_NAMES
 
         every_chunk = sum(1 for g in layout.groups if g.window_tokens is None and g.kind not in STATE_KIND_NAMES)
@@ -84,8 +84,9 @@ def _chunk_share(row: SweepRow, layout: Layout) -> Share:
         )
     layerwise = layout.options.layerwise
     largest = layout.largest_stage
-    chunk_objects = sum(s.writers * (s.stored_layers if layerwise else 1) for s in layout.stages)
-    chunk_objects_writer = largest.stored_layers if layerwise else 1
+    per_chunk = layout.objects_per_chunk  # SGLang's K and V apart: two objects a page
+    chunk_objects = sum(s.writers * (s.stored_layers if layerwise else per_chunk) for s in layout.stages)
+    chunk_objects_writer = largest.stored_layers if layerwise else per_chunk
     return Share(
         objects=chunk_objects,
         stored_bytes=sum(s.writers * row.chunk_tokens * s.bytes_per_token_per_rank for s in layout.stages)
