@@ -168,3 +168,14 @@ def test_emit_kvbm_uses_only_kvbms_variables(run, tier):
             # One worker holds 6,250 blocks of 589,824 B a prompt; x 2 margin, in whole GB.
             assert int(exported[name]) * 1e9 >= 6_250 * 589_824 * 2
     assert ("DYN_KVBM_DISK_CACHE_DIR" in exported) == (tier == "disk")
+
+
+def test_library_and_cli_agree_for_sglang_and_kvbm(run_json):
+    import kvsize
+
+    for flags, kwargs in (
+        (("--engine", "sglang", "--sglang-backend", "nixl"), {"engine": "sglang", "sglang_backend": "nixl"}),
+        (("--engine", "kvbm", "--kvbm-tier", "object"), {"engine": "kvbm", "kvbm_tier": "object"}),
+    ):
+        library = kvsize.size(SEED, tp=4, chunk_sizes=[64], **kwargs).model_dump(mode="json")
+        assert library == run_json(SEED, "--tp", "4", "--chunk-sizes", "64", *flags)
