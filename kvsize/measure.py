@@ -38,11 +38,15 @@ def probe(
     save_profile: Path | None = None,
     catalog: Path | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    scheduler: str | None = None,
+    clients: int | None = None,
 ) -> ProbeReport:
     """Measure a storage target with LMCache-shaped objects and fit the time model's L, b and B (``kvsize probe``).
 
     ``save_profile``: write the fitted profile there (a YAML ``backend`` reads); its folder is checked before
     anything is measured. Everything the run writes on the target is removed, whatever happens.
+    ``scheduler`` (``tcp://HOST:PORT`` or ``local:N``) runs it on every worker of a Dask cluster at once (or
+    ``clients`` of them) and fits B and R fleet-wide (``kvsize.storage.fleet``).
     """
     from kvsize.storage import probe as probing
 
@@ -61,17 +65,18 @@ def probe(
     levels = [whole(level, "concurrency", 1, 4096) for level in concurrency]
     if not levels:
         raise KvsizeError("`concurrency` is empty: give levels like 1,4,16", field="concurrency")
-    target_ = probing.open_target(target, direct=direct, endpoint_url=endpoint_url)
-    report = probing.run_probe(
-        target_,
-        sizes,
-        levels,
-        objects=whole(objects, "objects", 1, 1_000_000),
-        max_bytes=whole(max_bytes, "max_bytes", 1, 2**50),
-        time_limit_s=finite(time_limit, "`time_limit`", low=0, high=86_400),
-        direct=direct,
-        progress=progress,
-    )
+    bounds: dict[str, Any] = {
+        "objects": whole(objects, "objects", 1, 1_000_000),
+        "max_bytes": whole(max_bytes, "max_bytes", 1, 2**50),
+        "time_limit_s": finite(time_limit, "`time_limit`", low=0, high=86_400),
+    }
+    if clients is not None and scheduler is None:
+        raise KvsizeError("`clients` goes with `scheduler` (a Dask cluster)", field="clients")
+    if scheduler is not None:
+        report = _fleet_probe(target, scheduler, clients, sizes, levels, bounds, direct, endpoint_url, progress)
+    else:
+        target_ = probing.open_target(target, direct=direct, endpoint_url=endpoint_url)
+        report = probing.run_probe(target_, sizes, levels, **bounds, direct=direct, progress=progress)
     if save_profile is not None:
         try:
             save_profile.write_text(probing.profile_yaml(report.profile), encoding="utf-8")
@@ -82,6 +87,66 @@ def probe(
                 field="save_profile",
             ) from None
     return report
+
+
+def _fleet_probe(
+    target: str,
+    scheduler: str,
+    clients: int | None,
+    sizes: list[int],
+    levels: list[int],
+    bounds: dict[str, Any],
+    direct: bool,
+    endpoint_url: str | None,
+    progress: Callable[[str, int, int], None] | None,
+) -> ProbeReport:
+    """The probe on a Dask cluster: the clients' reports, the fleet's, and the profile fitted fleet-wide."""
+    from kvsize.storage import fleet
+    from kvsize.storage.probe import ProbeReport, probe_plan, stop_on_sigterm
+
+    if clients is not None:
+        whole(clients, "clients", 1, 100_000)
+    plan = probe_plan(sizes, levels, bounds["objects"], bounds["max_bytes"])
+    probing_target = open_target_checked(target, direct, endpoint_url)
+    client, cluster = fleet.connect(scheduler)
+    try:
+        with stop_on_sigterm():
+            reports, summary, complete, notes = fleet.run_fleet(
+                client,
+                target,
+                plan,
+                clients=clients,
+                direct=direct,
+                endpoint_url=endpoint_url,
+                time_limit_s=bounds["time_limit_s"],
+                progress=progress,
+            )
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    from kvsize.storage.probe import fit_profile
+
+    profile = fleet.fleet_profile(fit_profile(probing_target, list(summary.results)), summary)
+    if direct:
+        notes.append("reads used O_DIRECT (writes are buffered, then fsync'd)")
+    return ProbeReport(
+        target=probing_target,
+        direct=direct,
+        results=summary.results,
+        profile=profile,
+        notes=(*notes, *summary.notes),
+        complete=complete,
+        clients=reports,
+        fleet=summary,
+    )
+
+
+def open_target_checked(target: str, direct: bool, endpoint_url: str | None) -> str:
+    """The target's name, after the same checks a one-machine probe makes (the driver must reach it to clean up)."""
+    from kvsize.storage.targets import open_target
+
+    return str(open_target(target, direct=direct, endpoint_url=endpoint_url).name)
 
 
 def _writable(path: Path, name: str) -> None:

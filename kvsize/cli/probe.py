@@ -59,6 +59,17 @@ def probe(
         Path | None,
         typer.Option("--from-fio", help="Fit the profile from fio's JSON output of that job file instead of measuring."),
     ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler",
+            help="Run on every worker of a Dask cluster at once: tcp://HOST:8786, or local:N for N processes here "
+            "(needs: pip install 'kvsize\\[fleet]'). Measures B and R fleet-wide.",
+        ),
+    ] = None,
+    clients: Annotated[
+        int | None, typer.Option("--clients", help="With --scheduler: how many workers probe (default all).")
+    ] = None,
     clean: Annotated[
         bool,
         typer.Option("--clean", help="Remove what earlier probes killed mid-run left on TARGET (their process gone), then stop."),
@@ -111,6 +122,8 @@ def probe(
                 time_limit=parse_duration(time_limit, "--time-limit"),
                 endpoint_url=endpoint_url,
                 save_profile=save_profile,
+                scheduler=scheduler,
+                clients=clients,
                 progress=lambda label, done, total: bar.update(task, completed=done, total=total, description=label),
             )
         except Interrupted as stop:

@@ -222,7 +222,9 @@ def print_probe(report: ProbeReport, save_profile: Path | None) -> None:
     from kvsize.cli.output import Output
 
     console = Output()
-    table = Table(title=f"Probe of {report.target}{' (O_DIRECT)' if report.direct else ''}", title_justify="left")
+    fleet = report.fleet
+    scope = f", {fleet.clients_measured} clients at once (fleet-wide)" if fleet else ""
+    table = Table(title=f"Probe of {report.target}{' (O_DIRECT)' if report.direct else ''}{scope}", title_justify="left")
     for header in ("object", "conc", "objects", "write/s", "read/s", "read p50", "read p99"):
         table.add_column(header, justify="right")
     for r in report.results:
@@ -244,11 +246,39 @@ def print_probe(report: ProbeReport, save_profile: Path | None) -> None:
         f"{format_iec(fitted.aggregate_bytes_per_s)}/s at up to {fitted.concurrency} in flight.",
         markup=False,
     )
+    if fitted.max_requests_per_s is not None:
+        console.print(
+            f"Request rate R >= {fitted.max_requests_per_s:,.0f} reads/s fleet-wide; B and R measured by "
+            f"{fitted.clients_measured} clients.",
+            markup=False,
+        )
     for note in fitted.notes:
         console.print(note, markup=False)
+    if report.clients:
+        _print_clients(console, report)
     if save_profile is not None:
         console.print(f"Profile written to {save_profile}: kvsize MODEL --backend {save_profile}", markup=False)
     console.close()
+
+
+def _print_clients(console: Any, report: ProbeReport) -> None:
+    """Each client's own read throughput on the fleet's last set, and how it ended."""
+    from rich.table import Table
+
+    table = Table(title="Clients (their own figures; the fleet's are above)", title_justify="left")
+    for header in ("client", "worker", "host", "sets", "read/s (last set)", "ended"):
+        table.add_column(header, justify="right" if header in ("client", "sets", "read/s (last set)") else "left")
+    for client in report.clients or []:
+        last = client.results[-1] if client.results else None
+        table.add_row(
+            str(client.client),
+            client.worker,
+            client.host or "-",
+            str(len(client.results)),
+            format_iec(last.read_bytes_per_s) if last else "-",
+            "ok, removed what it wrote" if client.removed and not client.error else (client.error or "not removed"),
+        )
+    console.print(table)
 
 
 def engine_cells(report: Any) -> tuple[list[str], list[list[str]]]:

@@ -284,14 +284,21 @@ def load_profile(path: Path) -> BackendProfile:
         raise BackendError(f"backend profile {path} must be a mapping of figures (latency, stream_bandwidth, ...)")
     values: dict[str, Any] = {"name": str(data.get("name") or path.stem), "source": str(data.get("source") or path)}
     figures: dict[str, str] = {}
+    clients = data.get("clients_measured")
+    if clients is not None and (isinstance(clients, bool) or not isinstance(clients, int) or not 1 <= clients <= 100_000):
+        raise BackendError(f"backend profile {path}: clients_measured must be a whole number 1 to 100,000, got {shown(clients)}")
     for key, raw in data.items():
-        if key in ("name", "source", "figures", "missing"):
+        if key in ("name", "source", "figures", "missing", "clients_measured"):
             continue
         if key not in _PROFILE_FIELDS:
             raise BackendError(f"backend profile {path}: unknown figure {shown(key)}; use {', '.join(_PROFILE_FIELDS)}")
         field, parser = _PROFILE_FIELDS[key]
         values[field] = _profile_value(path, key, raw, parser)
         figures[field] = f"{raw} ({values['source']})"
+    if clients:
+        for field in ("aggregate_bytes_per_s", "max_requests_per_s"):
+            if field in figures:
+                figures[field] += f", measured by {clients} clients at once"
     return BackendProfile(**values, figures=figures)
 
 

@@ -46,6 +46,7 @@ __all__ = [
     "Target",
     "fit_profile",
     "open_target",
+    "probe_plan",
     "profile_yaml",
     "run_probe",
 ]
@@ -77,6 +78,10 @@ class FittedProfile(BaseModel):
     aggregate_bytes_per_s: float
     concurrency: int
     notes: tuple[str, ...]
+    max_requests_per_s: float | None = None
+    """The request rate R, measured fleet-wide (``--scheduler``); None from one machine."""
+    clients_measured: int = 1
+    """How many clients measured B and R at once."""
 
 
 class ProbeReport(BaseModel):
@@ -88,6 +93,10 @@ class ProbeReport(BaseModel):
     profile: FittedProfile
     notes: tuple[str, ...]
     complete: bool
+    clients: list[Any] | None = None
+    """With ``--scheduler``: one entry per client, its own results (``ClientReport``); null from one machine."""
+    fleet: Any | None = None
+    """With ``--scheduler``: the fleet-wide sets and the fit of B and R (``FleetReport``); null from one machine."""
 
 
 def _percentile(values: list[float], fraction: float) -> float:
@@ -97,7 +106,7 @@ def _percentile(values: list[float], fraction: float) -> float:
 
 
 @contextmanager
-def _stop_on_sigterm() -> Iterator[None]:
+def stop_on_sigterm() -> Iterator[None]:
     """SIGTERM ends the run through the same clean-up as Ctrl-C."""
 
     def handler(signum: int, frame: Any) -> None:
@@ -125,6 +134,17 @@ def _close(target: Target) -> None:
         ) from None
 
 
+def probe_plan(object_sizes: list[int], levels: list[int], objects: int, max_bytes: int) -> list[tuple[int, int, int]]:
+    """Every (object size, concurrency, objects) set: ``objects`` each, fewer when ``max_bytes`` says so."""
+    plans: list[tuple[int, int, int]] = []
+    for size in object_sizes:
+        count = min(objects, max_bytes // size)
+        if count < 1:
+            raise ProbeError(f"object size {size:,} B is more than `max_bytes` {max_bytes:,} B: raise `max_bytes`")
+        plans.extend((size, level, count) for level in levels)
+    return plans
+
+
 def run_probe(
     target: Target,
     object_sizes: list[int],
@@ -137,18 +157,13 @@ def run_probe(
     progress: Callable[[str, int, int], None] | None = None,
 ) -> ProbeReport:
     """Measure every (size, level) set within the bounds; clean up whatever happens."""
-    plans: list[tuple[int, int, int]] = []
-    for size in object_sizes:
-        count = min(objects, max_bytes // size)
-        if count < 1:
-            raise ProbeError(f"object size {size:,} B is more than `max_bytes` {max_bytes:,} B: raise `max_bytes`")
-        plans.extend((size, level, max(count, 1)) for level in concurrency_levels)
+    plans = probe_plan(object_sizes, concurrency_levels, objects, max_bytes)
     planned = max(size * count for size, _, count in plans)
     notes: list[str] = []
     results: list[ProbeResult] = []
     started = time.monotonic()
     complete = True
-    with _stop_on_sigterm():
+    with stop_on_sigterm():
         try:
             target.prepare(planned)
             for index, (size, level, count) in enumerate(plans):
@@ -292,4 +307,8 @@ def profile_yaml(profile: FittedProfile) -> str:
         lines.append(f"stream_bandwidth: {shown(profile.stream_bytes_per_s)}   # bytes/s")
     lines.append(f"aggregate_bandwidth: {shown(profile.aggregate_bytes_per_s)}   # bytes/s, at the highest level probed")
     lines.append(f"concurrency: {profile.concurrency}   # the highest level probed; set your connector's")
+    if profile.max_requests_per_s is not None:
+        lines.append(f"max_requests_per_s: {shown(profile.max_requests_per_s)}   # the highest fleet-wide read rate")
+    if profile.clients_measured > 1:
+        lines.append(f"clients_measured: {profile.clients_measured}   # clients that measured B and R at once")
     return "\n".join(lines) + "\n"
