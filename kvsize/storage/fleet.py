@@ -125,9 +125,11 @@ class _Run:
         for index, (worker, future) in enumerate(zip(self.workers, self.futures, strict=True)):
             if worker not in alive or future.status in ("lost", "cancelled"):
                 raise _Lost(index, worker)
-            if future.status in ("error", "finished"):
-                result = future.result() if future.status == "finished" else None
-                raise _Failed(index, worker, result["error"] if result else str(future.exception()))
+            if future.status == "error":
+                raise _Failed(index, worker, str(future.exception()))
+            if future.status == "finished" and future.result()["error"]:
+                # A client that finished cleanly has sent all its messages: they are read on the next poll.
+                raise _Failed(index, worker, future.result()["error"])
 
 
 class _Lost(Exception):
