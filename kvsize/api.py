@@ -144,6 +144,7 @@ def size(
     sglang_backend: str | None = None,
     kvbm_engine: str | None = None,
     kvbm_tier: str | None = None,
+    host_cpus: int | None = None,
     mtp: bool = False,
     draft_layers: int | None = None,
     pp_partition: Sequence[int] | None = None,
@@ -216,7 +217,7 @@ def size(
     rate, assumption, warnings = prefill_rate(spec, tp * pp, prompt, prefill_tps, gpu, mfu)
     time_options = time_options_for(
         concurrent_prompts, instances, blocking_timeout, cpu_buffer, pinned_memory, shared_prefix, rate
-    ).model_copy(update={"offload_cpu_bytes": cpu_tier})
+    ).model_copy(update={"offload_cpu_bytes": cpu_tier, "host_cpus": cpus(host_cpus)})
     profiles = backend_profiles(backend, overrides)
     plans = _plans(sweep, profiles, time_options, assumption, search)
     sweep = plans[0][0]
@@ -231,6 +232,11 @@ def _explain(sweep: Any, plans: list[StoragePlan], explain: bool) -> list[str] |
     from kvsize.explain import explain_lines
 
     return explain_lines(sweep, plans)
+
+
+def cpus(host_cpus: int | None) -> int | None:
+    """``host_cpus`` checked (the serving host's CPUs), or None."""
+    return whole(host_cpus, "host_cpus", 1, 100_000) if host_cpus is not None else None
 
 
 def time_options_for(

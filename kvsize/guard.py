@@ -17,6 +17,7 @@ from kvsize.api import (
     backend_overrides,
     backend_profiles,
     connector_mismatches,
+    cpus,
     deployment,
     prefill_rate,
     resolve_spec,
@@ -51,6 +52,7 @@ def check(
     sglang_backend: str | None = None,
     kvbm_engine: str | None = None,
     kvbm_tier: str | None = None,
+    host_cpus: int | None = None,
     max_objects: int | None = None,
     max_object_size: int | None = None,
     max_total_bytes: int | None = None,
@@ -107,7 +109,7 @@ def check(
     buffer = cpu_buffer if cpu_buffer is not None else settings.max_local_cpu_size_bytes
     time_options = time_options_for(
         concurrent_prompts, instances, timeout, buffer, pinned_memory, None, None, settings.s3_max_inflight_reqs
-    ).model_copy(update={"offload_cpu_bytes": offloading_bytes(kv_offloading_size, engine)})
+    ).model_copy(update={"offload_cpu_bytes": offloading_bytes(kv_offloading_size, engine), "host_cpus": cpus(host_cpus)})
     spec = resolve_spec(model, catalog, revision, offline)
     sweep = plan_sweep(spec, served, prompt, (chunk,) if chunk is not None else None)
     timed_part = _Timed(warnings=[*sweep.warnings, *settings.warnings])

@@ -142,6 +142,15 @@ Gpu = Annotated[
     str, typer.Option("--gpu", help="GPU for the prefill estimate: a100, h100, h200, l40s, b200.", rich_help_panel=TIME)
 ]
 Mfu = Annotated[float, typer.Option("--mfu", help="Utilisation of peak FLOP/s for the prefill estimate.", rich_help_panel=TIME)]
+HostCpus = Annotated[
+    int | None,
+    typer.Option(
+        "--host-cpus",
+        help="CPUs of the serving host: LMCache's fs connector reads min(32, CPUs + 4) objects at once per writer "
+        "(default: the profile's concurrency).",
+        rich_help_panel=TIME,
+    ),
+]
 SharedPrefix = Annotated[
     str | None, typer.Option("--shared-prefix", help="Tokens another prompt shares with this one.", rich_help_panel=TIME)
 ]

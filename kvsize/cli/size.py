@@ -69,6 +69,7 @@ def size(
     part_size: o.PartSize = None,
     concurrent_prompts: o.ConcurrentPrompts = 1,
     instances: o.Instances = 1,
+    host_cpus: o.HostCpus = None,
     blocking_timeout: Annotated[
         str, typer.Option("--blocking-timeout", help="LMCache blocking_timeout_secs.", rich_help_panel=o.TIME)
     ] = "10s",
@@ -136,6 +137,7 @@ def size(
         **o.figures(latency, stream_bandwidth, aggregate_bandwidth, concurrency, max_requests_per_s, part_size),
         concurrent_prompts=concurrent_prompts,
         instances=instances,
+        host_cpus=host_cpus,
         blocking_timeout=parse_duration(blocking_timeout, "--blocking-timeout"),
         cpu_buffer=parse_size(cpu_buffer, "--cpu-buffer"),
         pinned_memory=parse_size(pinned_memory, "--pinned-memory") if pinned_memory else None,

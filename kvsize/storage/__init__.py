@@ -3,6 +3,7 @@
 from kvsize.storage.backends import FIGURE_NAMES, PRESETS, BackendProfile, connector_mismatch, load_profile, resolve_backend
 from kvsize.storage.prefill import GPUS, PrefillEstimate, estimate_prefill
 from kvsize.storage.risks import Limit, TimeOptions, engine_risks, per_writer_bytes, pinned_bytes_needed
+from kvsize.storage.search import search_chunk
 from kvsize.storage.timing import (
     LoadTerms,
     Recommendation,
@@ -13,7 +14,6 @@ from kvsize.storage.timing import (
     plan_storage,
     prompts_per_instance,
     recommend,
-    search_chunk,
     time_row,
 )
 

@@ -8,6 +8,7 @@ that is not published is left out and asked for (a flag, or a measured profile).
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,11 @@ class BackendProfile(BaseModel):
     write_max_requests_per_s: float | None = None
     part_size_bytes: int | None = None
     max_value_bytes: int | None = None
+    aggregate_by_concurrency: dict[int, float] | None = None
+    """Aggregate bandwidth measured at each level of requests in flight (a probe's profile); the time model reads
+    B at the load's own level. None: ``aggregate_bytes_per_s`` at any level."""
+    aggregate_by_object_size: dict[int, dict[int, float]] | None = None
+    """The same per object size (each probe set alone): the time model uses the size nearest the load's objects."""
     source: str = ""
     figures: dict[str, str] = {}
     """Per figure: where it comes from (a published source, or how it was derived)."""
@@ -53,10 +59,39 @@ class BackendProfile(BaseModel):
                 raise BackendError(
                     f"backend {self.name}: `{field}` must be a finite number more than 0, got {shown(value)}", field=field
                 )
+        measured = [(self.aggregate_by_concurrency or {}).items()]
+        measured += [levels.items() for size, levels in (self.aggregate_by_object_size or {}).items() if size >= 1]
+        if any(size < 1 for size in self.aggregate_by_object_size or {}):
+            raise BackendError(f"backend {self.name}: `aggregate_by_object_size` needs sizes of at least 1 byte")
+        for level, rate in (pair for items in measured for pair in items):
+            if isinstance(level, bool) or level < 1 or not math.isfinite(rate) or rate <= 0:
+                raise BackendError(
+                    f"backend {self.name}: `aggregate_by_concurrency` needs levels of at least 1 and finite rates more "
+                    f"than 0, got {shown(level)}: {shown(rate)}",
+                    field="aggregate_by_concurrency",
+                )
         for field in ("concurrency", "part_size_bytes", "max_value_bytes"):
             value = getattr(self, field)
             if value is not None and value < 1:
                 raise BackendError(f"backend {self.name}: `{field}` must be at least 1, got {shown(value)}", field=field)
+
+    def aggregate_at(self, in_flight: int, object_bytes: int | None = None) -> float | None:
+        """B at ``in_flight`` requests of ``object_bytes``: from the sets of the nearest object size (by ratio) when the
+        profile has them, else all sets; linear between the measured levels, the nearest level outside them."""
+        levels = self.aggregate_by_concurrency
+        sizes = self.aggregate_by_object_size
+        if sizes and object_bytes:
+            nearest = min(sizes, key=lambda size: abs(math.log(size / object_bytes)))
+            levels = sizes[nearest]
+        if not levels:
+            return self.aggregate_bytes_per_s
+        points = sorted(levels.items())
+        if in_flight <= points[0][0]:
+            return points[0][1]
+        for (low, low_b), (high, high_b) in itertools.pairwise(points):
+            if in_flight <= high:
+                return low_b + (high_b - low_b) * (in_flight - low) / (high - low)
+        return points[-1][1]
 
     def require(self) -> tuple[float, float, int]:
         """L, b and C, or an error naming the missing figure and how to give it."""
@@ -287,8 +322,19 @@ def load_profile(path: Path) -> BackendProfile:
     clients = data.get("clients_measured")
     if clients is not None and (isinstance(clients, bool) or not isinstance(clients, int) or not 1 <= clients <= 100_000):
         raise BackendError(f"backend profile {path}: clients_measured must be a whole number 1 to 100,000, got {shown(clients)}")
+    levels = data.get("aggregate_bandwidth_by_concurrency")
+    if levels is not None:
+        values["aggregate_by_concurrency"] = _levels(path, levels)
+    by_size = data.get("aggregate_bandwidth_by_object_size")
+    if by_size is not None:
+        if not isinstance(by_size, dict) or not by_size or len(by_size) > 64:
+            raise BackendError(f"backend profile {path}: aggregate_bandwidth_by_object_size must map object sizes to levels")
+        values["aggregate_by_object_size"] = {
+            int(_profile_value(path, "aggregate_bandwidth_by_object_size", size, parse_size)): _levels(path, levels_)
+            for size, levels_ in by_size.items()
+        }
     for key, raw in data.items():
-        if key in ("name", "source", "figures", "missing", "clients_measured"):
+        if key in ("name", "source", "figures", "missing", "clients_measured") or key.startswith("aggregate_bandwidth_by_"):
             continue
         if key not in _PROFILE_FIELDS:
             raise BackendError(f"backend profile {path}: unknown figure {shown(key)}; use {', '.join(_PROFILE_FIELDS)}")
@@ -300,6 +346,22 @@ def load_profile(path: Path) -> BackendProfile:
             if field in figures:
                 figures[field] += f", measured by {clients} clients at once"
     return BackendProfile(**values, figures=figures)
+
+
+def _levels(path: Path, raw: Any) -> dict[int, float]:
+    """``aggregate_bandwidth_by_concurrency``: a mapping of requests in flight to bytes/s (or ``650MB/s``)."""
+    if not isinstance(raw, dict) or not raw or len(raw) > 64:
+        raise BackendError(
+            f"backend profile {path}: aggregate_bandwidth_by_concurrency must map 1 to 64 levels to rates, e.g. {{1: 650MB/s}}"
+        )
+    out: dict[int, float] = {}
+    for level, rate in raw.items():
+        if isinstance(level, bool) or not isinstance(level, int) or not 1 <= level <= 100_000:
+            raise BackendError(
+                f"backend profile {path}: aggregate_bandwidth_by_concurrency level {shown(level)} is not 1 to 100,000"
+            )
+        out[level] = float(_profile_value(path, f"aggregate_bandwidth_by_concurrency[{level}]", rate, parse_rate))
+    return out
 
 
 def _profile_value(path: Path, key: str, raw: Any, parser: Any) -> float | int:

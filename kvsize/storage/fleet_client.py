@@ -112,6 +112,7 @@ def _one_set(
         _wait(run, f"{number}-write", stopped)
         write = _phase(level, lambda key: target.write(key, payload), keys, stopped)
         target.drop(keys)
+        target.warm(level, size)
         queue.put({"kind": "written", "client": index, "set": number})
         _wait(run, f"{number}-read", stopped)
         read_span = _phase(level, read, keys, stopped)

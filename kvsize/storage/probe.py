@@ -80,6 +80,11 @@ class FittedProfile(BaseModel):
     notes: tuple[str, ...]
     max_requests_per_s: float | None = None
     """The request rate R, measured fleet-wide (``--scheduler``); None from one machine."""
+    aggregate_by_concurrency: dict[int, float] = {}
+    """B at each level probed (all of a level's sets: bytes read over time reading): the model reads it at the load's
+    own requests in flight."""
+    aggregate_by_object_size: dict[int, dict[int, float]] = {}
+    """B per object size and level (each set alone): the model reads it for the size nearest the load's objects."""
     clients_measured: int = 1
     """How many clients measured B and R at once."""
 
@@ -209,6 +214,7 @@ def _measure(target: Target, size: int, level: int, count: int) -> ProbeResult:
     try:
         write_seconds = _run_all(level, lambda key: target.write(key, payload), keys)
         target.drop(keys)
+        target.warm(level, size)
         latencies: list[float] = []
 
         def read(key: str) -> None:
@@ -281,8 +287,15 @@ def fit_profile(name: str, results: list[ProbeResult]) -> FittedProfile:
     # B: the aggregate at the highest level, over all its sets (bytes read / time reading): short
     # bursts and single large sets ride on device and cache burst rates; the mix is what a load sees.
     top = max(r.concurrency for r in results)
-    at_top = [r for r in results if r.concurrency == top]
-    aggregate = sum(r.object_bytes * r.objects for r in at_top) / sum(r.read_seconds for r in at_top)
+    by_level = {
+        level: sum(r.object_bytes * r.objects for r in results if r.concurrency == level)
+        / sum(r.read_seconds for r in results if r.concurrency == level)
+        for level in sorted({r.concurrency for r in results})
+    }
+    aggregate = by_level[top]
+    by_size: dict[int, dict[int, float]] = {}
+    for r in results:
+        by_size.setdefault(r.object_bytes, {})[r.concurrency] = r.object_bytes * r.objects / r.read_seconds
     return FittedProfile(
         name=f"probe {name}",
         source=f"kvsize probe {name}, {time.strftime('%Y-%m-%d')}",
@@ -291,6 +304,8 @@ def fit_profile(name: str, results: list[ProbeResult]) -> FittedProfile:
         aggregate_bytes_per_s=aggregate,
         concurrency=max(r.concurrency for r in results),
         notes=tuple(notes),
+        aggregate_by_concurrency=by_level,
+        aggregate_by_object_size=by_size,
     )
 
 
@@ -307,6 +322,13 @@ def profile_yaml(profile: FittedProfile) -> str:
         lines.append(f"stream_bandwidth: {shown(profile.stream_bytes_per_s)}   # bytes/s")
     lines.append(f"aggregate_bandwidth: {shown(profile.aggregate_bytes_per_s)}   # bytes/s, at the highest level probed")
     lines.append(f"concurrency: {profile.concurrency}   # the highest level probed; set your connector's")
+    if len(profile.aggregate_by_concurrency) > 1:
+        lines.append("aggregate_bandwidth_by_concurrency:   # bytes/s at each level probed: B is read at the load's own level")
+        lines += [f"  {level}: {shown(rate)}" for level, rate in sorted(profile.aggregate_by_concurrency.items())]
+    if len(profile.aggregate_by_object_size) > 1 or len(profile.aggregate_by_concurrency) > 1:
+        lines.append("aggregate_bandwidth_by_object_size:   # bytes/s per object size (B) and level: the nearest size is used")
+        for size, levels in sorted(profile.aggregate_by_object_size.items()):
+            lines.append(f"  {size}: {{{', '.join(f'{level}: {shown(rate)}' for level, rate in sorted(levels.items()))}}}")
     if profile.max_requests_per_s is not None:
         lines.append(f"max_requests_per_s: {shown(profile.max_requests_per_s)}   # the highest fleet-wide read rate")
     if profile.clients_measured > 1:

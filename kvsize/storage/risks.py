@@ -62,6 +62,9 @@ class TimeOptions(BaseModel):
     shared_prefix_tokens: int | None = None
     prefill_tokens_per_s: float | None = None
     s3_max_inflight_reqs: int = S3_MAX_INFLIGHT_REQS
+    host_cpus: int | None = None
+    """The serving host's CPUs (``--host-cpus``): LMCache's fs connector keeps ``min(32, CPUs + 4)`` reads in flight per
+    writer; None = the profile's concurrency."""
     offload_cpu_bytes: int | None = None
     """vLLM native offloading's CPU tier, ``cpu_bytes_to_use`` (``--kv-offloading-size``); None when not given."""
 

@@ -53,6 +53,8 @@ class LoadTerms(BaseModel):
     wire_requests: int
     max_requests_per_s: float | None
     request_rate_seconds: float | None
+    in_flight: int | None = None
+    """Requests in flight over all writers and prompts: where a profile measured per level, B is read there."""
 
 
 class RowTiming(BaseModel):
@@ -103,17 +105,32 @@ def wire_requests(row: SweepRow, layout: Layout, profile: BackendProfile) -> int
     return row.objects * connector.requests_per_object
 
 
-def load_terms(row: SweepRow, layout: Layout, profile: BackendProfile, prompts: int) -> LoadTerms:
+def engine_concurrency(layout: Layout, host_cpus: int | None) -> int | None:
+    """Requests one writer keeps in flight when the engine fixes it, else None (the profile's concurrency).
+
+    vLLM's tiers their thread counts (``Connector.io_threads``); LMCache's fs connector, given the serving host's
+    CPUs, asyncio's default thread pool, ``min(32, CPUs + 4)`` (``FSConnector`` reads through aiofiles).
+    """
+    if layout.connector.io_threads is not None:
+        return layout.connector.io_threads
+    if host_cpus is not None and layout.engine == "lmcache" and layout.connector.name == "fs":
+        return min(32, host_cpus + 4)
+    return None
+
+
+def load_terms(row: SweepRow, layout: Layout, profile: BackendProfile, prompts: int, host_cpus: int | None = None) -> LoadTerms:
     """The time model's terms for one prompt's objects (``prompts`` of them loading at once)."""
     connector = layout.connector
+    threads = engine_concurrency(layout, host_cpus)
     return terms_for(
         objects_per_writer=row.objects_per_writer,
         object_bytes=row.object_bytes + connector.inline_header_bytes,
         stored_bytes=row.stored_bytes,
         wire_requests=wire_requests(row, layout, profile),
         round_trips=connector.requests_per_object,
-        profile=profile if connector.io_threads is None else profile.model_copy(update={"concurrency": connector.io_threads}),
+        profile=profile if threads is None else profile.model_copy(update={"concurrency": threads}),
         prompts=prompts,
+        writers=layout.writers,
     )
 
 
@@ -126,12 +143,14 @@ def terms_for(
     round_trips: int,
     profile: BackendProfile,
     prompts: int = 1,
+    writers: int = 1,
 ) -> LoadTerms:
     """The time model's terms from explicit counts (what ``load_terms`` derives from a row)."""
     latency, stream, concurrency = profile.require()
     op = round_trips * latency + object_bytes / stream
     waves = math.ceil(objects_per_writer / concurrency)
-    aggregate, rate = profile.aggregate_bytes_per_s, profile.max_requests_per_s
+    in_flight = writers * min(concurrency, max(1, objects_per_writer)) * prompts
+    aggregate, rate = profile.aggregate_at(in_flight, object_bytes), profile.max_requests_per_s
     return LoadTerms(
         objects_per_writer=objects_per_writer,
         concurrency=concurrency,
@@ -149,6 +168,7 @@ def terms_for(
         wire_requests=wire_requests,
         max_requests_per_s=rate,
         request_rate_seconds=prompts * wire_requests / rate if rate else None,
+        in_flight=in_flight,
     )
 
 
@@ -213,7 +233,7 @@ def _breaches(row: SweepRow, layout: Layout, profile: BackendProfile, options: T
 
 def time_row(row: SweepRow, layout: Layout, profile: BackendProfile, options: TimeOptions) -> RowTiming:
     """One row on one backend: the load, its bound, the limits it breaks, and the recompute it leaves."""
-    terms = load_terms(row, layout, profile, options.concurrent_prompts)
+    terms = load_terms(row, layout, profile, options.concurrent_prompts, options.host_cpus)
     load, bound = load_seconds(terms)
     recompute = 0 if row.tail_saved else row.tail_tokens
     if options.shared_prefix_tokens is not None:
@@ -323,6 +343,17 @@ def plan_storage(
             "part size to awscrt); the one HEAD per chunk of a lookup is cached per process and not counted"
         )
     threads = layout.connector.io_threads
+    if threads is None and options.host_cpus is not None and engine_concurrency(layout, options.host_cpus):
+        notes.append(
+            f"{engine_concurrency(layout, options.host_cpus)} requests in flight per writer: LMCache's fs connector "
+            f"reads through asyncio's default thread pool, min(32, CPUs + 4) on a host of {options.host_cpus} CPUs "
+            "(--host-cpus)"
+        )
+    if profile.aggregate_by_concurrency or profile.aggregate_by_object_size:
+        notes.append(
+            "B read at the load's own requests in flight (writers x per-writer concurrency x prompts), from the probe's "
+            "sets of the object size nearest the load's, between the levels measured (linear; the nearest outside)"
+        )
     if threads is not None:
         if layout.engine == "sglang":
             notes.append(
@@ -353,17 +384,3 @@ def plan_storage(
         offload_pays=pays,
         engine=layout.engine,
     )
-
-
-def search_chunk(
-    layout: Layout, prompt_tokens: int, profile: BackendProfile, options: TimeOptions, low: int, high: int, block: int
-) -> int | None:
-    """The best chunk size among the multiples of the vLLM block size in [low, high] (``--search``)."""
-    from kvsize.plan import plan_row
-
-    start = max(block, math.ceil(low / block) * block)
-    timings = [
-        time_row(plan_row(layout, prompt_tokens, chunk), layout, profile, options) for chunk in range(start, high + 1, block)
-    ]
-    best = recommend(timings)
-    return best.chunk_tokens if best else None
