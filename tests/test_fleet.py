@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from kvsize.storage.backends import load_profile
+from kvsize.storage.profiles import load_profile
 from tests.test_hardening import one_line
 from tests.test_probe import s3_server  # noqa: F401  (the moto S3 server fixture)
 

@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from kvsize.storage.backends import BackendProfile, load_profile
+from kvsize.storage.backends import BackendProfile
+from kvsize.storage.profiles import load_profile
 from tests.test_hardening import one_line
 
 SEED = "Qwen/Qwen3-4B-Instruct-2507"

@@ -1,7 +1,8 @@
 """Storage: backends and profiles, the time model, engine limits, the prefill estimate, capacity, the probe."""
 
-from kvsize.storage.backends import FIGURE_NAMES, PRESETS, BackendProfile, connector_mismatch, load_profile, resolve_backend
+from kvsize.storage.backends import FIGURE_NAMES, PRESETS, BackendProfile, connector_mismatch
 from kvsize.storage.prefill import GPUS, PrefillEstimate, estimate_prefill
+from kvsize.storage.profiles import load_profile, resolve_backend
 from kvsize.storage.risks import Limit, TimeOptions, engine_risks, per_writer_bytes, pinned_bytes_needed
 from kvsize.storage.search import search_chunk
 from kvsize.storage.timing import (
