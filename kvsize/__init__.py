@@ -17,8 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from kvsize.api import lmcache_config, size, vllm_config
-from kvsize.compare import EnginesReport, engines
+from kvsize.api import kvbm_config, lmcache_config, sglang_config, size, vllm_config
 from kvsize.engines.connectors import CONNECTORS, Connector
 from kvsize.engines.lmcache import EngineOptions, Layout, Stage, plan_layout
 from kvsize.engines.serving import pp_split
@@ -42,6 +41,7 @@ from kvsize.results import SizeResult
 from kvsize.units import format_iec, parse_count, parse_duration, parse_rate, parse_size
 
 if TYPE_CHECKING:  # loaded on first use (PEP 562), so that sizing a catalog model imports only what it needs
+    from kvsize.compare import EnginesReport, compare_engines
     from kvsize.emit import settings_for
     from kvsize.engines.lmcache_settings import read_settings
     from kvsize.storage import (
@@ -61,6 +61,8 @@ if TYPE_CHECKING:  # loaded on first use (PEP 562), so that sizing a catalog mod
 __version__ = "0.1.0"
 
 _LAZY = {
+    "EnginesReport": "kvsize.compare",
+    "compare_engines": "kvsize.compare",
     "BackendProfile": "kvsize.storage",
     "Limit": "kvsize.storage",
     "PRESETS": "kvsize.storage",
@@ -127,8 +129,9 @@ __all__ = [
     "check",
     "check_row",
     "clean_probe_leftovers",
-    "engines",
+    "compare_engines",
     "format_iec",
+    "kvbm_config",
     "lmcache_config",
     "open_target",
     "parse_count",
@@ -148,6 +151,7 @@ __all__ = [
     "resolve_model",
     "run_probe",
     "settings_for",
+    "sglang_config",
     "size",
     "spec_from_config",
     "spec_from_path",

@@ -30,7 +30,7 @@ class EngineRow(BaseModel):
 
 
 class EnginesReport(BaseModel):
-    """``kvsize.engines()`` / ``kvsize engines --format json``."""
+    """``kvsize.compare_engines()`` / ``kvsize engines --format json``."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -44,7 +44,7 @@ class EnginesReport(BaseModel):
     warnings: list[str]
 
 
-def engines(
+def compare_engines(
     model: str | None = None,
     *,
     tp: int = 1,

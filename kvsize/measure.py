@@ -102,16 +102,16 @@ def _fleet_probe(
 ) -> ProbeReport:
     """The probe on a Dask cluster: the clients' reports, the fleet's, and the profile fitted fleet-wide."""
     from kvsize.storage import fleet
-    from kvsize.storage.probe import ProbeReport, probe_plan, stop_on_sigterm
+    from kvsize.storage.probe import ProbeReport, open_target, probe_plan, stop_on_sigterm
 
     if clients is not None:
         whole(clients, "clients", 1, 100_000)
     plan = probe_plan(sizes, levels, bounds["objects"], bounds["max_bytes"])
-    probing_target = open_target_checked(target, direct, endpoint_url)
+    name = str(open_target(target, direct=direct, endpoint_url=endpoint_url).name)  # the same checks as one machine
     client, cluster = fleet.connect(scheduler)
     try:
         with stop_on_sigterm():
-            reports, summary, complete, notes = fleet.run_fleet(
+            reports, summary, profile, complete, notes = fleet.run_fleet(
                 client,
                 target,
                 plan,
@@ -125,13 +125,10 @@ def _fleet_probe(
         client.close()
         if cluster is not None:
             cluster.close()
-    from kvsize.storage.probe import fit_profile
-
-    profile = fleet.fleet_profile(fit_profile(probing_target, list(summary.results)), summary)
     if direct:
         notes.append("reads used O_DIRECT (writes are buffered, then fsync'd)")
     return ProbeReport(
-        target=probing_target,
+        target=name,
         direct=direct,
         results=summary.results,
         profile=profile,
@@ -140,13 +137,6 @@ def _fleet_probe(
         clients=reports,
         fleet=summary,
     )
-
-
-def open_target_checked(target: str, direct: bool, endpoint_url: str | None) -> str:
-    """The target's name, after the same checks a one-machine probe makes (the driver must reach it to clean up)."""
-    from kvsize.storage.targets import open_target
-
-    return str(open_target(target, direct=direct, endpoint_url=endpoint_url).name)
 
 
 def _writable(path: Path, name: str) -> None:

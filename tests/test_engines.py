@@ -417,3 +417,9 @@ def test_explain_shows_vllms_own_formula(run):
     ):
         assert text in result.stdout, text
     assert "LMCache kv_shape" not in result.stdout
+
+
+def test_the_library_call_behind_kvsize_engines(run_json):
+    """``kvsize.engines`` is the engines package; the call is ``kvsize.compare_engines`` (no name shadows the other)."""
+    report = kvsize.compare_engines(SEED, tp=4)
+    assert report.model_dump(mode="json") == run_json("engines", SEED, "--tp", "4")

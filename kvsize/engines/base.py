@@ -109,6 +109,36 @@ class SweepRow(BaseModel):
     """Per KV-cache group (engines that store per group); None otherwise."""
 
 
+def whole_chunk_row(
+    prompt_tokens: int,
+    chunk_tokens: int,
+    stages: list[StageObjects],
+    object_bytes: int,
+    objects_per_writer: int,
+    groups: tuple[GroupObjects, ...] | None = None,
+) -> SweepRow:
+    """A row of an engine that stores whole chunks only and no headers: objects and bytes are its stages' sums."""
+    full_chunks, tail = divmod(prompt_tokens, chunk_tokens)
+    objects = sum(stage.objects for stage in stages)
+    total = sum(stage.total_bytes for stage in stages)
+    return SweepRow(
+        chunk_tokens=chunk_tokens,
+        full_chunks=full_chunks,
+        tail_tokens=tail,
+        tail_saved=False,
+        object_bytes=object_bytes if objects else 0,
+        tail_object_bytes=0,
+        objects=objects,
+        objects_per_writer=objects_per_writer,
+        total_bytes=total,
+        header_bytes=0,
+        stored_bytes=total,
+        reduction_vs_256=None,
+        stages=tuple(stages),
+        groups=groups,
+    )
+
+
 class Engine(Protocol):
     """One offloading stack: its facts, the layout it gives a model, and its rows."""
 

@@ -31,6 +31,8 @@ class Connector(BaseModel):
     io_threads: int | None = None
     """Requests the engine keeps in flight per writer, when the engine fixes it (vLLM's FS tier: 16 read threads);
     None when the storage profile's concurrency applies (LMCache's clients)."""
+    io_note: str | None = None
+    """The sentence saying where ``io_threads`` comes from (a timing note)."""
 
     @property
     def inline_header_bytes(self) -> int:

@@ -5,7 +5,7 @@ of K and V and the PP rule differ.
 
 from __future__ import annotations
 
-from kvsize.engines.base import StageObjects, SweepRow
+from kvsize.engines.base import StageObjects, SweepRow, whole_chunk_row
 from kvsize.engines.lmcache import EngineOptions, Layout, Stage
 from kvsize.errors import UnsupportedModelError
 from kvsize.model.spec import LayerKind, ModelSpec
@@ -56,7 +56,7 @@ def stages(spec: ModelSpec, partition: list[int], writers_per_stage: int, heads_
 def per_rank_row(layout: Layout, prompt_tokens: int, chunk_tokens: int, align: int = 1) -> SweepRow:
     """Only whole chunks; every writer stores ``objects_per_chunk`` objects per chunk, each ``chunk x bytes per
     token / objects_per_chunk`` rounded up to ``align``."""
-    full_chunks, tail = divmod(prompt_tokens, chunk_tokens)
+    full_chunks = prompt_tokens // chunk_tokens
     split = layout.objects_per_chunk
     rows = []
     for stage in layout.stages:
@@ -73,20 +73,4 @@ def per_rank_row(layout: Layout, prompt_tokens: int, chunk_tokens: int, align: i
             )
         )
     largest = rows[layout.largest_stage.index]
-    objects = sum(r.objects for r in rows)
-    total = sum(r.total_bytes for r in rows)
-    return SweepRow(
-        chunk_tokens=chunk_tokens,
-        full_chunks=full_chunks,
-        tail_tokens=tail,
-        tail_saved=False,
-        object_bytes=largest.object_bytes if objects else 0,
-        tail_object_bytes=0,
-        objects=objects,
-        objects_per_writer=full_chunks * split,
-        total_bytes=total,
-        header_bytes=0,
-        stored_bytes=total,
-        reduction_vs_256=None,
-        stages=tuple(rows),
-    )
+    return whole_chunk_row(prompt_tokens, chunk_tokens, rows, largest.object_bytes, (prompt_tokens // chunk_tokens) * split)

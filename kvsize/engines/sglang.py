@@ -42,6 +42,8 @@ BACKENDS: dict[str, Connector] = {
         "page in a Python loop",
         source="sglang/srt/mem_cache/hicache_storage.py HiCacheFile",
         io_threads=1,
+        io_note="1 request in flight per rank: SGLang's file backend gets one page at a time in a Python loop "
+        "(sglang/srt/mem_cache/hicache_storage.py HiCacheFile), whatever the profile's concurrency",
     ),
     **{
         name: Connector(

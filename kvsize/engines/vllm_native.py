@@ -18,7 +18,7 @@ llm-d's fs connector (``llmd_fs_backend/spec.py``): one file per (chunk, group, 
 
 from __future__ import annotations
 
-from kvsize.engines.base import EngineInfo, GroupObjects, KvGroup, StageObjects, SweepRow
+from kvsize.engines.base import EngineInfo, GroupObjects, KvGroup, StageObjects, SweepRow, whole_chunk_row
 from kvsize.engines.connectors import Connector
 from kvsize.engines.lmcache import EngineOptions, Layout, Stage
 from kvsize.engines.serving import DTYPE_BYTES, check_served, check_tp, resolve_kv_dtype, stage_layers
@@ -30,6 +30,14 @@ from kvsize.model.spec import LayerKind, ModelSpec
 HOST_PAGE_BYTES = 4096
 """``mmap.PAGESIZE`` on x86-64 and most aarch64 servers: what vLLM rounds every object up to."""
 STATEFUL = (LayerKind.MAMBA, LayerKind.LINEAR, LayerKind.CONV)
+
+
+def _io_note(tier: str, threads: int, source: str) -> str:
+    return (
+        f"{threads} requests in flight: vLLM's {tier} tier uses {threads} I/O threads ({source}), whatever the "
+        "profile's concurrency; one scheduler-side process does all the I/O"
+    )
+
 
 TIER_CONNECTORS: dict[str, Connector] = {
     "fs": Connector(
@@ -43,6 +51,7 @@ TIER_CONNECTORS: dict[str, Connector] = {
         "temp file + os.replace; O_DIRECT reads",
         source="vllm/v1/kv_offload/tiering/fs/manager.py, fs/io.py",
         io_threads=16,
+        io_note=_io_note("fs", 16, "vllm/v1/kv_offload/tiering/fs/manager.py, fs/io.py"),
     ),
     "obj": Connector(
         name="obj",
@@ -54,6 +63,7 @@ TIER_CONNECTORS: dict[str, Connector] = {
         layout="one object per (chunk, group) through NIXL's OBJ plugin (S3), the FS tier's names as keys",
         source="vllm/v1/kv_offload/tiering/obj/manager.py",
         io_threads=4,
+        io_note=_io_note("obj", 4, "vllm/v1/kv_offload/tiering/obj/manager.py"),
     ),
     "cpu": Connector(
         name="cpu",
@@ -267,7 +277,6 @@ class VllmNativeEngine(_VllmFamily):
         object_bytes = -(-raw // page) * page
         counted = self._group_rows(layout, prompt_tokens, chunk_tokens)
         objects = sum(count for _, count in counted)
-        full_chunks, tail = divmod(prompt_tokens, chunk_tokens)
         total = objects * object_bytes
         stages = [
             StageObjects(
@@ -279,24 +288,10 @@ class VllmNativeEngine(_VllmFamily):
             )
             for stage in layout.stages
         ]
-        return SweepRow(
-            chunk_tokens=chunk_tokens,
-            full_chunks=full_chunks,
-            tail_tokens=tail,
-            tail_saved=False,
-            object_bytes=object_bytes if objects else 0,
-            tail_object_bytes=0,
-            objects=objects,
-            objects_per_writer=objects,
-            total_bytes=total,
-            header_bytes=0,
-            stored_bytes=total,
-            reduction_vs_256=None,
-            stages=tuple(stages),
-            groups=tuple(
-                GroupObjects(kind=g.kind, layers=len(g.layers), objects=count, object_bytes=object_bytes) for g, count in counted
-            ),
+        groups = tuple(
+            GroupObjects(kind=g.kind, layers=len(g.layers), objects=count, object_bytes=object_bytes) for g, count in counted
         )
+        return whole_chunk_row(prompt_tokens, chunk_tokens, stages, object_bytes, objects, groups)
 
 
 class LlmdFsEngine(_VllmFamily):
@@ -318,7 +313,6 @@ class LlmdFsEngine(_VllmFamily):
     def plan_row(self, layout: Layout, prompt_tokens: int, chunk_tokens: int) -> SweepRow:
         counted = self._group_rows(layout, prompt_tokens, chunk_tokens)
         chunks = sum(count for _, count in counted)
-        full_chunks, tail = divmod(prompt_tokens, chunk_tokens)
         stages = [
             StageObjects(
                 stage=stage.index,
@@ -330,27 +324,11 @@ class LlmdFsEngine(_VllmFamily):
             for stage in layout.stages
         ]
         largest = stages[layout.largest_stage.index]
-        objects = sum(s.objects for s in stages)
-        total = sum(s.total_bytes for s in stages)
-        return SweepRow(
-            chunk_tokens=chunk_tokens,
-            full_chunks=full_chunks,
-            tail_tokens=tail,
-            tail_saved=False,
-            object_bytes=largest.object_bytes if objects else 0,
-            tail_object_bytes=0,
-            objects=objects,
-            objects_per_writer=chunks,
-            total_bytes=total,
-            header_bytes=0,
-            stored_bytes=total,
-            reduction_vs_256=None,
-            stages=tuple(stages),
-            groups=tuple(
-                GroupObjects(kind=g.kind, layers=len(g.layers), objects=count * layout.writers, object_bytes=largest.object_bytes)
-                for g, count in counted
-            ),
+        groups = tuple(
+            GroupObjects(kind=g.kind, layers=len(g.layers), objects=count * layout.writers, object_bytes=largest.object_bytes)
+            for g, count in counted
         )
+        return whole_chunk_row(prompt_tokens, chunk_tokens, stages, largest.object_bytes, chunks, groups)
 
 
 VLLM_NATIVE = VllmNativeEngine()

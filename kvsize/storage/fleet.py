@@ -154,8 +154,9 @@ def run_fleet(
     endpoint_url: str | None,
     time_limit_s: float,
     progress: Callable[[str, int, int], None] | None = None,
-) -> tuple[list[ClientReport], FleetReport, bool, list[str]]:
-    """Run every set on the clients in step; their reports, the fleet's, whether every set ran, and notes."""
+) -> tuple[list[ClientReport], FleetReport, FittedProfile, bool, list[str]]:
+    """Run every set on the clients in step: their reports, the fleet's, the profile fitted fleet-wide (B and R,
+    with how many clients measured them), whether every set ran, and notes."""
     from kvsize.storage.fleet_client import run_client
 
     workers = sorted(client.scheduler_info()["workers"])
@@ -211,7 +212,8 @@ def run_fleet(
     reports = [_client_report(outcome, run) for outcome in outcomes]
     if not any(outcome["sets"] for outcome in outcomes):
         raise ProbeError("the fleet probe measured nothing within `time_limit`: raise it or lower `max_bytes`")
-    return reports, _fleet(target_url, outcomes), complete, notes
+    summary, profile = _fleet(target_url, outcomes)
+    return reports, summary, profile, complete, notes
 
 
 def _abandon(run: _Run, target_url: str, direct: bool, endpoint_url: str | None, lost: _Lost | None) -> str:
@@ -278,7 +280,7 @@ def _result(size: int, level: int, objects: int, spans: list[dict[str, Any]], la
     )
 
 
-def _fleet(target_url: str, outcomes: list[dict[str, Any]]) -> FleetReport:
+def _fleet(target_url: str, outcomes: list[dict[str, Any]]) -> tuple[FleetReport, FittedProfile]:
     """Each set over all clients (objects and bytes added up, one span from the first start to the last end), and
     B and R fitted from those."""
     fleet: list[ProbeResult] = []
@@ -297,15 +299,12 @@ def _fleet(target_url: str, outcomes: list[dict[str, Any]]) -> FleetReport:
         "R is the highest fleet-wide read rate measured: the tier's cap is at least this",
         *fitted.notes,
     )
-    return FleetReport(
+    report = FleetReport(
         clients_measured=len(outcomes),
         results=tuple(fleet),
         aggregate_bytes_per_s=fitted.aggregate_bytes_per_s,
         max_requests_per_s=rate,
         notes=notes,
     )
-
-
-def fleet_profile(fitted: FittedProfile, fleet: FleetReport) -> FittedProfile:
-    """The profile a fleet run saves: L and b as fitted, B and R fleet-wide, and how many clients measured them."""
-    return fitted.model_copy(update={"max_requests_per_s": fleet.max_requests_per_s, "clients_measured": fleet.clients_measured})
+    profile = fitted.model_copy(update={"max_requests_per_s": rate, "clients_measured": len(outcomes)})
+    return report, profile

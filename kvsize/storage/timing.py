@@ -354,18 +354,8 @@ def plan_storage(
             "B read at the load's own requests in flight (writers x per-writer concurrency x prompts), from the probe's "
             "sets of the object size nearest the load's, between the levels measured (linear; the nearest outside)"
         )
-    if threads is not None:
-        if layout.engine == "sglang":
-            notes.append(
-                f"{threads} request in flight per rank: SGLang's {layout.connector.name} backend gets one page at a time "
-                f"in a Python loop ({layout.connector.source}), whatever the profile's concurrency"
-            )
-        else:
-            notes.append(
-                f"{threads} requests in flight: vLLM's {layout.connector.name} tier uses {threads} I/O threads "
-                f"({layout.connector.source}), whatever the profile's concurrency; one scheduler-side process does all "
-                "the I/O"
-            )
+    if layout.connector.io_note:
+        notes.append(layout.connector.io_note)
     recommendation = recommend(timings)
     prompt_tokens = rows[0].full_chunks * rows[0].chunk_tokens + rows[0].tail_tokens if rows else 0
     recompute_all = full_recompute_seconds(prompt_tokens, options)
