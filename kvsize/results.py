@@ -187,6 +187,7 @@ def engine_options(layout: Any) -> dict[str, Any]:
             "layerwise": options.layerwise,
             "save_unfull_chunk": options.save_unfull_chunk,
             "stores_partial_chunks": layout.connector.stores_partial_chunks,
+            "io_threads": layout.connector.io_threads,
         }
     if layout.engine == "sglang":
         from kvsize.engines.sglang import PREFETCH_THRESHOLD, STORAGE_BATCH_SIZE

@@ -286,6 +286,71 @@ def test_directory_target_never_touches_foreign_files(tmp_path: Path):
     os.remove(foreign)
 
 
+@pytest.mark.parametrize("direct", [False, True])
+def test_directory_objects_are_written_and_read_as_lmcache_fs_connector(tmp_path: Path, monkeypatch, direct):
+    """LMCache's FSConnector (save_chunk_meta, its default) prepends a 28-byte RemoteMetadata and reads it first
+    through a buffered file, then the bytes: that small read starts the kernel's readahead, so the probe does the
+    same. Its O_DIRECT path (save_chunk_meta off) stores and reads the bytes alone."""
+    target = probing.DirectoryTarget(tmp_path, direct=direct)
+    target.prepare(1 << 20)
+    assert target.run_dir is not None
+    payload = os.urandom(3 * 4096)
+    target.write("a", memoryview(payload))
+    stored = (target.run_dir / "a.data").read_bytes()
+    assert stored == (payload if direct else bytes(28) + payload)
+    reads: list[int] = []
+    real_open = open
+
+    class Recording:
+        def __init__(self, file):
+            self.file = file
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.file.close()
+
+        def readinto(self, buffer):
+            reads.append(len(buffer))
+            return self.file.readinto(buffer)
+
+    monkeypatch.setattr("kvsize.storage.targets.open", lambda path, mode: Recording(real_open(path, mode)), raising=False)
+    assert target.read("a", len(payload)) == len(payload)
+    assert reads == ([] if direct else [28, len(payload)])
+    if not direct:
+        (target.run_dir / "a.data").write_bytes(bytes(20))  # cut inside the header: nothing counts as read
+        assert target.read("a", len(payload)) == 0
+    target.close()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_read_buffers_beyond_memory_are_refused_before_writing(run, tmp_path: Path):
+    # 4,096 reads of 64 MiB in flight need 256 GiB of buffers at once
+    result = run("probe", str(tmp_path), "--object-sizes", "64MiB", "--concurrency", "4096", "--objects", "1")
+    assert result.exit_code == 2
+    assert "274,877,906,944 B of buffers" in result.stderr and "lower --concurrency" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_read_buffers_are_allocated_once_before_the_first_write(tmp_path: Path):
+    """LMCache allocates its CPU buffer when the engine starts; the probe allocates every read buffer of the run
+    before it writes, and each read pass takes its buffers from them."""
+    target = probing.DirectoryTarget(tmp_path, direct=False)
+    target.prepare(1 << 20, 4 * 8192)
+    arena = target._arena
+    assert arena is not None and len(arena) == 4 * 8192
+    target.warm(4, 5000)  # rounded to 8,192 each: fits
+    assert target._arena is arena
+    views = [target._buffer(5000) for _ in range(4)]
+    assert all(view.obj is arena and len(view) == 8192 for view in views)
+    for view in views:
+        target._release(view)
+    target.close()
+    assert target._arena is None and list(tmp_path.iterdir()) == []
+
+
 def _run_dirs(target: Path) -> list[str]:
     return sorted(p.name for p in target.iterdir() if p.name.startswith("kvsize-probe-"))
 

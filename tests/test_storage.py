@@ -69,15 +69,24 @@ def test_load_seconds_follow_the_formula_for_explicit_parameters(run):
     assert shared[256]["load_seconds"] == pytest.approx(max(waves_256, 3 * bandwidth_256, 3 * rate_256))
 
 
-def test_redis_makes_two_round_trips_per_object(run):
-    rows = rows_by_chunk(
-        timed(run, SEED, "--tp", "4", "--chunk-size", "256", "--connector", "redis", "--backend", "redis", "--concurrency", "8")
-    )
-    row = rows[256]
+@pytest.mark.parametrize("given", [(), ("--concurrency", "8")])
+def test_redis_makes_two_round_trips_per_object_four_in_flight(run, given):
+    """LMCache's redis connector loads through its AsyncPQExecutor of 4 workers, whatever the profile says."""
+    data = timed(run, SEED, "--tp", "4", "--chunk-size", "256", "--connector", "redis", "--backend", "redis", *given)
+    row = rows_by_chunk(data)[256]
     assert row["wire_requests"] == 2 * 1_560
+    assert row["terms"]["concurrency"] == 4 and row["terms"]["in_flight"] == 16
     # t_op = 2 x 200 us + 9,437,184 B / 125 MB/s; the 28-byte metadata is a separate key
-    waves = math.ceil(390 / 8) * (2 * 200e-6 + 9_437_184 / 125e6)
+    waves = math.ceil(390 / 4) * (2 * 200e-6 + 9_437_184 / 125e6)
     assert row["load_seconds"] == pytest.approx(max(waves, (14_722_007_040 + 1_560 * 28) / 125e6))
+    assert data["engine_options"]["io_threads"] == 4
+    assert any("AsyncPQExecutor of 4 workers" in note for note in data["backends"][0]["notes"])
+
+
+def test_other_redis_protocol_connectors_still_need_a_concurrency(run):
+    result = run(SEED, "--tp", "4", "--connector", "valkey", "--backend", "redis")
+    assert result.exit_code == 2
+    assert "fixed only for LMCache's redis:// connector" in result.stderr and "--concurrency" in result.stderr
 
 
 def test_seed_case_on_s3_prefers_larger_chunks(run):
@@ -329,7 +338,7 @@ BAD = [
     (("--search",), "--search needs a storage backend"),
     (("--plot", "x.png"), "--plot needs a storage backend"),
     (("--backend", "s3", "--plot", "x.txt"), "give a .png or .svg file name"),
-    (("--backend", "redis", "--connector", "redis"), "concurrency is not published"),
+    (("--backend", "redis", "--connector", "valkey"), "concurrency is fixed only for LMCache's redis:// connector"),
 ]
 
 

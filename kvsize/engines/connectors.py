@@ -84,6 +84,15 @@ CONNECTORS: dict[str, Connector] = {
             int32_header=True,
             layout="two keys per chunk: <key>kv_bytes (raw) and <key>metadata (28 bytes)",
             source="lmcache/v1/storage_backend/connector/redis_connector.py",
+            # RedisConnector has no batched get, so RemoteBackend.batched_get_blocking submits one get per key, and
+            # each runs on the connector's AsyncPQExecutor (job_executor/pq_executor.py, max_workers=4): 4 gets in
+            # flight per writer, each a metadata GET then a kv_bytes GET.
+            io_threads=4,
+            io_note=(
+                "4 requests in flight per writer: LMCache's redis connector runs each load through its "
+                "AsyncPQExecutor of 4 workers (redis_connector.py, job_executor/pq_executor.py), whatever the "
+                "profile's concurrency; each is a metadata GET, then a kv_bytes GET"
+            ),
         ),
         Connector(
             name="valkey",

@@ -225,7 +225,7 @@ PRESETS: dict[str, BackendProfile] = {
                 "aggregate_bytes_per_s": "125 MB/s: derived, the 1 GbE link",
                 "max_value_bytes": "512 MB (536,870,912 B): proto-max-bulk-len default (redis.io)",
             },
-            missing={"concurrency": "not published for LMCache's redis connector"},
+            missing={"concurrency": "fixed only for LMCache's redis:// connector (4: its AsyncPQExecutor's workers)"},
         ),
         BackendProfile(
             name="cpu",

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from kvsize.storage.targets import Interrupted, open_target
+from kvsize.storage.targets import Interrupted, open_target, read_buffer_bytes
 
 PHASE_TIMEOUT_S = 3600.0
 
@@ -76,7 +76,7 @@ def run_client(
     sets: list[dict[str, Any]] = []
     error: str | None = None
     try:
-        target.prepare(max(size * count for size, _, count in plan))
+        target.prepare(max(size * count for size, _, count in plan), read_buffer_bytes(plan))
         folder = getattr(target, "run_dir", None)
         name = folder.name if folder is not None else str(getattr(target, "prefix", "")).rsplit("/", 1)[-1]
         queue.put({"kind": "ready", "client": index, "run_name": name, "host": socket.gethostname(), "pid": os.getpid()})

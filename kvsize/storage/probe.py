@@ -33,7 +33,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from kvsize.errors import KvsizeError, ProbeError, shown
-from kvsize.storage.targets import DirectoryTarget, Interrupted, RedisTarget, S3Target, Target, open_target
+from kvsize.storage.network_targets import RedisTarget, S3Target
+from kvsize.storage.targets import DirectoryTarget, Interrupted, Target, open_target, read_buffer_bytes
 
 __all__ = [
     "DirectoryTarget",
@@ -170,7 +171,7 @@ def run_probe(
     complete = True
     with stop_on_sigterm():
         try:
-            target.prepare(planned)
+            target.prepare(planned, read_buffer_bytes(plans))
             for index, (size, level, count) in enumerate(plans):
                 if time.monotonic() - started > time_limit_s:
                     complete = False
