@@ -16,7 +16,6 @@ import contextlib
 import logging
 import re
 import secrets
-import statistics
 import time
 from collections.abc import Callable
 from typing import Any
@@ -25,7 +24,7 @@ from pydantic import BaseModel, ConfigDict
 
 from kvsize.errors import KvsizeError, ProbeError, shown
 from kvsize.storage.fleet_client import dask
-from kvsize.storage.probe import FittedProfile, ProbeResult, _percentile, fit_profile
+from kvsize.storage.probe import FittedProfile, ProbeResult, fit_profile
 from kvsize.storage.targets import Interrupted, open_target
 
 MAX_LOCAL_WORKERS = 64
@@ -264,20 +263,7 @@ def _result(size: int, level: int, objects: int, spans: list[dict[str, Any]], la
     """A set's figures over ``spans`` (one client's, or all of them): bytes over the first start to the last end."""
     write_s = max(s["write"][1] for s in spans) - min(s["write"][0] for s in spans)
     read_s = max(s["read"][1] for s in spans) - min(s["read"][0] for s in spans)
-    total = size * objects
-    return ProbeResult(
-        object_bytes=size,
-        concurrency=level,
-        objects=objects,
-        write_seconds=write_s,
-        read_seconds=read_s,
-        write_bytes_per_s=total / write_s,
-        read_bytes_per_s=total / read_s,
-        read_ops_per_s=objects / read_s,
-        read_latency_p50_s=statistics.median(latencies),
-        read_latency_p99_s=_percentile(latencies, 0.99),
-        read_latency_mean_s=statistics.fmean(latencies),
-    )
+    return ProbeResult.timed(size, level, objects, write_s, read_s, latencies)
 
 
 def _fleet(target_url: str, outcomes: list[dict[str, Any]]) -> tuple[FleetReport, FittedProfile]:

@@ -13,9 +13,9 @@ import os
 import socket
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from kvsize.storage.probe import run_pool, timed_reader
 from kvsize.storage.targets import Interrupted, open_target, read_buffer_bytes
 
 PHASE_TIMEOUT_S = 3600.0
@@ -54,16 +54,7 @@ def _phase(level: int, work: Callable[[str], None], keys: list[str], stopped: Ca
             raise Interrupted("stopped by the driver")
         work(key)
 
-    pool = ThreadPoolExecutor(max_workers=level)
-    start = time.time()
-    try:
-        for future in [pool.submit(guarded, key) for key in keys]:
-            future.result()
-    except BaseException:
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
-    pool.shutdown(wait=True)
-    return start, time.time()
+    return run_pool(level, guarded, keys, clock=time.time)
 
 
 def run_client(
@@ -100,14 +91,6 @@ def _one_set(
     payload = memoryview(os.urandom(size))
     keys = [f"c{index}-s{number}-{item:05d}" for item in range(count)]
     latencies: list[float] = []
-
-    def read(key: str) -> None:
-        op = time.perf_counter()
-        got = target.read(key, size)
-        latencies.append(time.perf_counter() - op)
-        if got != size:
-            raise OSError(f"read {got:,} B of a {size:,} B object")
-
     try:
         _wait(run, f"{number}-write", stopped)
         write = _phase(level, lambda key: target.write(key, payload), keys, stopped)
@@ -115,7 +98,7 @@ def _one_set(
         target.warm(level, size)
         queue.put({"kind": "written", "client": index, "set": number})
         _wait(run, f"{number}-read", stopped)
-        read_span = _phase(level, read, keys, stopped)
+        read_span = _phase(level, timed_reader(target, size, latencies), keys, stopped)
     finally:
         target.remove(keys)
     queue.put({"kind": "read", "client": index, "set": number})

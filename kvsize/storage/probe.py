@@ -68,6 +68,24 @@ class ProbeResult(BaseModel):
     read_latency_p99_s: float
     read_latency_mean_s: float
 
+    @classmethod
+    def timed(cls, size: int, level: int, objects: int, write_s: float, read_s: float, latencies: list[float]) -> ProbeResult:
+        """A set's figures from its write and read seconds and its per-read latencies."""
+        total = size * objects
+        return cls(
+            object_bytes=size,
+            concurrency=level,
+            objects=objects,
+            write_seconds=write_s,
+            read_seconds=read_s,
+            write_bytes_per_s=total / write_s,
+            read_bytes_per_s=total / read_s,
+            read_ops_per_s=objects / read_s,
+            read_latency_p50_s=statistics.median(latencies),
+            read_latency_p99_s=_percentile(latencies, 0.99),
+            read_latency_mean_s=statistics.fmean(latencies),
+        )
+
 
 class FittedProfile(BaseModel):
     model_config = ConfigDict(frozen=True)
@@ -212,43 +230,37 @@ def run_probe(
 def _measure(target: Target, size: int, level: int, count: int) -> ProbeResult:
     payload = memoryview(os.urandom(size))  # incompressible, like KV bytes
     keys = [f"obj{index:05d}" for index in range(count)]
+    latencies: list[float] = []
     try:
-        write_seconds = _run_all(level, lambda key: target.write(key, payload), keys)
+        write_seconds = _elapsed(run_pool(level, lambda key: target.write(key, payload), keys))
         target.drop(keys)
         target.warm(level, size)
-        latencies: list[float] = []
-
-        def read(key: str) -> None:
-            op = time.perf_counter()
-            got = target.read(key, size)
-            latencies.append(time.perf_counter() - op)
-            if got != size:
-                raise ProbeError(f"{target.name}: read {got:,} B of a {size:,} B object")
-
-        read_seconds = _run_all(level, read, keys)
+        read_seconds = _elapsed(run_pool(level, timed_reader(target, size, latencies), keys))
     finally:
         target.remove(keys)
-    total = size * count
-    return ProbeResult(
-        object_bytes=size,
-        concurrency=level,
-        objects=count,
-        write_seconds=write_seconds,
-        read_seconds=read_seconds,
-        write_bytes_per_s=total / write_seconds,
-        read_bytes_per_s=total / read_seconds,
-        read_ops_per_s=count / read_seconds,
-        read_latency_p50_s=statistics.median(latencies),
-        read_latency_p99_s=_percentile(latencies, 0.99),
-        read_latency_mean_s=statistics.fmean(latencies),
-    )
+    return ProbeResult.timed(size, level, count, write_seconds, read_seconds, latencies)
 
 
-def _run_all(workers: int, work: Callable[[str], None], keys: list[str]) -> float:
-    """Run ``work`` over ``keys`` with ``workers`` in flight; seconds taken. On any interruption,
+def timed_reader(target: Target, size: int, latencies: list[float]) -> Callable[[str], None]:
+    """A read of one ``size``-byte object that appends its seconds to ``latencies`` and fails on a short read."""
+
+    def read(key: str) -> None:
+        op = time.perf_counter()
+        got = target.read(key, size)
+        latencies.append(time.perf_counter() - op)
+        if got != size:
+            raise ProbeError(f"{target.name}: read {got:,} B of a {size:,} B object")
+
+    return read
+
+
+def run_pool(
+    workers: int, work: Callable[[str], None], keys: list[str], clock: Callable[[], float] = time.perf_counter
+) -> tuple[float, float]:
+    """Run ``work`` over ``keys`` with ``workers`` in flight; (start, end) on ``clock``. On any interruption,
     work not yet started is cancelled, so clean-up follows at once."""
     pool = ThreadPoolExecutor(max_workers=workers)
-    begin = time.perf_counter()
+    begin = clock()
     try:
         for future in [pool.submit(work, key) for key in keys]:
             future.result()
@@ -256,7 +268,11 @@ def _run_all(workers: int, work: Callable[[str], None], keys: list[str]) -> floa
         pool.shutdown(wait=True, cancel_futures=True)
         raise
     pool.shutdown(wait=True)
-    return time.perf_counter() - begin
+    return begin, clock()
+
+
+def _elapsed(span: tuple[float, float]) -> float:
+    return span[1] - span[0]
 
 
 def fit_profile(name: str, results: list[ProbeResult]) -> FittedProfile:
