@@ -1,7 +1,7 @@
 """kvsize's predicted load against LMCache 0.5.6's own load path, run for real on this machine.
 
     python benchmarks/lmcache_load.py [--dir DIR] [--tokens 32000] [--chunks 256,2048] [--writers 1,4]
-                                      [--repeats 3] [--connectors fs,redis] [--redis-tokens 8000]
+                                      [--repeats 3] [--connectors fs,redis] [--redis-tokens 4000]
 
 1. A scratch virtual environment (``--venv``, default ``~/.cache/kvsize-bench/lmcache-0.5.6``; never a dependency
    of kvsize) gets torch (CPU) and ``lmcache==0.5.6 --no-deps`` plus the pure-Python packages its import chain
@@ -9,21 +9,28 @@
 2. For each connector, chunk size and writer count K (TP K, one rank per process, all started together), every
    rank builds LMCache's own ``LMCacheEngine`` (``LMCacheEngineBuilder``, ``MockGPUConnector``: no GPU copy; its
    objects filled with incompressible bytes) and stores the prompt: on the fs connector
-   (``remote_url fs://localhost:1/DIR``: LMCache 0.5.6 needs a host and a port), after which the driver fsyncs
-   every file and drops it from the page cache (``posix_fadvise`` DONTNEED), or on the redis connector, against a
-   ``redis-server`` of its own on loopback. Then every rank runs ``engine.retrieve`` at once (token hashing, one
+   (``remote_url fs://localhost:1/DIR``: LMCache 0.5.6 needs a host and a port), or on the redis connector,
+   against a ``redis-server`` of its own on loopback. Each rank loads the prompt once while it is still in memory:
+   LMCache's CPU buffer, pinned and so resident on a GPU host, is a plain ``torch.empty`` here, and this touches
+   it. On fs the driver then fsyncs every file and drops it from the page cache (``posix_fadvise`` DONTNEED).
+   Then every rank runs ``engine.retrieve`` at once (token hashing, one
    blocking ``exists()`` per key, ``RemoteBackend.batched_get_blocking``: one get per key, through aiofiles on
    asyncio's default thread pool for fs, through the connector's 4-worker executor for redis). Measured: the first
    rank's start to the last rank's end. Each rank also reports the bytes it read from the disk (all of them, or
-   the run stops: the page cache was not dropped), its CPU seconds and its lookup seconds.
+   the run stops: the page cache was not dropped), its CPU seconds and its lookup seconds. Then every rank runs
+   the same load again at once, warm (from the page cache on fs, checked, or redis-server's memory): LMCache's
+   own time with the storage out of the way. On fs, plain readers then read LMCache's own files cold in LMCache's
+   shape (``PLAIN_READER``: one process per rank, an asyncio loop with the same thread pool, every get at once,
+   header then bytes into a buffer set up when the ranks start): the same reads without LMCache.
 3. Right after each load, a ``kvsize probe`` of the same store, its sets shaped like that load (the same objects,
    read at the load's own requests in flight: K x min(32, CPUs + 4) on fs, K x 4 on redis), and
    ``kvsize MODEL --backend PROFILE`` (``--host-cpus`` this machine's on fs) predict it. The disk's speed here
    drifts over minutes, so each load is paired with its own prediction.
 
 Prints, per connector, chunk size and writer count, the measured seconds (median and spread), the median
-prediction, predicted / measured, each pair's ratio, and LMCache's CPU seconds (every rank) and lookup seconds (the slowest
-rank's ``exists()`` calls), medians. Target: every median within +/-15%.
+prediction, predicted / measured, each pair's ratio, LMCache's CPU seconds (every rank) and lookup seconds (the
+slowest rank's ``exists()`` calls), the warm load's seconds and CPU seconds, and on fs the plain readers' seconds
+and CPU seconds with predicted / plain (medians). Target: every median within +/-15%.
 """
 
 from __future__ import annotations
@@ -39,11 +46,13 @@ import sys
 import tempfile
 import textwrap
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import kvsize
+from kvsize.storage.targets import FS_HEADER_BYTES
 
 MODEL = "Qwen/Qwen3-4B-Instruct-2507"
 LAYERS, KV_HEADS, HEAD = 36, 8, 128
@@ -109,9 +118,6 @@ WORKER = textwrap.dedent(
         f"bench{rank}", config, meta, RandomKV(kv_shape=shape), lambda t, r: None, lambda o, r: o
     )
     engine.post_init()
-    ids = torch.arange(tokens, dtype=torch.long) + 1000
-    engine.store(ids)
-    expected = tokens // chunk
     mine = f"@{world}@{rank}@"
     if connector == "fs":
         stored = lambda: sum(1 for name in os.listdir(target) if mine in name and name.endswith(".data"))
@@ -120,6 +126,9 @@ WORKER = textwrap.dedent(
         client = redis.Redis(port=int(target))
         # the metadata key is written last, and it is what a lookup checks
         stored = lambda: sum(1 for _ in client.scan_iter(match=f"*{mine}*metadata", count=10000))
+    ids = torch.arange(tokens, dtype=torch.long) + 1000
+    engine.store(ids)
+    expected = tokens // chunk
     count, since = stored(), time.monotonic()
     while count < expected:
         time.sleep(0.02)
@@ -130,6 +139,12 @@ WORKER = textwrap.dedent(
             with open(out, "w") as result:
                 json.dump({"stored": count, "expected": expected}, result)
             os._exit(3)
+    # On a GPU host LMCache's CPU buffer is pinned, so resident from the start; here it is a plain torch.empty,
+    # whose pages are first touched by whatever writes them. Load the prompt once now, while its files are still in
+    # the page cache, so that the timed load writes into resident pages, as it would on a serving host.
+    mask = engine.retrieve(ids)
+    if mask is None or int(mask.sum()) != expected * chunk:
+        sys.exit("the first load, from the page cache, did not load the prompt")
     open(out + ".stored", "w").close()
     while not os.path.exists(go):
         time.sleep(0.002)
@@ -152,6 +167,18 @@ WORKER = textwrap.dedent(
     got = int(mask.sum()) if mask is not None else 0
     run = {"start": start, "end": end, "tokens": got, "disk_bytes": disk_bytes() - before, "cpu_s": cpu_seconds() - cpu,
            "lookup_s": sum(lookups)}
+    # Then the same load again, every rank at once, from memory (the page cache on fs, redis-server's memory): what
+    # LMCache itself takes when the storage costs next to nothing.
+    open(out + ".cold", "w").close()
+    while not os.path.exists(go + ".warm"):
+        time.sleep(0.002)
+    before, cpu = disk_bytes(), cpu_seconds()
+    run["warm_start"] = time.time()
+    mask = engine.retrieve(ids)
+    run["warm_end"] = time.time()
+    run["warm_cpu_s"] = cpu_seconds() - cpu
+    run["warm_disk_bytes"] = disk_bytes() - before
+    run["warm_tokens"] = int(mask.sum()) if mask is not None else 0
     with open(out, "w") as result:
         json.dump(run, result)
     # No LMCacheEngineBuilder.destroy: with the redis connector it hangs (RedisConnector.close awaits its
@@ -159,6 +186,104 @@ WORKER = textwrap.dedent(
     os._exit(0)
     """
 ) % {"layers": LAYERS, "heads": KV_HEADS, "head": HEAD, "model": MODEL}
+
+
+PLAIN_READER = textwrap.dedent(
+    """
+    # One rank's share of LMCache's own files, read without LMCache in the same shape: one asyncio loop with a
+    # thread pool of the fs connector's size, every get started at once (as RemoteBackend.batched_get_blocking does),
+    # each file opened, its header read, then its bytes into its own slice of one buffer. The buffer is set up and
+    # touched when LMCache's ranks start, as theirs is.
+    import asyncio, json, os, resource, sys, time
+    from concurrent.futures import ThreadPoolExecutor
+
+    root, mine, threads, header, room, ready, go, out = sys.argv[1:9]
+    threads, header, room = int(threads), int(header), int(room)
+    arena = bytearray(room)
+    arena[::4096] = bytes(len(range(0, room, 4096)))
+    pool = ThreadPoolExecutor(threads)
+    for _ in range(threads):
+        pool.submit(time.sleep, 0.01)
+    loop = asyncio.new_event_loop()
+    loop.set_default_executor(pool)
+    open(ready, "w").close()
+
+    async def get(path, target):
+        f = await loop.run_in_executor(None, open, path, "rb")
+        try:
+            if await loop.run_in_executor(None, f.readinto, bytearray(header)) != header:
+                raise SystemExit(f"short header read: {path}")
+            if await loop.run_in_executor(None, f.readinto, target) != len(target):
+                raise SystemExit(f"short read: {path}")
+        finally:
+            await loop.run_in_executor(None, f.close)
+
+    def disk_bytes():
+        with open("/proc/self/io") as io:
+            return next(int(line.split()[1]) for line in io if line.startswith("read_bytes:"))
+
+    while not os.path.exists(go):
+        time.sleep(0.002)
+    paths = sorted(os.path.join(root, n) for n in os.listdir(root) if mine in n and n.endswith(".data"))
+    sizes = [os.path.getsize(path) - header for path in paths]
+    if sum(sizes) > room:
+        raise SystemExit(f"{sum(sizes)} B of files, room for {room}")
+    view, slices, at = memoryview(arena), [], 0
+    for size in sizes:
+        slices.append(view[at:at + size])
+        at += size
+
+    async def load():
+        await asyncio.gather(*(get(path, target) for path, target in zip(paths, slices)))
+
+    usage, before = resource.getrusage(resource.RUSAGE_SELF), disk_bytes()
+    cpu, start = usage.ru_utime + usage.ru_stime, time.time()
+    loop.run_until_complete(load())
+    end = time.time()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    run = {"start": start, "end": end, "cpu_s": usage.ru_utime + usage.ru_stime - cpu, "disk_bytes": disk_bytes() - before}
+    with open(out, "w") as result:
+        json.dump(run, result)
+    """
+)
+
+
+class PlainReaders:
+    """``PLAIN_READER`` processes, one per rank, started beside LMCache's ranks and run on their files after them."""
+
+    def __init__(self, store: FsStore, writers: int, room: int, work: Path) -> None:
+        self.store, self.go = store, work / "plain-go"
+        self.go.unlink(missing_ok=True)
+        self.outs = [work / f"plain{rank}.json" for rank in range(writers)]
+        for out in self.outs:
+            for stale in (out, Path(str(out) + ".ready")):
+                stale.unlink(missing_ok=True)
+        fixed = [str(store.per_writer), str(FS_HEADER_BYTES), str(room)]
+        self.procs = [
+            subprocess.Popen([sys.executable, "-c", PLAIN_READER, str(store.root), f"@{writers}@{rank}@", *fixed, *files])
+            for rank, out in enumerate(self.outs)
+            for files in [[str(out) + ".ready", str(self.go), str(out)]]
+        ]
+
+    def run(self) -> tuple[float, float]:
+        """Drop the page cache, read every file once: (first start to last end, CPU seconds of every reader)."""
+        while not all(Path(str(out) + ".ready").exists() for out in self.outs):
+            if any(p.poll() is not None for p in self.procs):
+                sys.exit("a plain reader failed before reading")
+            time.sleep(0.01)
+        self.store.before_load()
+        self.go.touch()
+        if any(p.wait(timeout=600) for p in self.procs):
+            sys.exit("a plain reader failed")
+        runs = [json.loads(out.read_text()) for out in self.outs]
+        self.store.check(runs, "the plain readers")
+        return max(r["end"] for r in runs) - min(r["start"] for r in runs), sum(r["cpu_s"] for r in runs)
+
+    def stop(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
 
 
 def scratch_venv(path: Path) -> Path:
@@ -207,11 +332,14 @@ class FsStore:
             finally:
                 os.close(fd)
 
-    def check(self, runs: list[dict[str, float]]) -> None:
+    def check(self, runs: list[dict[str, float]], reader: str = "LMCache") -> None:
         stored = sum(entry.stat().st_size for entry in os.scandir(self.root))
         from_disk = sum(run["disk_bytes"] for run in runs)
         if from_disk < 0.95 * stored:  # the load must come from the disk, not the page cache
-            sys.exit(f"LMCache read {from_disk:,} B from the disk of {stored:,} B stored: the page cache was not dropped")
+            sys.exit(f"{reader} read {from_disk:,} B from the disk of {stored:,} B stored: the page cache was not dropped")
+        again = sum(run.get("warm_disk_bytes", 0) for run in runs)
+        if again > 0.05 * stored:  # the warm load must come from memory
+            sys.exit(f"LMCache's warm load read {again:,} B of {stored:,} B from the disk: too little memory for the page cache")
 
     def close(self) -> None:
         self.clear()
@@ -250,7 +378,7 @@ class RedisStore:
     def before_load(self) -> None:
         pass
 
-    def check(self, runs: list[dict[str, float]]) -> None:
+    def check(self, runs: list[dict[str, float]], reader: str = "LMCache") -> None:
         pass
 
     def close(self) -> None:
@@ -261,16 +389,28 @@ class RedisStore:
 Store = FsStore | RedisStore
 
 
-def one_load(python: Path, store: Store, chunk: int, tokens: int, writers: int, work: Path) -> tuple[float, float, float]:
-    """One cold load by ``writers`` ranks started together: (first start to last end, CPU seconds of every rank,
-    the slowest rank's lookup seconds)."""
+@dataclass(frozen=True)
+class Load:
+    """One load by every rank at once: cold (from the store) and warm (the same load again, from memory)."""
+
+    seconds: float  # cold: the first rank's start to the last rank's end
+    cpu_s: float  # cold: every rank's CPU seconds
+    lookup_s: float  # cold: the slowest rank's exists() seconds
+    warm_seconds: float
+    warm_cpu_s: float
+    plain: tuple[float, float] | None  # fs: LMCache's files read again cold by plain readers (seconds, CPU seconds)
+
+
+def one_load(python: Path, store: Store, chunk: int, tokens: int, writers: int, work: Path) -> Load:
+    """One cold load by ``writers`` ranks started together, then the same load warm."""
     store.clear()
     go = work / "go"
     go.unlink(missing_ok=True)
+    Path(str(go) + ".warm").unlink(missing_ok=True)
     outs = [work / f"rank{rank}.json" for rank in range(writers)]
     for out in outs:
-        out.unlink(missing_ok=True)
-        Path(str(out) + ".stored").unlink(missing_ok=True)
+        for stale in (out, Path(str(out) + ".stored"), Path(str(out) + ".cold")):
+            stale.unlink(missing_ok=True)
     script = work / "worker.py"
     script.write_text(WORKER)
     env = {**os.environ, "PYTHONHASHSEED": "0", "LMCACHE_LOG_LEVEL": "ERROR"}
@@ -284,6 +424,26 @@ def one_load(python: Path, store: Store, chunk: int, tokens: int, writers: int, 
         )
         for rank, out in enumerate(outs)
     ]
+    room = (tokens // chunk) * LAYERS * 2 * max(1, KV_HEADS // writers) * HEAD * 2 * chunk
+    readers = PlainReaders(store, writers, room, work) if isinstance(store, FsStore) else None
+    try:
+        return timed(procs, outs, go, store, chunk, tokens, readers)
+    finally:
+        if readers:
+            readers.stop()
+
+
+def timed(
+    procs: list[subprocess.Popen[str]],
+    outs: list[Path],
+    go: Path,
+    store: Store,
+    chunk: int,
+    tokens: int,
+    readers: PlainReaders | None,
+) -> Load:
+    """The load of ranks started by ``one_load``, once every rank has stored the prompt: cold, warm, then the same
+    files by the plain readers (fs)."""
     deadline = time.monotonic() + 300
     while not all(Path(str(out) + ".stored").exists() for out in outs):
         if any(p.poll() == 3 for p in procs):  # a rank's store left chunks out
@@ -300,17 +460,30 @@ def one_load(python: Path, store: Store, chunk: int, tokens: int, writers: int, 
         time.sleep(0.05)
     store.before_load()
     go.touch()
+    while not all(Path(str(out) + ".cold").exists() for out in outs):
+        if any(p.poll() not in (None, 0) for p in procs):
+            break  # the wait below reports it
+        time.sleep(0.01)
+    Path(str(go) + ".warm").touch()
     for p in procs:
         if p.wait(timeout=600):
             sys.exit(f"an LMCache rank failed (exit {p.returncode}): " + p.communicate()[1][-2000:])
     runs = [json.loads(out.read_text()) for out in outs]
     want = tokens - tokens % chunk
-    if any(run["tokens"] != want for run in runs):
-        sys.exit(f"LMCache retrieved {[r['tokens'] for r in runs]} tokens, expected {want} per rank")
+    if any(run[key] != want for run in runs for key in ("tokens", "warm_tokens")):
+        got = [(r["tokens"], r["warm_tokens"]) for r in runs]
+        sys.exit(f"LMCache retrieved {got} tokens (cold, warm), expected {want} per rank")
     store.check(runs)
+    plain = readers.run() if readers else None
     store.clear()
-    seconds = float(max(r["end"] for r in runs) - min(r["start"] for r in runs))
-    return seconds, float(sum(r["cpu_s"] for r in runs)), float(max(r["lookup_s"] for r in runs))
+    return Load(
+        seconds=float(max(r["end"] for r in runs) - min(r["start"] for r in runs)),
+        cpu_s=float(sum(r["cpu_s"] for r in runs)),
+        lookup_s=float(max(r["lookup_s"] for r in runs)),
+        warm_seconds=float(max(r["warm_end"] for r in runs) - min(r["warm_start"] for r in runs)),
+        warm_cpu_s=float(sum(r["warm_cpu_s"] for r in runs)),
+        plain=plain,
+    )
 
 
 def predict(store: Store, chunk: int, tokens: int, writers: int, work: Path, index: int) -> tuple[float, str]:
@@ -376,26 +549,36 @@ def main() -> None:
                 tokens = args.tokens if name == "fs" else args.redis_tokens
                 for writers in (int(w) for w in args.writers.split(",")):
                     for chunk in (int(c) for c in args.chunks.split(",")):
-                        times, predictions, cpu, lookups = [], [], [], []
+                        loads: list[Load] = []
+                        predictions: list[float] = []
                         try:
                             for index in range(args.repeats):  # each load, then the probe that predicts it
-                                seconds, used, looked = one_load(python, store, chunk, tokens, writers, work)
-                                times.append(seconds)
-                                cpu.append(used)
-                                lookups.append(looked)
+                                loads.append(one_load(python, store, chunk, tokens, writers, work))
                                 predicted, bound = predict(store, chunk, tokens, writers, work, index)
                                 predictions.append(predicted)
                         except Unstored as error:
                             store.clear()
                             print(f"{store.name:>5} {chunk:>6} {writers:>7}  not loadable: {error}", flush=True)
                             continue
+                        times = [load.seconds for load in loads]
                         median, predicted = statistics.median(times), statistics.median(predictions)
                         spread = f"{min(times):.2f}-{max(times):.2f}"
                         pairs = sorted(p / t for p, t in zip(predictions, times, strict=True))
+                        plains = [load.plain for load in loads if load.plain is not None]
+                        plain = ""
+                        if plains:
+                            plain_s = statistics.median(p[0] for p in plains)
+                            plain = (
+                                f"; plain readers {plain_s:.3f} s (CPU {statistics.median(p[1] for p in plains):.2f} s), "
+                                f"predicted / plain {predicted / plain_s:.2f}"
+                            )
                         print(
                             f"{store.name:>5} {chunk:>6} {writers:>7} {median:>15.3f} ({spread:>10}) {predicted:>12.3f} "
                             f"{predicted / median:>6.2f}  {bound}; pairs {' '.join(f'{r:.2f}' for r in pairs)}; "
-                            f"LMCache CPU {statistics.median(cpu):.2f} s, lookups {statistics.median(lookups):.3f} s",
+                            f"LMCache CPU {statistics.median(load.cpu_s for load in loads):.2f} s, "
+                            f"lookups {statistics.median(load.lookup_s for load in loads):.3f} s; "
+                            f"warm {statistics.median(load.warm_seconds for load in loads):.3f} s "
+                            f"(CPU {statistics.median(load.warm_cpu_s for load in loads):.2f} s){plain}",
                             flush=True,
                         )
             finally:
