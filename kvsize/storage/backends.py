@@ -56,11 +56,11 @@ class BackendProfile(BaseModel):
                 raise BackendError(
                     f"backend {self.name}: `{field}` must be a finite number more than 0, got {shown(value)}", field=field
                 )
-        measured = [(self.aggregate_by_concurrency or {}).items()]
-        measured += [levels.items() for size, levels in (self.aggregate_by_object_size or {}).items() if size >= 1]
-        if any(size < 1 for size in self.aggregate_by_object_size or {}):
+        by_size = self.aggregate_by_object_size or {}
+        if any(size < 1 for size in by_size):
             raise BackendError(f"backend {self.name}: `aggregate_by_object_size` needs sizes of at least 1 byte")
-        for level, rate in (pair for items in measured for pair in items):
+        tables = [self.aggregate_by_concurrency or {}, *by_size.values()]
+        for level, rate in (pair for levels in tables for pair in levels.items()):
             if isinstance(level, bool) or level < 1 or not math.isfinite(rate) or rate <= 0:
                 raise BackendError(
                     f"backend {self.name}: `aggregate_by_concurrency` needs levels of at least 1 and finite rates more "

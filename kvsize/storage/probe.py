@@ -304,22 +304,22 @@ def fit_profile(name: str, results: list[ProbeResult]) -> FittedProfile:
     # B: the aggregate at the highest level, over all its sets (bytes read / time reading): short
     # bursts and single large sets ride on device and cache burst rates; the mix is what a load sees.
     top = max(r.concurrency for r in results)
-    by_level = {
-        level: sum(r.object_bytes * r.objects for r in results if r.concurrency == level)
-        / sum(r.read_seconds for r in results if r.concurrency == level)
-        for level in sorted({r.concurrency for r in results})
-    }
-    aggregate = by_level[top]
+    read: dict[int, list[float]] = {}  # per level: bytes read, seconds reading
     by_size: dict[int, dict[int, float]] = {}
     for r in results:
+        totals = read.setdefault(r.concurrency, [0.0, 0.0])
+        totals[0] += r.object_bytes * r.objects
+        totals[1] += r.read_seconds
         by_size.setdefault(r.object_bytes, {})[r.concurrency] = r.object_bytes * r.objects / r.read_seconds
+    by_level = {level: total / seconds for level, (total, seconds) in sorted(read.items())}
+    aggregate = by_level[top]
     return FittedProfile(
         name=f"probe {name}",
         source=f"kvsize probe {name}, {time.strftime('%Y-%m-%d')}",
         latency_s=latency,
         stream_bytes_per_s=stream,
         aggregate_bytes_per_s=aggregate,
-        concurrency=max(r.concurrency for r in results),
+        concurrency=top,
         notes=tuple(notes),
         aggregate_by_concurrency=by_level,
         aggregate_by_object_size=by_size,

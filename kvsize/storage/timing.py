@@ -342,12 +342,11 @@ def plan_storage(
             "S3 wire requests are an estimate: ceil(object / part size) ranged GETs per object (LMCache leaves the "
             "part size to awscrt); the one HEAD per chunk of a lookup is cached per process and not counted"
         )
-    threads = layout.connector.io_threads
-    if threads is None and options.host_cpus is not None and engine_concurrency(layout, options.host_cpus):
+    threads = engine_concurrency(layout, options.host_cpus)
+    if threads is not None and layout.connector.io_threads is None:  # set by --host-cpus
         notes.append(
-            f"{engine_concurrency(layout, options.host_cpus)} requests in flight per writer: LMCache's fs connector "
-            f"reads through asyncio's default thread pool, min(32, CPUs + 4) on a host of {options.host_cpus} CPUs "
-            "(--host-cpus)"
+            f"{threads} requests in flight per writer: LMCache's fs connector reads through asyncio's default thread "
+            f"pool, min(32, CPUs + 4) on a host of {options.host_cpus} CPUs (--host-cpus)"
         )
     if profile.aggregate_by_concurrency or profile.aggregate_by_object_size:
         notes.append(
