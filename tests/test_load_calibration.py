@@ -49,6 +49,23 @@ def test_b_is_read_at_the_loads_own_level():
     assert profile.aggregate_at(500) == 3e9
 
 
+@pytest.mark.parametrize(
+    ("tables", "field"),
+    [
+        ({"aggregate_by_concurrency": {0: 1e9}}, "aggregate_by_concurrency"),
+        ({"aggregate_by_concurrency": {8: float("nan")}}, "aggregate_by_concurrency"),
+        ({"aggregate_by_object_size": {2**20: {8: float("inf")}}}, "aggregate_by_object_size"),
+        ({"aggregate_by_object_size": {2**20: {-1: 1e9}}}, "aggregate_by_object_size"),
+    ],
+)
+def test_bad_measured_tables_name_their_field(tables, field):
+    from kvsize.errors import BackendError
+
+    with pytest.raises(BackendError) as caught:
+        BackendProfile(name="p", latency_s=0.001, stream_bytes_per_s=1e9, concurrency=32, **tables)
+    assert f"`{field}` needs levels of at least 1" in str(caught.value)
+
+
 def test_profile_with_levels_through_the_cli(run_json, tmp_path):
     profile = tmp_path / "disk.yaml"
     profile.write_text(

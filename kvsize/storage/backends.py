@@ -59,14 +59,16 @@ class BackendProfile(BaseModel):
         by_size = self.aggregate_by_object_size or {}
         if any(size < 1 for size in by_size):
             raise BackendError(f"backend {self.name}: `aggregate_by_object_size` needs sizes of at least 1 byte")
-        tables = [self.aggregate_by_concurrency or {}, *by_size.values()]
-        for level, rate in (pair for levels in tables for pair in levels.items()):
-            if isinstance(level, bool) or level < 1 or not math.isfinite(rate) or rate <= 0:
-                raise BackendError(
-                    f"backend {self.name}: `aggregate_by_concurrency` needs levels of at least 1 and finite rates more "
-                    f"than 0, got {shown(level)}: {shown(rate)}",
-                    field="aggregate_by_concurrency",
-                )
+        tables = [("aggregate_by_concurrency", self.aggregate_by_concurrency or {})]
+        tables += [("aggregate_by_object_size", levels) for levels in by_size.values()]
+        for table, levels in tables:
+            for level, rate in levels.items():
+                if isinstance(level, bool) or level < 1 or not math.isfinite(rate) or rate <= 0:
+                    raise BackendError(
+                        f"backend {self.name}: `{table}` needs levels of at least 1 and finite rates more than 0, got "
+                        f"{shown(level)}: {shown(rate)}",
+                        field=table,
+                    )
         for field in ("concurrency", "part_size_bytes", "max_value_bytes"):
             value = getattr(self, field)
             if value is not None and value < 1:
