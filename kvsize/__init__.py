@@ -4,22 +4,28 @@ One call per command, each returning a pydantic result whose ``model_dump(mode="
 command's ``--format json`` output:
 
 >>> import kvsize
->>> result = kvsize.size("Qwen/Qwen3-4B-Instruct-2507", tp=4, prompt=100_000, chunk_sizes=[256, 2048])
+>>> result = kvsize.size("Qwen/Qwen3-4B-Instruct-2507", serving=kvsize.Serving(tp=4), chunk_sizes=[256, 2048])
 >>> [(row.chunk_tokens, row.objects) for row in result.rows]
 [(256, 1560), (2048, 192)]
 
-``kvsize.check`` (the CI guard), ``kvsize.capacity`` and ``kvsize.probe`` do the same for their
-commands; the building blocks (``resolve_model``, ``plan_sweep``, ``plan_storage``, ...) are here too.
-Errors are ``KvsizeError`` subclasses, one per kind, naming the parameter at fault.
+Arguments come in typed groups: ``kvsize.Serving`` (TP, PP, dtype), the engine and its settings
+(``engine="vllm"`` or ``engine=kvsize.engines.Vllm(tier="obj")``), ``kvsize.Workload`` (the prompt, prompts at
+once) and ``kvsize.Storage`` (backends and figures). ``kvsize.check`` (the CI guard), ``kvsize.capacity`` and
+``kvsize.probe`` do the same for their commands; the building blocks (``resolve_model``, ``plan_sweep``,
+``plan_storage``, ...) are here too. Errors are ``KvsizeError`` subclasses, one per kind, naming the parameter at
+fault.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from kvsize.api import kvbm_config, lmcache_config, sglang_config, size, vllm_config
-from kvsize.engines.connectors import CONNECTORS, Connector
-from kvsize.engines.lmcache import EngineOptions, Layout, Stage, plan_layout
+from kvsize.calls.args import Storage, Workload
+from kvsize.calls.guard import capacity, check
+from kvsize.calls.measure import clean_probe_leftovers, probe, probe_leftovers
+from kvsize.calls.sizing import size
+from kvsize.engines.base import Connector, EngineOptions, EngineSettings, Layout, Serving, Stage
+from kvsize.engines.emit import emit_config, kvbm_config, lmcache_config, sglang_config, vllm_config
 from kvsize.engines.serving import pp_split
 from kvsize.errors import (
     BackendError,
@@ -30,20 +36,18 @@ from kvsize.errors import (
     ProbeError,
     UnsupportedModelError,
 )
-from kvsize.guard import capacity, check
-from kvsize.measure import clean_probe_leftovers, probe, probe_leftovers
 from kvsize.model.catalog import Catalog, CatalogEntry
 from kvsize.model.normalize import spec_from_config
 from kvsize.model.sources import resolve_model, spec_from_path
 from kvsize.model.spec import LayerKind, ModelSpec
-from kvsize.plan import DEFAULT_CHUNK_SIZES, Sweep, SweepRow, plan_row, plan_sweep
+from kvsize.plan import DEFAULT_CHUNK_SIZES, Sweep, SweepRow, plan_layout, plan_row, plan_sweep
 from kvsize.results import SizeResult
 from kvsize.units import format_iec, parse_count, parse_duration, parse_rate, parse_size
 
 if TYPE_CHECKING:  # loaded on first use (PEP 562), so that sizing a catalog model imports only what it needs
-    from kvsize.compare import EnginesReport, compare_engines
-    from kvsize.emit import settings_for
-    from kvsize.engines.lmcache_settings import read_settings
+    from kvsize.calls.compare import EnginesReport, compare_engines
+    from kvsize.engines.lmcache import CONNECTORS
+    from kvsize.engines.lmcache_settings import read_settings, settings_for
     from kvsize.storage import (
         PRESETS,
         BackendProfile,
@@ -61,8 +65,9 @@ if TYPE_CHECKING:  # loaded on first use (PEP 562), so that sizing a catalog mod
 __version__ = "0.1.0"
 
 _LAZY = {
-    "EnginesReport": "kvsize.compare",
-    "compare_engines": "kvsize.compare",
+    "CONNECTORS": "kvsize.engines.lmcache",
+    "EnginesReport": "kvsize.calls.compare",
+    "compare_engines": "kvsize.calls.compare",
     "BackendProfile": "kvsize.storage",
     "Limit": "kvsize.storage",
     "PRESETS": "kvsize.storage",
@@ -77,7 +82,7 @@ _LAZY = {
     "CapacityReport": "kvsize.storage.capacity",
     "plan_capacity": "kvsize.storage.capacity",
     "read_settings": "kvsize.engines.lmcache_settings",
-    "settings_for": "kvsize.emit",
+    "settings_for": "kvsize.engines.lmcache_settings",
     "ProbeReport": "kvsize.storage.probe",
     "run_probe": "kvsize.storage.probe",
     "open_target": "kvsize.storage.probe",
@@ -106,6 +111,7 @@ __all__ = [
     "ConfigError",
     "Connector",
     "EngineOptions",
+    "EngineSettings",
     "EnginesReport",
     "HubError",
     "KvsizeError",
@@ -117,19 +123,23 @@ __all__ = [
     "ParallelismError",
     "ProbeError",
     "ProbeReport",
+    "Serving",
     "SizeResult",
     "Stage",
+    "Storage",
     "StoragePlan",
     "Sweep",
     "SweepRow",
     "TimeOptions",
     "UnsupportedModelError",
+    "Workload",
     "__version__",
     "capacity",
     "check",
     "check_row",
     "clean_probe_leftovers",
     "compare_engines",
+    "emit_config",
     "format_iec",
     "kvbm_config",
     "lmcache_config",

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from kvsize.engines.base import GroupObjects, StageObjects, SweepRow
-from kvsize.engines.lmcache import DEFAULT_CHUNK_TOKENS, EngineOptions, Layout
+from kvsize.engines.base import EngineOptions, GroupObjects, Layout, StageObjects, SweepRow
 from kvsize.engines.registry import engine_for
 from kvsize.errors import KvsizeError, shown
 from kvsize.model.spec import ModelSpec
 
 DEFAULT_CHUNK_SIZES: tuple[int, ...] = (256, 512, 1024, 2048, 4096)
-LMCACHE_DEFAULT_CHUNK = DEFAULT_CHUNK_TOKENS
+"""The sizes ``plan_sweep`` plans when given none (the default engine's candidates)."""
+BASELINE_CHUNK = 256
+"""The chunk size every row's ``reduction_vs_256`` compares against (the default engine's default chunk)."""
 MAX_TOKENS = 1_000_000_000
-__all__ = ["GroupObjects", "StageObjects", "Sweep", "SweepRow", "plan_row", "plan_sweep"]
+__all__ = ["GroupObjects", "StageObjects", "Sweep", "SweepRow", "plan_layout", "plan_row", "plan_sweep"]
 MAX_CHUNK_CANDIDATES = 64
 """Most candidate chunk sizes in one sweep: ``search`` does the fine search between them."""
 
@@ -34,6 +35,13 @@ class Sweep(BaseModel):
     rows: tuple[SweepRow, ...]
     warnings: tuple[str, ...]
     notes: tuple[str, ...]
+
+
+def plan_layout(spec: ModelSpec, options: EngineOptions) -> Layout:
+    """The layout ``options.engine`` gives the model: which layers it stores, by whom, in objects of what size."""
+    if not isinstance(options, EngineOptions):
+        raise KvsizeError(f"`options` must be kvsize.EngineOptions, got {type(options).__name__}", field="options")
+    return engine_for(options.engine).plan_layout(spec, options)
 
 
 def plan_row(layout: Layout, prompt_tokens: int, chunk_tokens: int) -> SweepRow:
@@ -75,8 +83,8 @@ def plan_sweep(
         if problem:
             raise KvsizeError(problem, field="chunk_sizes")
     # "vs 256": against the engine's own objects at 256 tokens, when the engine takes that size.
-    usable = engine.chunk_problem(layout, LMCACHE_DEFAULT_CHUNK) is None
-    baseline = plan_row(layout, prompt_tokens, LMCACHE_DEFAULT_CHUNK).objects if usable else 0
+    usable = engine.chunk_problem(layout, BASELINE_CHUNK) is None
+    baseline = plan_row(layout, prompt_tokens, BASELINE_CHUNK).objects if usable else 0
     rows = []
     for chunk in sorted(set(chunk_sizes)):
         row = plan_row(layout, prompt_tokens, chunk)
@@ -84,11 +92,6 @@ def plan_sweep(
         rows.append(row.model_copy(update={"reduction_vs_256": reduction}))
 
     warnings = [*spec.warnings, *layout.warnings]
-    if options.save_unfull_chunk and not layout.connector.stores_partial_chunks:
-        warnings.append(
-            f"--save-unfull-chunk has no effect with --connector {layout.connector.name}: it never stores a "
-            "partial chunk, so the tail stays unsaved"
-        )
     context = spec.max_position_embeddings
     if context is not None and prompt_tokens > context:
         field = spec.fields["context"].field if "context" in spec.fields else "max_position_embeddings"
@@ -108,6 +111,5 @@ def plan_sweep(
         prompt_tokens=prompt_tokens,
         rows=tuple(rows),
         warnings=tuple(warnings),
-        # The spec's notes are how LMCache's in-process connector treats the layers (sliding layers promoted to full).
-        notes=(*(spec.notes if layout.engine == "lmcache" else ()), *layout.notes),
+        notes=layout.notes,
     )

@@ -49,7 +49,7 @@ class RowView(BaseModel):
     stored_bytes: int
     reduction_vs_256: float | None
     groups: list[GroupObjects] | None = None
-    """Per KV-cache group, for engines that store per group (vLLM native, llm-d); null for LMCache."""
+    """Per KV-cache group, for engines that store per group (vLLM native, llm-d); null for the others."""
 
     @classmethod
     def of(cls, row: SweepRow) -> RowView:
@@ -126,8 +126,8 @@ class SweepReport(BaseModel):
     head_size: int
     use_mla: bool
     stages: list[StageView]
-    offload_engine: str = "lmcache"
-    """The offloading stack sized: lmcache, vllm or llmd-fs (``kvsize engines``)."""
+    offload_engine: str
+    """The offloading stack sized (``kvsize engines`` lists them)."""
     engine_options: dict[str, Any] = {}
     """The stack's own settings that shape its objects (LMCache: connector, layerwise, ...; vLLM: tier, GPU block, ...)."""
     sweep: Sweep = Field(exclude=True, repr=False)
@@ -150,8 +150,8 @@ def sweep_fields(sweep: Sweep, warnings: list[str]) -> dict[str, Any]:
         "rows": [RowView.of(row) for row in sweep.rows],
         "notes": list(sweep.notes),
         "connector": layout.connector.name,
-        "layerwise": layout.options.layerwise,
-        "save_unfull_chunk": layout.options.save_unfull_chunk,
+        "layerwise": bool(getattr(layout.options.settings, "layerwise", False)),
+        "save_unfull_chunk": bool(getattr(layout.options.settings, "save_unfull_chunk", False)),
         "source": spec.source,
         "model_type": spec.model_type,
         "layers": spec.num_layers,
@@ -179,51 +179,10 @@ def sweep_fields(sweep: Sweep, warnings: list[str]) -> dict[str, Any]:
 
 
 def engine_options(layout: Any) -> dict[str, Any]:
-    """The engine's own settings, as the JSON's ``engine_options`` shows them."""
-    options = layout.options
-    if layout.engine == "lmcache":
-        return {
-            "connector": layout.connector.name,
-            "layerwise": options.layerwise,
-            "save_unfull_chunk": options.save_unfull_chunk,
-            "stores_partial_chunks": layout.connector.stores_partial_chunks,
-            "io_threads": layout.connector.io_threads,
-        }
-    if layout.engine == "sglang":
-        from kvsize.engines.sglang import PREFETCH_THRESHOLD, STORAGE_BATCH_SIZE
+    """The engine's own settings, as the JSON's ``engine_options`` shows them (``Engine.engine_options``)."""
+    from kvsize.engines.registry import engine_for
 
-        return {
-            "backend": layout.connector.name,
-            "mem_layout": "page_first",
-            "kv_split": layout.objects_per_chunk == 2,
-            "page_is_attention_page": True,
-            "prefetch_threshold_tokens": PREFETCH_THRESHOLD,
-            "batch_pages": STORAGE_BATCH_SIZE,
-            "io_threads": layout.connector.io_threads,
-            "source": layout.connector.source,
-        }
-    if layout.engine == "kvbm":
-        from kvsize.engines.kvbm import UNVERIFIED
-
-        return {
-            "framework": options.kvbm_engine,
-            "tier": layout.connector.name,
-            "block_tokens": layout.block_tokens,
-            "confidence": "medium",
-            "unverified": list(UNVERIFIED),
-            "source": layout.connector.source,
-        }
-    out: dict[str, Any] = {
-        "tier": layout.connector.name if layout.engine == "vllm" else "fs",
-        "gpu_block_size": layout.block_tokens,
-        "kv_cache_groups": len(layout.groups),
-        "worker_block_bytes": layout.worker_block_bytes,
-        "copies": layout.copies if layout.engine == "vllm" else None,
-        "host_page_bytes": layout.host_page_bytes,
-        "io_threads": layout.connector.io_threads,
-        "source": layout.connector.source,
-    }
-    return out
+    return engine_for(layout.engine).engine_options(layout)
 
 
 class SizeResult(SweepReport):

@@ -151,7 +151,7 @@ BAD_INPUT = [
     ((SEED, "--chunk-size", "0"), "--chunk-size must be at least 1"),
     ((SEED, "--chunk-size", "256", "--chunk-sizes", "512"), "not both"),
     ((SEED, "--format", "xml"), "'xml' is not one of"),
-    ((SEED, "--kv-dtype", "int3"), "'int3' is not one of"),
+    ((SEED, "--kv-dtype", "int3"), "unknown --kv-dtype 'int3'"),
     ((SEED, "--bogus"), "No such option: --bogus"),
     ((SEED, "--tp"), "requires an argument"),
     ((SEED, "--draft-layers", "0"), "--draft-layers must be 1 to 10,000"),

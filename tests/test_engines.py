@@ -222,9 +222,12 @@ def test_time_model_uses_the_tiers_threads(run_json):
     assert obj["warnings"] == [] or not any("--tier" in w for w in obj["warnings"])
 
 
-def test_lmcache_limits_do_not_apply_to_vllm(run_json):
-    data = run_json(SEED, "--tp", "4", "--engine", "vllm", "-b", "s3", "--tier", "obj", "--blocking-timeout", "1ms")
+def test_lmcache_limits_do_not_apply_to_vllm(run, run_json):
+    data = run_json(SEED, "--tp", "4", "--engine", "vllm", "-b", "s3", "--tier", "obj", "--concurrent-prompts", "200")
     assert all("blocking_timeout" not in row["risks"] for row in data["rows"])
+    refused = run(SEED, "--engine", "vllm", "--blocking-timeout", "1ms")
+    assert refused.exit_code == 2
+    assert "--blocking-timeout applies to --engine lmcache, not vllm" in refused.stderr
 
 
 def test_check_flags_the_cpu_tier_slots(run):
@@ -269,14 +272,14 @@ def test_check_defaults_to_the_engines_chunk(run_json):
         (("--engine", "sglang", "--sglang-backend", "file\udcff"), "--sglang-backend"),
         (("--engine", "kvbm", "--kvbm-engine", "sglang"), "--kvbm-engine"),
         (("--engine", "kvbm", "--kvbm-tier", "g3"), "--kvbm-tier"),
-        (("--engine", "llmd-fs", "--tier", "obj"), "llmd-fs writes files only"),
+        (("--engine", "llmd-fs", "--tier", "obj"), "unknown --tier 'obj': use one of fs"),
         (("--engine", "vllm", "--gpu-block-size", "0"), "--gpu-block-size must be 1 to 65,536"),
         (("--engine", "vllm", "--gpu-block-size", "99999999999999999999"), "--gpu-block-size"),
         (("--engine", "vllm", "--kv-offloading-size", "nan"), "--kv-offloading-size"),
         (("--engine", "vllm", "--kv-offloading-size", "inf"), "--kv-offloading-size"),
         (("--engine", "vllm", "--kv-offloading-size", "-1"), "--kv-offloading-size"),
         (("--engine", "vllm", "--kv-offloading-size", "1e400"), "--kv-offloading-size"),
-        (("--kv-offloading-size", "4"), "give it with --engine vllm"),
+        (("--kv-offloading-size", "4"), "--kv-offloading-size applies to --engine vllm, not lmcache"),
         (("--engine", "nope"), "--engine"),
         (("--engine", "vllm", "--tier", "disk"), "--tier"),
         (("--engine", "vllm", "--tier", "fs\udcff"), "--tier"),
@@ -295,7 +298,7 @@ def test_check_refuses_an_lmcache_config_under_vllm(run, tmp_path):
     config = tmp_path / "lmcache.yaml"
     config.write_text("chunk_size: 256\n")
     line = one_line(run("check", SEED, "--engine", "vllm", "--lmcache-config", str(config)))
-    assert "--lmcache-config is LMCache's" in line
+    assert "--lmcache-config is LMCache's config file: engine vllm has no config file kvsize reads" in line
 
 
 # --- the default engine is unchanged; the JSON only gains keys ----------------------------------------------------

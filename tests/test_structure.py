@@ -1,5 +1,6 @@
 """The package's shape, held by tests: data flows one way (no import circle, counting imports inside
-functions, TYPE_CHECKING imports aside), no module over 400 lines, no function body over 60 lines."""
+functions, TYPE_CHECKING imports aside), one engine is one module (up to 700 lines; any other module 400), no
+function body over 60 lines, and no engine is named outside ``kvsize/engines/``: code asks the engine instead."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "kvsize"
 MAX_MODULE_LINES = 400
+MAX_ENGINE_MODULE_LINES = 700
 MAX_FUNCTION_LINES = 60
 
 
@@ -80,11 +82,56 @@ def test_the_cycle_finder_finds_one():
     assert _cycle({"a": {"b"}, "b": set()}) is None
 
 
-def test_no_module_over_400_lines():
-    long = {
-        str(p.relative_to(PACKAGE)): n for p in PACKAGE.rglob("*.py") if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES
-    }
+def _engine_module(path: Path) -> bool:
+    """A module of one engine: under engines/, named after an engine in the registry (``lmcache_settings``)."""
+    from kvsize.engines.registry import ENGINE_NAMES
+
+    stems = {name.replace("-", "_") for name in ENGINE_NAMES}
+    return path.parent.name == "engines" and any(path.stem == s or path.stem.startswith(s + "_") for s in stems)
+
+
+def test_one_engine_one_module_and_no_module_over_400_lines():
+    long = {}
+    for path in PACKAGE.rglob("*.py"):
+        lines = len(path.read_text().splitlines())
+        if lines > (MAX_ENGINE_MODULE_LINES if _engine_module(path) else MAX_MODULE_LINES):
+            long[str(path.relative_to(PACKAGE))] = lines
     assert long == {}
+
+
+def _engine_names_outside_engines() -> list[str]:
+    """``engine == ...`` compares and engine names as string literals in kvsize/, outside kvsize/engines/."""
+    from kvsize.engines.registry import ENGINE_NAMES
+
+    found = []
+    for path in PACKAGE.rglob("*.py"):
+        if "engines" in path.relative_to(PACKAGE).parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            where = f"{path.relative_to(PACKAGE)}:{getattr(node, 'lineno', 0)}"
+            if isinstance(node, ast.Constant) and node.value in ENGINE_NAMES:
+                found.append(f"{where}: the literal {node.value!r}")
+            if isinstance(node, ast.Compare) and "engine" in ast.unparse(node.left).lower():
+                comparators = [ast.unparse(c) for c in node.comparators]
+                if any(isinstance(op, (ast.Eq, ast.NotEq, ast.In, ast.NotIn)) for op in node.ops):
+                    found.append(f"{where}: {ast.unparse(node.left)} compared with {', '.join(comparators)}")
+    return found
+
+
+def test_no_engine_is_named_outside_the_engines():
+    assert _engine_names_outside_engines() == []
+
+
+def test_the_engine_name_finder_finds_them(tmp_path, monkeypatch):
+    module = PACKAGE / "_structure_probe.py"
+    module.write_text('def f(layout):\n    return layout.engine == "vllm" or layout.name in ("sglang",)\n', encoding="utf-8")
+    try:
+        found = _engine_names_outside_engines()
+    finally:
+        module.unlink()
+    assert any("the literal 'vllm'" in line for line in found)
+    assert any("layout.engine compared with" in line for line in found)
+    assert any("the literal 'sglang'" in line for line in found)
 
 
 def test_no_function_body_over_60_lines():

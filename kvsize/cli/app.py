@@ -52,7 +52,7 @@ class DefaultCommandGroup(TyperGroup):
             sys.exit(2)  # the help was printed: no model given
         except _click.exceptions.UsageError as error:
             command = error.ctx.command_path if error.ctx is not None else "kvsize"
-            _fail(f"{error.format_message()} (see '{command} --help')")
+            _fail(f"{_plain(error.format_message())} (see '{command} --help')")
         except KvsizeError as error:
             _fail(as_flags(str(error)))
         except ValueError as error:  # pydantic's ValidationError: a value of the wrong type reached the library
@@ -76,6 +76,20 @@ class DefaultCommandGroup(TyperGroup):
         if standalone:
             sys.exit(result if isinstance(result, int) else 0)
         return result
+
+
+_CHOICE = re.compile(
+    r"^Invalid value for '(?P<flag>[^']+)': (?:Value error, )?(?P<value>'.*') is not one of (?P<choices>.*?)\.?$"
+)
+
+
+def _plain(message: str) -> str:
+    """A parser's message in kvsize's words: an invalid choice as ``unknown --x 'v': use one of a, b``."""
+    match = _CHOICE.match(message)
+    if match is None:
+        return message.replace("Value error, ", "")
+    choices = match.group("choices").replace("'", "")
+    return f"unknown {match.group('flag')} {match.group('value')}: use one of {choices}"
 
 
 def _first_problem(error: ValueError) -> str:

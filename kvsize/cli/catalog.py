@@ -21,9 +21,10 @@ def models(
 
     from kvsize.cli.output import Output
     from kvsize.cli.reports import catalog_rows, render_rows
-    from kvsize.engines.lmcache import EngineOptions, plan_layout
+    from kvsize.engines.base import EngineOptions
     from kvsize.model.catalog import Catalog
     from kvsize.model.sources import resolve_model
+    from kvsize.plan import plan_layout
     from kvsize.units import format_count
 
     book = Catalog(catalog)

@@ -9,13 +9,14 @@ import typer
 
 from kvsize.cli import options as o
 from kvsize.cli.app import app, warn
+from kvsize.cli.engine_flags import EngineCommand, engine_settings
 
 if TYPE_CHECKING:
     from kvsize.storage.capacity import CapacityReport
     from kvsize.storage.limits import CheckReport
 
 
-@app.command("check")
+@app.command("check", cls=EngineCommand)
 def check(
     model: o.Model,
     tp: o.Tp = 1,
@@ -23,17 +24,8 @@ def check(
     prompt: o.Prompt = "100k",
     chunk_size: o.DeployChunk = None,
     kv_dtype: o.KvDtype = o.KvDtypeChoice.auto,
-    connector: o.DeployConnector = None,
-    save_unfull_chunk: o.DeployUnfull = None,
-    layerwise: o.DeployLayerwise = None,
     lmcache_config: o.LmcacheConfig = None,
-    engine: o.Engine = o.EngineChoice.lmcache,
-    tier: o.Tier = None,
-    gpu_block_size: o.GpuBlockSize = None,
-    sglang_backend: o.SglangBackend = None,
-    kvbm_engine: o.KvbmEngine = None,
-    kvbm_tier: o.KvbmTier = None,
-    kv_offloading_size: o.KvOffloadingSize = None,
+    engine: o.Engine = o.DEFAULT_ENGINE_CHOICE,
     max_objects: Annotated[int | None, typer.Option("--max-objects", help="Most objects one prompt may store.")] = None,
     max_object_size: Annotated[str | None, typer.Option("--max-object-size", help="Largest object, e.g. 128MiB.")] = None,
     max_total_bytes: Annotated[
@@ -58,13 +50,6 @@ def check(
     prefill_tps: o.PrefillTps = None,
     gpu: o.Gpu = "h100",
     mfu: o.Mfu = 0.4,
-    blocking_timeout: Annotated[
-        str | None, typer.Option("--blocking-timeout", help="blocking_timeout_secs (else the LMCache config's, else 10s).")
-    ] = None,
-    cpu_buffer: Annotated[
-        str | None, typer.Option("--cpu-buffer", help="max_local_cpu_size (else the LMCache config's, else 5GiB).")
-    ] = None,
-    pinned_memory: o.PinnedMemory = None,
     output: Annotated[o.ReportFormat, typer.Option("--format", "-f", help="Output format.")] = o.ReportFormat.table,
     catalog: o.Catalog = None,
     revision: o.Revision = None,
@@ -72,42 +57,43 @@ def check(
     vllm_version: o.VllmVersion = "0.33.0",
 ) -> None:
     """Exit 0 when the serving config keeps every limit, 1 with the violated ones, 2 for bad input."""
-    from kvsize import guard
+    from kvsize.calls.args import Workload
+    from kvsize.calls.guard import check as check_call
     from kvsize.cli.reports import print_check
+    from kvsize.engines.base import Serving
     from kvsize.units import parse_count, parse_duration, parse_size
 
-    report = guard.check(
+    report = check_call(
         model,
-        tp=tp,
-        pp=pp,
-        prompt=parse_count(prompt, "--prompt"),
+        serving=Serving(tp=tp, pp=pp, kv_dtype=kv_dtype.value, vllm_version=vllm_version),
+        engine=engine_settings(engine),
+        workload=Workload(
+            prompt=parse_count(prompt, "--prompt"),
+            concurrent_prompts=concurrent_prompts,
+            instances=instances,
+            prefill_tps=prefill_tps,
+            gpu=gpu,
+            mfu=mfu,
+            host_cpus=host_cpus,
+        ),
+        storage=o.storage(
+            [backend] if backend else None,
+            latency,
+            stream_bandwidth,
+            aggregate_bandwidth,
+            concurrency,
+            max_requests_per_s,
+            part_size,
+        ),
         chunk_size=parse_count(chunk_size, "--chunk-size") if chunk_size is not None else None,
-        kv_dtype=kv_dtype.value,
-        connector=connector,
-        save_unfull_chunk=save_unfull_chunk,
-        layerwise=layerwise,
-        lmcache_config=lmcache_config,
-        **o.engine_flags(engine, tier, gpu_block_size, sglang_backend, kvbm_engine, kvbm_tier),
-        kv_offloading_size=kv_offloading_size,
         max_objects=max_objects,
         max_object_size=parse_size(max_object_size, "--max-object-size") if max_object_size else None,
         max_total_bytes=parse_size(max_total_bytes, "--max-total-bytes") if max_total_bytes else None,
         max_load_seconds=parse_duration(max_load_seconds, "--max-load-seconds") if max_load_seconds else None,
-        backend=backend,
-        **o.figures(latency, stream_bandwidth, aggregate_bandwidth, concurrency, max_requests_per_s, part_size),
-        concurrent_prompts=concurrent_prompts,
-        instances=instances,
-        host_cpus=host_cpus,
-        prefill_tps=prefill_tps,
-        gpu=gpu,
-        mfu=mfu,
-        blocking_timeout=parse_duration(blocking_timeout, "--blocking-timeout") if blocking_timeout else None,
-        cpu_buffer=parse_size(cpu_buffer, "--cpu-buffer") if cpu_buffer else None,
-        pinned_memory=parse_size(pinned_memory, "--pinned-memory") if pinned_memory else None,
+        lmcache_config=lmcache_config,
         catalog=catalog,
         revision=revision,
         offline=offline,
-        vllm_version=vllm_version,
     )
     warn(*report.warnings)
     _write(report, output, print_check)
@@ -115,7 +101,7 @@ def check(
         raise typer.Exit(1)
 
 
-@app.command("capacity")
+@app.command("capacity", cls=EngineCommand)
 def capacity(
     model: o.Model,
     tp: o.Tp = 1,
@@ -130,16 +116,8 @@ def capacity(
         str | None, typer.Option("--shared-prefix", help="Tokens every prompt shares (stored once).")
     ] = None,
     kv_dtype: o.KvDtype = o.KvDtypeChoice.auto,
-    connector: o.DeployConnector = None,
-    save_unfull_chunk: o.DeployUnfull = None,
-    layerwise: o.DeployLayerwise = None,
     lmcache_config: o.LmcacheConfig = None,
-    engine: o.Engine = o.EngineChoice.lmcache,
-    tier: o.Tier = None,
-    gpu_block_size: o.GpuBlockSize = None,
-    sglang_backend: o.SglangBackend = None,
-    kvbm_engine: o.KvbmEngine = None,
-    kvbm_tier: o.KvbmTier = None,
+    engine: o.Engine = o.DEFAULT_ENGINE_CHOICE,
     output: Annotated[
         o.ReportFormat, typer.Option("--format", "-f", help="Output format (markdown: a section for a capacity-planning doc).")
     ] = o.ReportFormat.table,
@@ -149,29 +127,27 @@ def capacity(
     vllm_version: o.VllmVersion = "0.33.0",
 ) -> None:
     """How many prompts fit in a storage tier (--storage), or the storage N prompts need (--prompts)."""
-    from kvsize import guard
+    from kvsize.calls.args import Workload
+    from kvsize.calls.guard import capacity as capacity_call
     from kvsize.cli.reports import print_capacity
+    from kvsize.engines.base import Serving
     from kvsize.units import parse_count, parse_size
 
-    report = guard.capacity(
+    report = capacity_call(
         model,
-        tp=tp,
-        pp=pp,
-        prompt=parse_count(prompt, "--prompt"),
+        serving=Serving(tp=tp, pp=pp, kv_dtype=kv_dtype.value, vllm_version=vllm_version),
+        engine=engine_settings(engine),
+        workload=Workload(
+            prompt=parse_count(prompt, "--prompt"),
+            shared_prefix=parse_count(shared_prefix, "--shared-prefix") if shared_prefix else None,
+        ),
         chunk_size=parse_count(chunk_size, "--chunk-size") if chunk_size is not None else None,
         storage=parse_size(storage_size, "--storage") if storage_size else None,
         prompts=prompts,
-        shared_prefix=parse_count(shared_prefix, "--shared-prefix") if shared_prefix else None,
-        kv_dtype=kv_dtype.value,
-        connector=connector,
-        save_unfull_chunk=save_unfull_chunk,
-        layerwise=layerwise,
         lmcache_config=lmcache_config,
-        **o.engine_flags(engine, tier, gpu_block_size, sglang_backend, kvbm_engine, kvbm_tier),
         catalog=catalog,
         revision=revision,
         offline=offline,
-        vllm_version=vllm_version,
     )
     warn(*report.warnings)
     _write(report, output, print_capacity)

@@ -26,7 +26,7 @@ def engines(
     offline: o.Offline = False,
 ) -> None:
     """Each offloading engine: its knob, default, object rule and source; with MODEL, one prompt under each."""
-    from kvsize.compare import compare_engines as compare
+    from kvsize.calls.compare import compare_engines as compare
     from kvsize.units import parse_count, parse_int_list
 
     report = compare(

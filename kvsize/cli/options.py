@@ -6,6 +6,11 @@ from typing import Annotated, Any
 
 import typer
 
+from kvsize.cli.engine_flags import ENGINE_HELP, PANEL, EngineChoice
+from kvsize.engines.registry import DEFAULT_ENGINE
+
+DEFAULT_ENGINE_CHOICE = EngineChoice(DEFAULT_ENGINE)
+
 TIME = "Storage time model"
 
 
@@ -31,44 +36,6 @@ class TableFormat(str, Enum):
     json = "json"
 
 
-class EmitFormat(str, Enum):
-    lmcache = "lmcache"
-    vllm = "vllm"
-    sglang = "sglang"
-    kvbm = "kvbm"
-
-
-class EngineChoice(str, Enum):
-    lmcache = "lmcache"
-    vllm = "vllm"
-    llmd_fs = "llmd-fs"
-    sglang = "sglang"
-    kvbm = "kvbm"
-
-
-class SglangBackendChoice(str, Enum):
-    file = "file"
-    mooncake = "mooncake"
-    nixl = "nixl"
-    hf3fs = "hf3fs"
-
-
-class KvbmEngineChoice(str, Enum):
-    vllm = "vllm"
-    trtllm = "trtllm"
-
-
-class KvbmTierChoice(str, Enum):
-    disk = "disk"
-    object = "object"
-
-
-class TierChoice(str, Enum):
-    cpu = "cpu"
-    fs = "fs"
-    obj = "obj"
-
-
 class ProbeEmit(str, Enum):
     fio = "fio"
 
@@ -82,8 +49,7 @@ class KvDtypeChoice(str, Enum):
     fp8_e5m2 = "fp8_e5m2"
 
 
-CONNECTOR_HELP = "LMCache backend: s3 (default), fs, redis, valkey, resp, mooncakestore, gds, weka, local-disk, cpu."
-ENGINE = "Offloading engine"
+ENGINE = PANEL
 
 Model = Annotated[
     str, typer.Argument(help="Catalog name (see 'kvsize models'), a config.json or its directory, or a Hub repo ORG/NAME.")
@@ -131,9 +97,6 @@ Instances = Annotated[
         "--instances", help="Serving instances the concurrent prompts are spread over (default 1).", rich_help_panel=TIME
     ),
 ]
-PinnedMemory = Annotated[
-    str | None, typer.Option("--pinned-memory", help="Pinned memory available, for LMCache's S3 rule.", rich_help_panel=TIME)
-]
 PrefillTps = Annotated[
     float | None,
     typer.Option("--prefill-tps", help="Measured prefill tokens/s, for the recompute cost.", rich_help_panel=TIME),
@@ -154,85 +117,20 @@ HostCpus = Annotated[
 SharedPrefix = Annotated[
     str | None, typer.Option("--shared-prefix", help="Tokens another prompt shares with this one.", rich_help_panel=TIME)
 ]
-Engine = Annotated[
-    EngineChoice,
+Engine = Annotated[EngineChoice, typer.Option("--engine", help=ENGINE_HELP, rich_help_panel=ENGINE)]
+OptionalEngine = Annotated[EngineChoice | None, typer.Option("--engine", help=ENGINE_HELP, rich_help_panel=ENGINE)]
+Emit = Annotated[
+    EngineChoice | None,
     typer.Option(
-        "--engine",
-        help="Offloading stack: lmcache (default), vllm (vLLM's native OffloadingConnector), llmd-fs (llm-d's fs "
-        "connector), sglang (SGLang HiCache), kvbm (Dynamo KVBM). See 'kvsize engines'.",
-        rich_help_panel=ENGINE,
+        "--emit",
+        help="Print the engine's own settings for the recommended or --chunk-size chunk (the engine sized: "
+        "LMCache YAML with its LMCACHE_* form, vllm serve flags, SGLang server flags, the DYN_KVBM_* environment ...).",
     ),
 ]
-Tier = Annotated[
-    TierChoice | None,
-    typer.Option("--tier", help="--engine vllm: the tier objects go to: cpu, fs (default), obj.", rich_help_panel=ENGINE),
-]
-GpuBlockSize = Annotated[
-    int | None,
-    typer.Option(
-        "--gpu-block-size",
-        help="--engine vllm/llmd-fs: vLLM's GPU block in tokens (default 16; say 32 or 64 for a backend that forces it).",
-        rich_help_panel=ENGINE,
-    ),
-]
-KvOffloadingSize = Annotated[
-    float | None,
-    typer.Option(
-        "--kv-offloading-size",
-        help="--engine vllm: vLLM's --kv-offloading-size in GiB (its CPU tier); one prompt's objects must fit.",
-        rich_help_panel=ENGINE,
-    ),
-]
-SglangBackend = Annotated[
-    SglangBackendChoice | None,
-    typer.Option(
-        "--sglang-backend",
-        help="--engine sglang: HiCache's L3 backend: file (default), mooncake, nixl, hf3fs.",
-        rich_help_panel=ENGINE,
-    ),
-]
-KvbmEngine = Annotated[
-    KvbmEngineChoice | None,
-    typer.Option(
-        "--kvbm-engine",
-        help="--engine kvbm: the engine under KVBM: vllm (16-token blocks, default), trtllm (32).",
-        rich_help_panel=ENGINE,
-    ),
-]
-KvbmTier = Annotated[
-    KvbmTierChoice | None,
-    typer.Option("--kvbm-tier", help="--engine kvbm: disk (G3, default) or object (G4).", rich_help_panel=ENGINE),
-]
-
-
-def engine_flags(
-    engine: EngineChoice,
-    tier: TierChoice | None,
-    gpu_block_size: int | None,
-    sglang_backend: SglangBackendChoice | None,
-    kvbm_engine: KvbmEngineChoice | None,
-    kvbm_tier: KvbmTierChoice | None,
-) -> dict[str, Any]:
-    """The engine flags as the library's arguments."""
-    return {
-        "engine": engine.value,
-        "tier": tier.value if tier else None,
-        "gpu_block_size": gpu_block_size,
-        "sglang_backend": sglang_backend.value if sglang_backend else None,
-        "kvbm_engine": kvbm_engine.value if kvbm_engine else None,
-        "kvbm_tier": kvbm_tier.value if kvbm_tier else None,
-    }
 
 
 # check and capacity: the deployment's LMCache settings, and overrides of them.
 DeployChunk = Annotated[str | None, typer.Option("--chunk-size", help="Chunk size (else the LMCache config's, else 256).")]
-DeployConnector = Annotated[
-    str | None, typer.Option("--connector", help="LMCache backend (else from the LMCache config's remote_url).")
-]
-DeployUnfull = Annotated[
-    bool | None, typer.Option("--save-unfull-chunk/--no-save-unfull-chunk", help="Override save_unfull_chunk.")
-]
-DeployLayerwise = Annotated[bool | None, typer.Option("--layerwise/--no-layerwise", help="Override use_layerwise.")]
 LmcacheConfig = Annotated[
     Path | None,
     typer.Option(
@@ -260,3 +158,23 @@ def figures(
         "max_requests_per_s": max_requests_per_s,
         "part_size": parse_size(part_size, "--part-size") if part_size is not None else None,
     }
+
+
+def storage(
+    backend: list[str] | None,
+    latency: str | None,
+    stream_bandwidth: str | None,
+    aggregate_bandwidth: str | None,
+    concurrency: int | None,
+    max_requests_per_s: float | None,
+    part_size: str | None,
+    search: bool = False,
+) -> Any:
+    """The ``kvsize.Storage`` group from the storage flags (figures parsed: seconds, bytes/s, bytes)."""
+    from kvsize.calls.args import Storage
+
+    return Storage(
+        backend=tuple(backend or ()),
+        **figures(latency, stream_bandwidth, aggregate_bandwidth, concurrency, max_requests_per_s, part_size),
+        search=search,
+    )

@@ -9,13 +9,14 @@ import typer
 
 from kvsize.cli import options as o
 from kvsize.cli.app import app
+from kvsize.cli.engine_flags import EngineCommand, given_settings
 from kvsize.errors import KvsizeError
 
 if TYPE_CHECKING:
     from kvsize.storage.probe import ProbeReport
 
 
-@app.command("probe")
+@app.command("probe", cls=EngineCommand)
 def probe(
     target: Annotated[
         str, typer.Argument(help="A directory (local disk, NFS/pNFS mount), s3://bucket/prefix or redis://host:port.")
@@ -27,12 +28,7 @@ def probe(
         str | None, typer.Option("--chunk-sizes", help="With --model: chunk sizes (default 256,...,4096).")
     ] = None,
     kv_dtype: Annotated[o.KvDtypeChoice, typer.Option("--kv-dtype", help="With --model: KV-cache dtype.")] = o.KvDtypeChoice.auto,
-    engine: o.Engine = o.EngineChoice.lmcache,
-    tier: o.Tier = None,
-    gpu_block_size: o.GpuBlockSize = None,
-    sglang_backend: o.SglangBackend = None,
-    kvbm_engine: o.KvbmEngine = None,
-    kvbm_tier: o.KvbmTier = None,
+    engine: o.OptionalEngine = None,
     object_sizes: Annotated[
         str | None, typer.Option("--object-sizes", help="Explicit object sizes, e.g. 9MiB,72MiB (default 1MiB,16MiB,64MiB).")
     ] = None,
@@ -76,7 +72,7 @@ def probe(
     ] = False,
 ) -> None:
     """Measure a storage target with LMCache-shaped objects and fit the time model's L, b and B."""
-    from kvsize import measure
+    from kvsize.calls import measure
     from kvsize.storage.probe import Interrupted
     from kvsize.units import parse_duration, parse_int_list, parse_size
 
@@ -97,7 +93,8 @@ def probe(
         "pp": pp,
         "chunk_sizes": parse_int_list(chunk_sizes, "--chunk-sizes") if chunk_sizes else None,
         "kv_dtype": kv_dtype.value,
-        **o.engine_flags(engine, tier, gpu_block_size, sglang_backend, kvbm_engine, kvbm_tier),
+        "engine": engine.value if engine is not None else None,
+        **given_settings((engine or o.DEFAULT_ENGINE_CHOICE).value),
         "object_sizes": sizes,
         "concurrency": parse_int_list(concurrency, "--concurrency"),
         "objects": objects,
@@ -144,7 +141,7 @@ def _show(report: "ProbeReport", output: o.TableFormat, save_profile: Path | Non
 
 
 def _clean(target: str, endpoint_url: str | None) -> None:
-    from kvsize import measure
+    from kvsize.calls import measure
 
     found = measure.clean_probe_leftovers(target, endpoint_url=endpoint_url)
     for name, why, removed in found:

@@ -11,7 +11,8 @@ import csv
 import io
 from typing import TYPE_CHECKING, Any
 
-from kvsize.plan import LMCACHE_DEFAULT_CHUNK, Sweep, SweepRow
+from kvsize.engines.registry import engine_for
+from kvsize.plan import BASELINE_CHUNK, Sweep, SweepRow
 from kvsize.units import format_count, format_iec
 
 if TYPE_CHECKING:  # the time model loads only when a backend is given
@@ -96,38 +97,12 @@ def headline(sweep: Sweep, sep: str = "\n") -> str:
     return (
         f"{sweep.spec.name}{sep}{format_count(layout.bytes_per_token)} B/token ({format_iec(layout.bytes_per_token)}), "
         f"TP {layout.options.tp} x PP {layout.options.pp}, {layout.writers} writer{'s' if layout.writers != 1 else ''}, "
-        f"prompt {format_count(sweep.prompt_tokens)} tokens" + ("" if layout.engine == "lmcache" else f", engine {layout.engine}")
+        f"prompt {format_count(sweep.prompt_tokens)} tokens" + engine_for(layout.engine).text(layout).headline_suffix
     )
 
 
 def subtitle(sweep: Sweep) -> str:
-    layout = sweep.layout
-    if layout.engine == "vllm":
-        copies = f"{layout.copies} worker slice{'s' if layout.copies != 1 else ''}"
-        return (
-            f"vLLM native offloading, tier {layout.connector.name}, GPU block {layout.block_tokens}: {copies} per "
-            f"object, rounded up to {layout.host_page_bytes:,} B; {layout.kv_dtype} KV"
-        )
-    if layout.engine in ("sglang", "kvbm"):
-        per_rank = layout.bytes_per_token_per_rank
-        what = (
-            f"SGLang HiCache, backend {layout.connector.name}" + (", K and V apart" if layout.objects_per_chunk == 2 else "")
-            if layout.engine == "sglang"
-            else f"Dynamo KVBM under {layout.options.kvbm_engine}, tier {layout.connector.name} (confidence medium)"
-        )
-        return f"{what}: {format_count(per_rank)} B/token per rank ({format_iec(per_rank)}); {layout.kv_dtype} KV"
-    if layout.engine != "lmcache":
-        per_worker = layout.bytes_per_token_per_rank
-        return (
-            f"llm-d fs connector: {format_count(per_worker)} B/token per worker file ({format_iec(per_worker)}); "
-            f"GPU block {layout.block_tokens}; {layout.kv_dtype} KV"
-        )
-    per_rank = layout.bytes_per_token_per_rank
-    mode = ", layerwise" if layout.options.layerwise else ""
-    return (
-        f"{format_count(per_rank)} B/token per writer ({format_iec(per_rank)}); {layout.kv_dtype} KV; "
-        f"connector {layout.connector.name}{mode}"
-    )
+    return engine_for(sweep.layout.engine).text(sweep.layout).subtitle
 
 
 def _tail_cell(row: SweepRow) -> str:
@@ -152,17 +127,17 @@ def table_cells(row: SweepRow) -> list[str]:
     ]
 
 
-TABLE_HEADERS = ("chunk", "chunks", "tail", "object", "objects", "stored", f"vs {LMCACHE_DEFAULT_CHUNK}")
+TABLE_HEADERS = ("chunk", "chunks", "tail", "object", "objects", "stored", f"vs {BASELINE_CHUNK}")
 
 
 def footnotes(sweep: Sweep) -> list[str]:
     """Plain-language notes under the table: the dropped tail, headers, notes."""
     lines = []
-    lmcache = sweep.layout.engine == "lmcache"
+    text = engine_for(sweep.layout.engine).text(sweep.layout)
     dropped = [row for row in sweep.rows if row.tail_tokens and not row.tail_saved]
     if dropped:
         parts = ", ".join(f"{format_count(r.tail_tokens)} at {format_count(r.chunk_tokens)}" for r in dropped)
-        why = "save_unfull_chunk off" if lmcache else "only full chunks are stored"
+        why = text.tail_reason
         lines.append(f"Tail not stored ({why}): {parts} tokens past the last whole chunk are recomputed by prefill.")
     saved = [row for row in sweep.rows if row.tail_saved]
     if saved:
@@ -172,20 +147,11 @@ def footnotes(sweep: Sweep) -> list[str]:
         lines.append(
             f"stored = KV payload + {connector.header_bytes:,} B of {connector.name} metadata per object ({connector.layout})."
         )
-    lines.append(OBJECT_NOTES[sweep.layout.engine])
-    if len(sweep.layout.groups) > 1:
+    lines.append(text.object_note)
+    if sweep.rows and len(sweep.rows[0].groups or ()) > 1:
         lines.append("Objects per KV-cache group: " + "; ".join(_group_cell(row) for row in sweep.rows) + ".")
     lines.extend(sweep.notes)
     return lines
-
-
-OBJECT_NOTES = {
-    "lmcache": "object = one writer's object of one full chunk; objects = all writers and stages.",
-    "vllm": "object = one (chunk, KV-cache group), every worker's slice inside, as written; objects = all groups.",
-    "llmd-fs": "object = one worker's file of one (chunk, KV-cache group); objects = all workers and groups.",
-    "sglang": "chunk = SGLang's page; object = one rank's page (K or V alone when stored apart); objects = all ranks.",
-    "kvbm": "chunk = the engine's block; object = one worker's block transfer; objects = all workers.",
-}
 
 
 def _group_cell(row: SweepRow) -> str:
@@ -246,9 +212,9 @@ def _seconds(value: float) -> str:
 def timing_title(plan: StoragePlan) -> str:
     options = plan.options
     prompts = f"{options.concurrent_prompts} prompt{'s' if options.concurrent_prompts != 1 else ''} at once"
-    if plan.engine != "lmcache":
+    if plan.timeout_seconds is None:
         return f"Load on {plan.backend.name}, {prompts}, engine {plan.engine}"
-    return f"Load on {plan.backend.name}, {prompts}, blocking timeout {options.blocking_timeout_s:g} s"
+    return f"Load on {plan.backend.name}, {prompts}, blocking timeout {plan.timeout_seconds:g} s"
 
 
 def timing_cells(plan: StoragePlan, bars: bool = True) -> list[list[str]]:
@@ -275,10 +241,10 @@ def timing_cells(plan: StoragePlan, bars: bool = True) -> list[list[str]]:
 def timing_footnotes(plan: StoragePlan) -> list[str]:
     from kvsize.storage import FIGURE_NAMES
 
-    options = plan.options
-    lines = [f"prompts = how many such prompts can load at once within {options.blocking_timeout_s:g} s."]
-    if plan.engine != "lmcache":
-        lines = [f"prompts: {plan.engine} has no blocking timeout (LMCache's), so no cap is shown."]
+    if plan.timeout_seconds is None:
+        lines = [plan.no_timeout_note]
+    else:
+        lines = [f"prompts = how many such prompts can load at once within {plan.timeout_seconds:g} s."]
     if plan.recommendation:
         flag = "at risk: " if plan.recommendation.at_risk else ""
         lines.append(f"* recommended, {flag}{plan.recommendation.reason}.")

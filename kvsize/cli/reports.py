@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kvsize.cli.render import render_markdown
-from kvsize.engines.lmcache import Layout
+from kvsize.engines.base import Layout
 from kvsize.model.spec import ModelSpec
 from kvsize.plan import Sweep
 from kvsize.units import format_count, format_iec

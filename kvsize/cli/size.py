@@ -3,19 +3,20 @@
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from kvsize.cli import options as o
 from kvsize.cli.app import DEFAULT_COMMAND, app, warn
+from kvsize.cli.engine_flags import EngineCommand, engine_settings
 from kvsize.errors import KvsizeError
 
 if TYPE_CHECKING:
     from kvsize.results import SizeResult
 
 
-@app.command(DEFAULT_COMMAND)
+@app.command(DEFAULT_COMMAND, cls=EngineCommand)
 def size(
     model: o.Model,
     tp: o.Tp = 1,
@@ -24,20 +25,7 @@ def size(
     chunk_sizes: o.ChunkSizes = None,
     chunk_size: Annotated[str | None, typer.Option("--chunk-size", help="One chunk size (instead of --chunk-sizes).")] = None,
     kv_dtype: o.KvDtype = o.KvDtypeChoice.auto,
-    save_unfull_chunk: Annotated[
-        bool, typer.Option("--save-unfull-chunk", help="Store the tail past the last whole chunk (LMCache <= 0.3.10 default).")
-    ] = False,
-    layerwise: Annotated[
-        bool, typer.Option("--layerwise", help="LMCache use_layerwise: one object per layer per chunk.")
-    ] = False,
-    connector: Annotated[str | None, typer.Option("--connector", help=o.CONNECTOR_HELP)] = None,
-    engine: o.Engine = o.EngineChoice.lmcache,
-    tier: o.Tier = None,
-    gpu_block_size: o.GpuBlockSize = None,
-    sglang_backend: o.SglangBackend = None,
-    kvbm_engine: o.KvbmEngine = None,
-    kvbm_tier: o.KvbmTier = None,
-    kv_offloading_size: o.KvOffloadingSize = None,
+    engine: o.Engine = o.DEFAULT_ENGINE_CHOICE,
     mtp: Annotated[
         bool, typer.Option("--mtp", help="Speculative decoding with the config's num_nextn_predict_layers draft layers.")
     ] = False,
@@ -70,13 +58,6 @@ def size(
     concurrent_prompts: o.ConcurrentPrompts = 1,
     instances: o.Instances = 1,
     host_cpus: o.HostCpus = None,
-    blocking_timeout: Annotated[
-        str, typer.Option("--blocking-timeout", help="LMCache blocking_timeout_secs.", rich_help_panel=o.TIME)
-    ] = "10s",
-    cpu_buffer: Annotated[
-        str, typer.Option("--cpu-buffer", help="LMCache max_local_cpu_size per worker.", rich_help_panel=o.TIME)
-    ] = "5GiB",
-    pinned_memory: o.PinnedMemory = None,
     shared_prefix: o.SharedPrefix = None,
     prefill_tps: o.PrefillTps = None,
     gpu: o.Gpu = "h100",
@@ -95,14 +76,7 @@ def size(
             rich_help_panel=o.TIME,
         ),
     ] = None,
-    emit: Annotated[
-        o.EmitFormat | None,
-        typer.Option(
-            "--emit",
-            help="Print the engine's settings for the recommended or --chunk-size chunk: lmcache (YAML, with the "
-            "LMCACHE_* form), vllm (vllm serve flags), sglang (server flags), kvbm (DYN_KVBM_* environment).",
-        ),
-    ] = None,
+    emit: o.Emit = None,
     margin: Annotated[
         float, typer.Option("--margin", help="With --emit: the timeout and CPU buffer cover the prediction times this.")
     ] = 2.0,
@@ -110,51 +84,51 @@ def size(
 ) -> None:
     """Objects and bytes the offloading engine stores for one prompt, per candidate chunk size; with --backend, load
     time and a pick."""
-    from kvsize import api
-    from kvsize.units import parse_count, parse_duration, parse_int_list, parse_size
+    from kvsize.calls.args import Workload
+    from kvsize.calls.sizing import size as size_call
+    from kvsize.engines.base import Serving
+    from kvsize.errors import whole
+    from kvsize.units import parse_count, parse_int_list
 
-    result = api.size(
+    if draft_layers is not None:
+        whole(draft_layers, "draft_layers", 1, 10_000)
+
+    result = size_call(
         model,
-        tp=tp,
-        pp=pp,
-        prompt=parse_count(prompt, "--prompt"),
+        serving=Serving(
+            tp=tp,
+            pp=pp,
+            kv_dtype=kv_dtype.value,
+            draft_layers=draft_layers or 0,
+            pp_partition=tuple(parse_int_list(pp_partition, "--pp-partition")) if pp_partition else None,
+            vllm_version=vllm_version,
+        ),
+        engine=engine_settings(engine),
+        workload=Workload(
+            prompt=parse_count(prompt, "--prompt"),
+            concurrent_prompts=concurrent_prompts,
+            instances=instances,
+            shared_prefix=parse_count(shared_prefix, "--shared-prefix") if shared_prefix else None,
+            prefill_tps=prefill_tps,
+            gpu=gpu,
+            mfu=mfu,
+            host_cpus=host_cpus,
+        ),
+        storage=o.storage(
+            backend, latency, stream_bandwidth, aggregate_bandwidth, concurrency, max_requests_per_s, part_size, search
+        ),
         chunk_sizes=parse_int_list(chunk_sizes, "--chunk-sizes") if chunk_sizes is not None else None,
         chunk_size=parse_count(chunk_size, "--chunk-size") if chunk_size is not None else None,
-        kv_dtype=kv_dtype.value,
-        save_unfull_chunk=save_unfull_chunk,
-        layerwise=layerwise,
-        connector=connector,
-        **o.engine_flags(engine, tier, gpu_block_size, sglang_backend, kvbm_engine, kvbm_tier),
-        kv_offloading_size=kv_offloading_size,
         mtp=mtp,
-        draft_layers=draft_layers,
-        pp_partition=parse_int_list(pp_partition, "--pp-partition") if pp_partition else None,
         explain=explain,
         catalog=catalog,
         revision=revision,
         offline=offline,
-        backend=backend,
-        **o.figures(latency, stream_bandwidth, aggregate_bandwidth, concurrency, max_requests_per_s, part_size),
-        concurrent_prompts=concurrent_prompts,
-        instances=instances,
-        host_cpus=host_cpus,
-        blocking_timeout=parse_duration(blocking_timeout, "--blocking-timeout"),
-        cpu_buffer=parse_size(cpu_buffer, "--cpu-buffer"),
-        pinned_memory=parse_size(pinned_memory, "--pinned-memory") if pinned_memory else None,
-        shared_prefix=parse_count(shared_prefix, "--shared-prefix") if shared_prefix else None,
-        prefill_tps=prefill_tps,
-        gpu=gpu,
-        mfu=mfu,
-        search=search,
-        vllm_version=vllm_version,
     )
     _render(result, output, plot, emit, chunk_size is not None, margin)
 
 
-def _render(
-    result: "SizeResult", output: o.SizeFormat, plot: Path | None, emit: o.EmitFormat | None, chosen: bool, margin: float
-) -> None:
-    from kvsize import api
+def _render(result: "SizeResult", output: o.SizeFormat, plot: Path | None, emit: Any, chosen: bool, margin: float) -> None:
     from kvsize.cli import render
 
     if plot is not None and not result.plans:
@@ -165,13 +139,10 @@ def _render(
         plot_plans(result.sweep, list(result.plans), plot)
     warn(*result.warnings)
     if emit is not None:
-        emitter = {
-            o.EmitFormat.lmcache: api.lmcache_config,
-            o.EmitFormat.vllm: api.vllm_config,
-            o.EmitFormat.sglang: api.sglang_config,
-            o.EmitFormat.kvbm: api.kvbm_config,
-        }[emit]
-        text, warnings = emitter(result, chunk_size=result.rows[0].chunk_tokens if chosen else None, margin=margin)
+        from kvsize.engines.emit import emit_config
+
+        chunk = result.rows[0].chunk_tokens if chosen else None
+        text, warnings = emit_config(result, engine=emit.value, chunk_size=chunk, margin=margin)
         warn(*warnings)
         sys.stdout.write(text)
     elif output is o.SizeFormat.json:

@@ -1,40 +1,81 @@
-"""The engine interface: what every offloading stack kvsize sizes answers, and the rows it produces.
+"""The engine interface and the vocabulary every engine and every consumer shares.
 
-An engine is one module behind ``Engine``: its knob and default (``EngineInfo``), the layout it
-gives a model (which layers or groups are stored, by whom), one row per chunk size (objects, their
-bytes as written, the unstored tail) and which chunk sizes it refuses. The time model, the risks,
-``check`` and ``capacity`` only read rows and layouts, so they work for every engine.
+An engine is one module behind ``Engine``: its facts (``EngineInfo``), its own typed settings
+(``EngineSettings``, whose fields carry their command-line flags), the layout it gives a model, one
+row per chunk size, and every other answer that differs by engine: its limits, the requests it keeps
+in flight, what one shared chunk stores, its JSON options, its words for the tables, its derivation
+for ``--explain``, its emitted settings and how it reads a deployment's own config. The time model,
+``check``, ``capacity``, the renderers and the CLI ask the engine; none of them names one.
+
+Nothing here imports an engine module: the registry (``kvsize.engines.registry``) loads the one asked for.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
+
+from kvsize.engines.layout import (
+    Connector,
+    GroupObjects,
+    KvGroup,
+    Layout,
+    Stage,
+    StageObjects,
+    SweepRow,
+    per_writer_bytes,
+    whole_chunk_row,
+)
+from kvsize.engines.options import (
+    MAX_DRAFT_LAYERS,
+    MAX_PARALLEL,
+    VLLM_VERSION,
+    Checked,
+    EngineOptions,
+    EngineSettings,
+    Flag,
+    KvDtype,
+    Serving,
+    pydantic_problem,
+)
+from kvsize.errors import KvsizeError
 
 if TYPE_CHECKING:
-    from kvsize.engines.lmcache import EngineOptions, Layout
     from kvsize.model.spec import ModelSpec
+    from kvsize.plan import Sweep
 
-
-ENGINE_NAMES: tuple[str, ...] = ("lmcache", "vllm", "llmd-fs", "sglang", "kvbm")
-TIERS: tuple[str, ...] = ("cpu", "fs", "obj")
-SGLANG_BACKENDS: tuple[str, ...] = ("file", "mooncake", "nixl", "hf3fs")
-KVBM_ENGINES: tuple[str, ...] = ("vllm", "trtllm")
-KVBM_TIERS: tuple[str, ...] = ("disk", "object")
-
-
-class KvGroup(BaseModel):
-    """One KV-cache group: layers that share a block table (vLLM ``KVCacheGroupSpec``)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    kind: str
-    """The layers' kind (``LayerKind`` value): full_attention, sliding_attention, chunked_attention or mla."""
-    layers: tuple[int, ...]
-    """The model's layer indices in the group."""
-    window_tokens: int | None = None
-    """A sliding window's tokens (the group stores only the window's chunks); None for other kinds."""
+__all__ = [
+    "MAX_DRAFT_LAYERS",
+    "MAX_PARALLEL",
+    "VLLM_VERSION",
+    "Checked",
+    "Connector",
+    "Deployment",
+    "Engine",
+    "EngineInfo",
+    "EngineOptions",
+    "EngineSettings",
+    "EngineText",
+    "Flag",
+    "GroupObjects",
+    "KvDtype",
+    "KvGroup",
+    "Layout",
+    "Limit",
+    "Serving",
+    "Share",
+    "Stage",
+    "StageObjects",
+    "SweepRow",
+    "per_writer_bytes",
+    "pydantic_problem",
+    "whole_chunk_row",
+]
 
 
 class EngineInfo(BaseModel):
@@ -58,104 +99,184 @@ class EngineInfo(BaseModel):
     confidence: str = "high"
 
 
-class StageObjects(BaseModel):
-    """One stage's share of a row: how many objects its writers store, and their bytes."""
+class Limit(BaseModel):
+    """One limit broken: its name, the value, the threshold, by how much, and a sentence."""
 
     model_config = ConfigDict(frozen=True)
 
-    stage: int
-    objects: int
-    object_bytes: int
-    tail_object_bytes: int
-    total_bytes: int
+    limit: str
+    value: int | float
+    """An integer for counts and bytes, seconds as a float (the JSON keeps the kind)."""
+    threshold: int | float
+    unit: str
+    over_by: int | float = 0
+    """``value - threshold``, always derived."""
+    detail: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derive_over_by(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "value" in data and "threshold" in data:
+            data = {**data, "over_by": data["value"] - data["threshold"]}
+        return data
 
 
-class GroupObjects(BaseModel):
-    """One KV-cache group's share of a row (engines that store per group)."""
+class Share(BaseModel):
+    """Objects and stored bytes (payload + connector headers), in total and for the busiest writer."""
 
     model_config = ConfigDict(frozen=True)
 
-    kind: str
-    layers: int
     objects: int
-    object_bytes: int
-
-
-class SweepRow(BaseModel):
-    """What loading (or storing) one prompt costs at one chunk size."""
-
-    model_config = ConfigDict(frozen=True)
-
-    chunk_tokens: int
-    full_chunks: int
-    tail_tokens: int
-    tail_saved: bool
-    object_bytes: int
-    """The largest object as the engine writes it (one layer's when LMCache is layerwise)."""
-    tail_object_bytes: int
-    """KV payload of one tail object of the largest stage (0 when the tail is not saved)."""
-    objects: int
-    """Objects stored for the prompt: all writers, stages and groups (x layers when layerwise)."""
-    objects_per_writer: int
-    """Objects of the busiest writer."""
-    total_bytes: int
-    """The sum of the objects as written."""
-    header_bytes: int
     stored_bytes: int
-    reduction_vs_256: float | None
-    """The engine's objects at chunk 256 divided by this row's; None when either stores nothing."""
-    stages: tuple[StageObjects, ...]
-    groups: tuple[GroupObjects, ...] | None = None
-    """Per KV-cache group (engines that store per group); None otherwise."""
+    objects_per_writer: int
+    stored_bytes_per_writer: int
 
 
-def whole_chunk_row(
-    prompt_tokens: int,
-    chunk_tokens: int,
-    stages: list[StageObjects],
-    object_bytes: int,
-    objects_per_writer: int,
-    groups: tuple[GroupObjects, ...] | None = None,
-) -> SweepRow:
-    """A row of an engine that stores whole chunks only and no headers: objects and bytes are its stages' sums."""
-    full_chunks, tail = divmod(prompt_tokens, chunk_tokens)
-    objects = sum(stage.objects for stage in stages)
-    total = sum(stage.total_bytes for stage in stages)
-    return SweepRow(
-        chunk_tokens=chunk_tokens,
-        full_chunks=full_chunks,
-        tail_tokens=tail,
-        tail_saved=False,
-        object_bytes=object_bytes if objects else 0,
-        tail_object_bytes=0,
-        objects=objects,
-        objects_per_writer=objects_per_writer,
-        total_bytes=total,
-        header_bytes=0,
-        stored_bytes=total,
-        reduction_vs_256=None,
-        stages=tuple(stages),
-        groups=groups,
-    )
+@dataclass(frozen=True)
+class EngineText:
+    """An engine's words for the tables: what its objects are, and what it calls things."""
+
+    subtitle: str
+    """The line under the sweep's table (bytes per token per writer, dtype, the backend)."""
+    object_note: str
+    """What ``object`` and ``objects`` mean in the table."""
+    tail_reason: str
+    """Why the tail past the last whole chunk is not stored."""
+    headline_suffix: str = ""
+    """Added to the headline (``, engine vllm``); empty for the default engine."""
+    unit: str = "chunk"
+    """What the engine calls a chunk (page, block)."""
+    no_timeout_note: str = ""
+    """Under a timing table when the engine has no load timeout: why no prompt cap is shown."""
 
 
-class Engine(Protocol):
-    """One offloading stack: its facts, the layout it gives a model, and its rows."""
+@dataclass(frozen=True)
+class Deployment:
+    """A deployment's own engine config, read as the engine reads it (``check``, ``capacity``)."""
 
-    info: EngineInfo
+    settings: EngineSettings
+    chunk_tokens: int | None
+    """The chunk the config sets; None when it sets none (the engine's default applies)."""
+    sources: dict[str, str] = field(default_factory=dict)
+    """Each setting read, and where from (a file, an environment variable)."""
+    warnings: tuple[str, ...] = ()
+    problem: str | None = None
+    """Why the engine could not use the config (it would store nothing), or None."""
+    view: dict[str, Any] = field(default_factory=dict)
+    """The limits the config sets, for the check report."""
 
+
+class Engine(ABC):
+    """One offloading stack: its facts, its settings, the layout it gives a model, its rows, and every answer
+    that differs by engine (each with a default that holds for an engine that stores whole chunks per writer)."""
+
+    name: ClassVar[str]
+    info: ClassVar[EngineInfo]
+    Settings: ClassVar[type[EngineSettings]]
+    emits: ClassVar[bool] = False
+    """True when ``--emit NAME`` writes this engine's settings (``emit``)."""
+
+    # --- sizing -------------------------------------------------------------------------------------------------
+
+    @abstractmethod
     def plan_layout(self, spec: ModelSpec, options: EngineOptions) -> Layout:
         """Apply the stack's parallelism and object rules to a model spec (refusing what it cannot serve)."""
-        ...
 
+    @abstractmethod
     def plan_row(self, layout: Layout, prompt_tokens: int, chunk_tokens: int) -> SweepRow:
         """One chunk size: chunks, tail, objects and bytes, exactly as the stack stores them."""
-        ...
 
     def chunk_problem(self, layout: Layout, chunk_tokens: int) -> str | None:
         """Why the stack refuses ``chunk_tokens`` for this layout (None when it accepts it)."""
-        ...
+        return None
 
     def default_candidates(self, layout: Layout) -> tuple[int, ...]:
-        """The chunk sizes to sweep when none are given (they depend on the layout's GPU block)."""
-        ...
+        """The chunk sizes to sweep when none are given (they may depend on the layout's GPU block)."""
+        return self.info.candidates
+
+    def search_step(self, layout: Layout, spec: ModelSpec) -> int:
+        """The granularity ``search`` steps through: the GPU block every chunk must be a multiple of."""
+        return layout.block_tokens or 16
+
+    # --- the time model -----------------------------------------------------------------------------------------
+
+    def requests_in_flight(self, layout: Layout, host_cpus: int | None) -> int | None:
+        """Requests one writer keeps in flight when the engine fixes it; None: the storage profile's concurrency."""
+        return layout.connector.io_threads
+
+    def timeout_seconds(self, layout: Layout) -> float | None:
+        """The time after which the engine abandons a load (None: it has no such timeout)."""
+        return None
+
+    def limits(self, row: SweepRow, layout: Layout, load_seconds: float | None) -> list[Limit]:
+        """The engine limits ``row`` breaks (``load_seconds`` when the load was timed)."""
+        return []
+
+    def pinned_bytes_needed(self, row: SweepRow, layout: Layout) -> int | None:
+        """The pinned memory the engine's own rule asks for one prompt's load; None when it has no such rule."""
+        return None
+
+    def time_option_values(self, layout: Layout) -> dict[str, Any]:
+        """The engine's limits as the JSON's ``time_options`` shows them (``TimeOptions`` field names)."""
+        return {}
+
+    def timing_notes(self, layout: Layout, host_cpus: int | None) -> list[str]:
+        """What the engine adds under a timing table (beside its connector's ``io_note``)."""
+        return []
+
+    # --- capacity -----------------------------------------------------------------------------------------------
+
+    def shared_chunk(self, layout: Layout, row: SweepRow) -> Share:
+        """What one whole chunk of a shared prefix stores (found again by its chained key): every writer's objects."""
+        header = layout.connector.header_bytes
+        per_chunk = layout.objects_per_chunk
+        objects = sum(stage.writers * per_chunk for stage in layout.stages)
+        largest = layout.largest_stage
+        return Share(
+            objects=objects,
+            stored_bytes=sum(s.writers * row.chunk_tokens * s.bytes_per_token_per_rank for s in layout.stages) + objects * header,
+            objects_per_writer=per_chunk,
+            stored_bytes_per_writer=row.chunk_tokens * largest.bytes_per_token_per_rank + per_chunk * header,
+        )
+
+    # --- what it says -------------------------------------------------------------------------------------------
+
+    @abstractmethod
+    def engine_options(self, layout: Layout) -> dict[str, Any]:
+        """The engine's own settings that shape its objects, as the JSON's ``engine_options`` shows them."""
+
+    @abstractmethod
+    def text(self, layout: Layout) -> EngineText:
+        """The engine's words for the tables."""
+
+    @abstractmethod
+    def explain(self, sweep: Sweep) -> list[str]:
+        """The derivation of the sweep's every number (``--explain``), from the layout and rows that computed it."""
+
+    @abstractmethod
+    def assumptions(self, sweep: Sweep) -> list[str]:
+        """What a capacity number rests on, with sources: for a planning document."""
+
+    # --- its own configuration ----------------------------------------------------------------------------------
+
+    def emit(self, sweep: Sweep, row: SweepRow, plan: Any, margin: float) -> tuple[str, list[str]]:
+        """The engine's settings for ``row``'s chunk (``--emit``), sized from ``plan`` (a ``StoragePlan`` or None),
+        and warnings."""
+        raise KvsizeError(f"`emit` {self.name}: kvsize writes no settings for engine {self.name}", field="emit")
+
+    def deployment(
+        self, config: Path | None, environ: Mapping[str, str] | None, given: EngineSettings, chunk_tokens: int | None
+    ) -> Deployment:
+        """The deployment's settings: the engine's own config file and environment where it has them, with the
+        settings ``given`` winning. The default: the settings given, no config of its own."""
+        if config is not None:
+            raise KvsizeError(
+                f"`lmcache_config` is LMCache's config file: engine {self.name} has no config file kvsize reads; drop it",
+                field="lmcache_config",
+            )
+        return Deployment(settings=given, chunk_tokens=chunk_tokens)
+
+    def settings_for_transport(self, transport: str, given: EngineSettings) -> EngineSettings | None:
+        """The settings that reach a storage of ``transport`` kind (object, file, kv, memory), keeping the ones
+        ``given``; None when the engine has no way to reach it."""
+        return given

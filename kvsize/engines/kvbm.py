@@ -18,12 +18,17 @@ across ranks (kvsize counts one copy per rank).
 
 from __future__ import annotations
 
-from kvsize.engines.base import EngineInfo, SweepRow
-from kvsize.engines.connectors import Connector
-from kvsize.engines.lmcache import EngineOptions, Layout
-from kvsize.engines.per_rank import per_rank_row, refuse_beyond_attention, stages
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from kvsize.engines.base import Connector, EngineInfo, EngineOptions, EngineSettings, EngineText, Flag, Layout, SweepRow
+from kvsize.engines.per_rank import PerRankEngine, per_rank_row, refuse_beyond_attention, stages
 from kvsize.engines.serving import DTYPE_BYTES, check_served, check_tp, resolve_kv_dtype, stage_layers
 from kvsize.model.spec import LayerKind, ModelSpec
+from kvsize.units import format_count, format_iec
+
+if TYPE_CHECKING:
+    from kvsize.plan import Sweep
 
 BLOCK_TOKENS = {"vllm": 16, "trtllm": 32}
 """The engine's KV block KVBM moves: vLLM ``CacheConfig.DEFAULT_BLOCK_SIZE``; TensorRT-LLM ``tokens_per_block``."""
@@ -39,6 +44,7 @@ TIERS: dict[str, Connector] = {
         int32_header=False,
         layout="one preallocated file per worker; a block is an offset read or write (O_DIRECT)",
         source="ai-dynamo/dynamo lib/llm/src/block_manager/storage/disk.rs",
+        transport="file",
     ),
     "object": Connector(
         name="object",
@@ -49,13 +55,33 @@ TIERS: dict[str, Connector] = {
         int32_header=False,
         layout="one object per (block, worker), keyed by sequence hash",
         source="ai-dynamo/dynamo docs/kvbm/kvbm_g4_object_storage.md",
+        transport="object",
     ),
 }
 
 
-class KvbmEngine:
+class Kvbm(EngineSettings):
+    """Dynamo KVBM as the engine: ``kvsize.size(model, engine=kvsize.engines.Kvbm(tier="object"))``."""
+
+    ENGINE: ClassVar[str] = "kvbm"
+    FLAGS: ClassVar[Mapping[str, Flag]] = {
+        "framework": Flag("--kvbm-engine", "The engine under KVBM: vllm (16-token blocks, default), trtllm (32)."),
+        "tier": Flag("--kvbm-tier", "disk (G3, default) or object (G4)."),
+    }
+    ALIASES: ClassVar[Mapping[str, str]] = {"kvbm_engine": "framework", "kvbm_tier": "tier"}
+
+    framework: Literal["vllm", "trtllm"] = "vllm"
+    """The engine KVBM runs under: vllm (16-token blocks) or trtllm (32)."""
+    tier: Literal["disk", "object"] = "disk"
+    """KVBM's tier: disk (G3, one preallocated file per worker) or object (G4, one object per block per worker)."""
+
+
+class KvbmEngine(PerRankEngine):
     """Dynamo KVBM: one transfer per (block, worker) of all that worker's layers."""
 
+    name = "kvbm"
+    Settings = Kvbm
+    emits = True
     info = EngineInfo(
         name="kvbm",
         stack="NVIDIA Dynamo KVBM (G3 disk, G4 object), under vLLM or TensorRT-LLM",
@@ -71,7 +97,9 @@ class KvbmEngine:
     )
 
     def plan_layout(self, spec: ModelSpec, options: EngineOptions) -> Layout:
-        if options.kvbm_engine == "vllm":
+        settings = options.settings
+        assert isinstance(settings, Kvbm)
+        if settings.framework == "vllm":
             check_served(spec, options.vllm_version)
         check_tp(spec, options.tp)
         refuse_beyond_attention(spec, options, "KVBM's facts size one contiguous block of attention layers per worker")
@@ -81,14 +109,14 @@ class KvbmEngine:
         partition = stage_layers(spec, options.pp, options.pp_partition)
         notes = [
             f"confidence medium (docs and Rust read, not run); unverified: {'; '.join(UNVERIFIED)}",
-            f"the block is {options.kvbm_engine}'s ({BLOCK_TOKENS[options.kvbm_engine]} tokens by default): other "
+            f"the block is {settings.framework}'s ({BLOCK_TOKENS[settings.framework]} tokens by default): other "
             "sizes show what a different block size would give",
         ]
-        if options.kvbm_engine == "trtllm" and options.pp > 1:
+        if settings.framework == "trtllm" and options.pp > 1:
             notes.append("PP under TensorRT-LLM: stages split as vLLM's get_pp_indices (not verified for TensorRT-LLM)")
         return Layout(
             options=options,
-            connector=TIERS[options.kvbm_tier],
+            connector=TIERS[settings.tier],
             kv_dtype=kv_dtype,
             dtype_bytes=dtype_bytes,
             kv_factor=(LayerKind.MLA if spec.use_mla else LayerKind.FULL).kv_factor,
@@ -100,18 +128,49 @@ class KvbmEngine:
             warnings=tuple(dtype_warnings),
             notes=tuple(notes),
             dtype_field=dtype_field,
-            engine="kvbm",
-            block_tokens=BLOCK_TOKENS[options.kvbm_engine],
+            block_tokens=BLOCK_TOKENS[settings.framework],
         )
 
     def plan_row(self, layout: Layout, prompt_tokens: int, chunk_tokens: int) -> SweepRow:
         return per_rank_row(layout, prompt_tokens, chunk_tokens)
 
-    def chunk_problem(self, layout: Layout, chunk_tokens: int) -> str | None:
-        return None
-
     def default_candidates(self, layout: Layout) -> tuple[int, ...]:
         return (layout.block_tokens or 16,)
 
+    def engine_options(self, layout: Layout) -> dict[str, Any]:
+        settings = layout.options.settings
+        assert isinstance(settings, Kvbm)
+        return {
+            "framework": settings.framework,
+            "tier": layout.connector.name,
+            "block_tokens": layout.block_tokens,
+            "confidence": self.info.confidence,
+            "unverified": list(UNVERIFIED),
+            "source": layout.connector.source,
+        }
 
-KVBM = KvbmEngine()
+    def text(self, layout: Layout) -> EngineText:
+        settings = layout.options.settings
+        assert isinstance(settings, Kvbm)
+        per_rank = layout.bytes_per_token_per_rank
+        return EngineText(
+            subtitle=f"Dynamo KVBM under {settings.framework}, tier {layout.connector.name} (confidence medium): "
+            f"{format_count(per_rank)} B/token per rank ({format_iec(per_rank)}); {layout.kv_dtype} KV",
+            object_note="chunk = the engine's block; object = one worker's block transfer; objects = all workers.",
+            tail_reason="only full chunks are stored",
+            headline_suffix=f", engine {self.name}",
+            unit="block",
+            no_timeout_note=f"prompts: {self.name} has no blocking timeout, so no cap is shown.",
+        )
+
+    def emit(self, sweep: Sweep, row: SweepRow, plan: Any, margin: float) -> tuple[str, list[str]]:
+        from kvsize.engines.stack_settings import kvbm_env
+
+        return kvbm_env(sweep, row, plan.options if plan else None, margin)
+
+    def settings_for_transport(self, transport: str, given: EngineSettings) -> EngineSettings | None:
+        assert isinstance(given, Kvbm)
+        if "tier" in given.model_fields_set or TIERS[given.tier].transport == transport:
+            return given
+        tier = {"file": "disk", "object": "object"}.get(transport)
+        return None if tier is None else given.model_copy(update={"tier": tier})

@@ -1,180 +1,169 @@
-"""What LMCache stores for a served model: writers, stages, per-rank bytes, headers.
+"""LMCache 0.5.6's in-process connector under vLLM 0.33 (``LMCacheConnectorV1``): what it stores, and its limits.
 
-Rules (docs/rules.md), LMCache 0.5.6 in-process connector with vLLM 0.33:
+Rules (docs/rules.md):
 
 - ``kv_shape = (num_layer, 1 if use_mla else 2, chunk_size, num_kv_head, head_size)``
   (``lmcache/integration/vllm/vllm_service_factory.py``, ``get_or_create_metadata``);
 - per-rank KV heads ``max(1, H_kv // TP)`` (vLLM ``ModelConfig.get_num_kv_heads``), so
   heads are replicated, and every copy stored, when TP > H_kv;
 - MLA: ``save_only_first_rank`` defaults to ``use_mla``: one writer whatever TP is;
-- PP: each stage stores its own layers, split as vLLM's ``get_pp_indices`` does.
+- PP: each stage stores its own layers, split as vLLM's ``get_pp_indices`` does;
+- the token database stores whole chunks (``save_unfull_chunk`` off since 0.3.11), one object per writer
+  (per layer when ``use_layerwise``), with its connector's headers;
+- a load fails past ``blocking_timeout_secs``; it passes through ``max_local_cpu_size`` of CPU buffer per
+  worker; S3's pinned-memory rule; an int32 header length.
+
+With LMCache's in-process connector vLLM turns its hybrid KV-cache manager off and promotes sliding-window and
+chunked layers to full attention (``vllm/config/vllm.py``: the connector lacks ``SupportsHMA``): the model's
+notes saying so apply here.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
 from kvsize.engines.base import (
-    ENGINE_NAMES,
-    KVBM_ENGINES,
-    KVBM_TIERS,
-    SGLANG_BACKENDS,
-    TIERS,
+    Connector,
+    Deployment,
+    Engine,
     EngineInfo,
-    KvGroup,
+    EngineOptions,
+    EngineSettings,
+    EngineText,
+    Layout,
+    Limit,
+    Stage,
     StageObjects,
     SweepRow,
+    per_writer_bytes,
 )
-from kvsize.engines.connectors import CONNECTORS, Connector
-from kvsize.engines.serving import (
-    DTYPE_BYTES,
-    check_served,
-    check_tp,
-    resolve_kv_dtype,
-    stage_layers,
-    version_tuple,
+from kvsize.engines.lmcache_settings import (
+    DEFAULT_CHUNK_TOKENS,
+    LMCache,
+    deployment,
+    settings_for,
 )
-from kvsize.errors import KvsizeError, ParallelismError, UnsupportedModelError, shown
+from kvsize.engines.serving import DTYPE_BYTES, check_served, check_tp, resolve_kv_dtype, stage_layers
+from kvsize.errors import KvsizeError, UnsupportedModelError
 from kvsize.model.spec import LayerKind, ModelSpec
+from kvsize.units import format_count, format_iec
 
-KvDtype = Literal["auto", "bfloat16", "float16", "fp8", "fp8_e4m3", "fp8_e5m2"]
-KV_DTYPES: tuple[str, ...] = ("auto", "bfloat16", "float16", "fp8", "fp8_e4m3", "fp8_e5m2")
-MAX_PARALLEL = 100_000
+if TYPE_CHECKING:
+    from kvsize.plan import Sweep
+
 GIB = 2**30
+INT32_MAX_BYTES = 2**31  # a length field of int32 cannot describe 2 GiB or more
 
-# LMCache 0.5.6 defaults, in one place (lmcache/v1/config.py _CONFIG_DEFINITIONS; the S3 adapter's extra_config).
-DEFAULT_CHUNK_TOKENS = 256  # chunk_size
-DEFAULT_BLOCKING_TIMEOUT_S = 10.0  # blocking_timeout_secs
-DEFAULT_CPU_BUFFER_BYTES = 5 * GIB  # max_local_cpu_size 5.0 (GB, read as GiB)
-DEFAULT_S3_MAX_INFLIGHT_REQS = 64  # extra_config s3_max_inflight_reqs
-
-
-class EngineOptions(BaseModel):
-    """How the model is served and cached: the knobs of vLLM + LMCache that change what is stored."""
-
-    model_config = ConfigDict(frozen=True)
-
-    tp: int = 1
-    pp: int = 1
-    kv_dtype: KvDtype = "auto"
-    connector: str = "s3"
-    layerwise: bool = False
-    save_unfull_chunk: bool = False
-    draft_layers: int = 0
-    """MTP/EAGLE draft layers stored beside the model's (only with speculative decoding on)."""
-    pp_partition: tuple[int, ...] | None = None
-    """Layers per stage, as ``VLLM_PP_LAYER_PARTITION`` sets them; None = vLLM's default split."""
-    vllm_version: str = "0.33.0"
-    """The vLLM serving the model: an architecture it no longer serves is refused (``RETIRED_ARCHITECTURES``)."""
-    engine: str = "lmcache"
-    """The offloading stack (``kvsize.engines.registry.ENGINES``); the options below it apply to the vLLM family."""
-    tier: str = "fs"
-    """vLLM native offloading's secondary tier: cpu (``--kv-offloading-size`` alone), fs or obj."""
-    gpu_block_size: int = 16
-    """vLLM's GPU KV-cache block in tokens (``--block-size``; ``CacheConfig.DEFAULT_BLOCK_SIZE`` 16)."""
-    sglang_backend: str = "file"
-    """SGLang HiCache's L3 backend (``--hicache-storage-backend``): file, mooncake, nixl or hf3fs."""
-    kvbm_engine: str = "vllm"
-    """The engine Dynamo KVBM runs under: vllm (16-token blocks) or trtllm (32)."""
-    kvbm_tier: str = "disk"
-    """KVBM's tier: disk (G3, one preallocated file per worker) or object (G4, one object per block per worker)."""
-
-    def __init__(self, **data: Any) -> None:
-        super().__init__(**data)
-        if not (1 <= self.tp <= MAX_PARALLEL and 1 <= self.pp <= MAX_PARALLEL):
-            raise ParallelismError(
-                f"`tp` and `pp` must be 1 to {MAX_PARALLEL:,}, got TP {shown(self.tp)}, PP {shown(self.pp)}", field="tp"
-            )
-        if self.connector not in CONNECTORS:
-            raise KvsizeError(
-                f"unknown `connector` {shown(self.connector)}: use one of {', '.join(CONNECTORS)}", field="connector"
-            )
-        if not 0 <= self.draft_layers <= 10_000:
-            raise KvsizeError(f"`draft_layers` must be 0 to 10,000, got {shown(self.draft_layers)}", field="draft_layers")
-        if self.pp_partition is not None and (len(self.pp_partition) != self.pp or min(self.pp_partition) < 1):
-            raise ParallelismError(f"`pp_partition` must give {self.pp} stages of at least one layer", field="pp_partition")
-        version_tuple(self.vllm_version, "`vllm_version`")
-        if self.engine not in ENGINE_NAMES:
-            raise KvsizeError(f"unknown `engine` {shown(self.engine)}: use one of {', '.join(ENGINE_NAMES)}", field="engine")
-        for name, value, choices in (
-            ("tier", self.tier, TIERS),
-            ("sglang_backend", self.sglang_backend, SGLANG_BACKENDS),
-            ("kvbm_engine", self.kvbm_engine, KVBM_ENGINES),
-            ("kvbm_tier", self.kvbm_tier, KVBM_TIERS),
-        ):
-            if value not in choices:
-                raise KvsizeError(f"unknown `{name}` {shown(value)}: use one of {', '.join(choices)}", field=name)
-        if isinstance(self.gpu_block_size, bool) or not 1 <= self.gpu_block_size <= 65_536:
-            raise KvsizeError(
-                f"`gpu_block_size` must be 1 to 65,536 tokens, got {shown(self.gpu_block_size)}", field="gpu_block_size"
-            )
-
-
-class Stage(BaseModel):
-    """One pipeline stage: its layer range and what each of its writers stores per token."""
-
-    model_config = ConfigDict(frozen=True)
-
-    index: int
-    first_layer: int
-    layers: int
-    kv_layers: int
-    draft_layers: int
-    writers: int
-    bytes_per_token_per_rank: int
-
-    @property
-    def stored_layers(self) -> int:
-        return self.kv_layers + self.draft_layers
-
-
-class Layout(BaseModel):
-    """The storage layout of one model under one set of engine options."""
-
-    model_config = ConfigDict(frozen=True)
-
-    options: EngineOptions
-    connector: Connector
-    kv_dtype: str
-    dtype_bytes: int
-    kv_factor: int
-    heads_per_rank: int
-    head_size: int
-    replication: int
-    """How many ranks hold a copy of each KV head (TP / H_kv when TP > H_kv, else 1)."""
-    stages: tuple[Stage, ...]
-    bytes_per_token: int
-    """Stored KV per token of the whole model: all stages, stored layers, no TP replication."""
-    warnings: tuple[str, ...]
-    notes: tuple[str, ...]
-    dtype_field: str
-    engine: str = "lmcache"
-    groups: tuple[KvGroup, ...] = ()
-    """The KV-cache groups an engine stores apart (vLLM's hybrid allocator); empty for LMCache."""
-    block_tokens: int | None = None
-    """The GPU block every chunk must be a multiple of (vLLM family); None for LMCache."""
-    worker_block_bytes: int | None = None
-    """One GPU block of one worker's KV-cache slot (vLLM's ``worker_kv_bytes_per_block``)."""
-    copies: int | None = None
-    """Workers' slices in one object (vLLM's ``num_copies``: the world size, 1 under the replicated layout)."""
-    host_page_bytes: int | None = None
-    """What vLLM rounds each object up to (``mmap.PAGESIZE``)."""
-    objects_per_chunk: int = 1
-    """Objects each writer stores per chunk: 2 when K and V are stored apart (SGLang's zero-copy backends)."""
-
-    @property
-    def writers(self) -> int:
-        return sum(stage.writers for stage in self.stages)
-
-    @property
-    def largest_stage(self) -> Stage:
-        return max(self.stages, key=lambda stage: (stage.bytes_per_token_per_rank, stage.writers))
-
-    @property
-    def bytes_per_token_per_rank(self) -> int:
-        return self.largest_stage.bytes_per_token_per_rank
+CONNECTORS: dict[str, Connector] = {
+    c.name: c
+    for c in (
+        Connector(
+            name="s3",
+            url="s3://",
+            layout="raw bytes, one object; only whole chunks are uploaded",
+            source="lmcache/v1/storage_backend/connector/s3_connector.py",
+            multipart=True,
+            pinned_memory_rule=True,
+            transport="object",
+        ),
+        Connector(
+            name="fs",
+            url="fs://",
+            header_bytes=28,
+            stores_partial_chunks=True,
+            int32_header=True,
+            layout="28-byte RemoteMetadata header + bytes, one file (tmp write + rename)",
+            source="lmcache/v1/storage_backend/connector/fs_connector.py",
+        ),
+        Connector(
+            name="mooncakestore",
+            url="mooncakestore://",
+            header_bytes=28,
+            stores_partial_chunks=True,
+            int32_header=True,
+            layout="28-byte RemoteMetadata header + bytes",
+            source="lmcache/v1/storage_backend/connector/mooncakestore_connector.py",
+            transport="other",
+        ),
+        Connector(
+            name="redis",
+            url="redis://",
+            header_bytes=28,
+            requests_per_object=2,
+            stores_partial_chunks=True,
+            int32_header=True,
+            layout="two keys per chunk: <key>kv_bytes (raw) and <key>metadata (28 bytes)",
+            source="lmcache/v1/storage_backend/connector/redis_connector.py",
+            # RedisConnector has no batched get, so RemoteBackend.batched_get_blocking submits one get per key, and
+            # each runs on the connector's AsyncPQExecutor (job_executor/pq_executor.py, max_workers=4): 4 gets in
+            # flight per writer, each a metadata GET then a kv_bytes GET.
+            io_threads=4,
+            io_note=(
+                "4 requests in flight per writer: LMCache's redis connector runs each load through its "
+                "AsyncPQExecutor of 4 workers (redis_connector.py, job_executor/pq_executor.py), whatever the "
+                "profile's concurrency; each is a metadata GET, then a kv_bytes GET"
+            ),
+            transport="kv",
+        ),
+        Connector(
+            name="valkey",
+            url="valkey://",
+            stores_partial_chunks=True,
+            layout="raw bytes, one key",
+            source="lmcache/v1/storage_backend/connector/valkey_connector.py",
+            transport="kv",
+        ),
+        Connector(
+            name="resp",
+            url="resp://",
+            stores_partial_chunks=True,
+            layout="raw bytes, one key",
+            source="lmcache/v1/storage_backend/connector/resp_connector.py",
+            transport="kv",
+        ),
+        Connector(
+            name="local-disk",
+            url="local_disk",
+            stores_partial_chunks=True,
+            layout="raw bytes, one file",
+            source="lmcache/v1/storage_backend/local_disk_backend.py",
+        ),
+        Connector(
+            name="gds",
+            url="gds_path",
+            header_bytes=8192,
+            requests_per_object=2,
+            stores_partial_chunks=True,
+            int32_header=True,
+            layout="4,096-byte header inside the data file + a 4,096-byte .metadata file (two files per chunk)",
+            source="lmcache/v1/storage_backend/gds_backend.py",
+        ),
+        Connector(
+            name="weka",
+            url="weka_path",
+            header_bytes=8192,
+            requests_per_object=2,
+            stores_partial_chunks=True,
+            int32_header=True,
+            layout="as gds: 4,096-byte header in the data file + a 4,096-byte .metadata file",
+            source="lmcache/v1/storage_backend/weka_gds_backend.py",
+        ),
+        Connector(
+            name="cpu",
+            url="local_cpu",
+            stores_partial_chunks=True,
+            layout="pinned CPU memory, one buffer per chunk",
+            source="lmcache/v1/storage_backend/local_cpu_backend.py",
+            transport="memory",
+        ),
+    )
+}
+TRANSPORT_CONNECTORS = {"object": "s3", "file": "fs", "kv": "redis", "memory": "cpu"}
+"""The connector that reaches each kind of storage, when the user names none that does."""
 
 
 class _Writers(BaseModel):
@@ -187,7 +176,13 @@ class _Writers(BaseModel):
     notes: list[str]
 
 
-def _writers(spec: ModelSpec, options: EngineOptions) -> _Writers:
+def _settings(layout: Layout) -> LMCache:
+    settings = layout.options.settings
+    assert isinstance(settings, LMCache)
+    return settings
+
+
+def _writers(spec: ModelSpec, options: EngineOptions, settings: LMCache) -> _Writers:
     tp, heads = options.tp, spec.num_kv_heads
     if not spec.use_mla:
         replication = max(1, tp // heads)
@@ -205,7 +200,7 @@ def _writers(spec: ModelSpec, options: EngineOptions) -> _Writers:
             f"{spec.name} uses MLA and PP is {options.pp}: LMCache stores MLA from global rank 0 only, so later "
             "stages' layers may never be stored (docs/rules.md); kvsize will not guess: use `pp` 1"
         )
-    if options.layerwise:
+    if settings.layerwise:
         warning = "layerwise MLA has no first-rank check in LMCache: every TP rank stores its own copy of the latent"
         return _Writers(heads_per_rank=1, replication=1, writers_per_stage=tp, warnings=[warning], notes=[])
     note = (
@@ -215,9 +210,9 @@ def _writers(spec: ModelSpec, options: EngineOptions) -> _Writers:
     return _Writers(heads_per_rank=1, replication=1, writers_per_stage=1, warnings=[], notes=[note] if tp > 1 else [])
 
 
-def _refusals(spec: ModelSpec, options: EngineOptions, connector: Connector) -> list[str]:
+def _refusals(spec: ModelSpec, options: EngineOptions, settings: LMCache, connector: Connector) -> list[str]:
     """What LMCache cannot store for this model and these options (errors), and what it stores differently (warnings)."""
-    if options.layerwise and not connector.stores_partial_chunks:
+    if settings.layerwise and not connector.stores_partial_chunks:
         raise KvsizeError(
             "`layerwise` with `connector` s3 stores nothing: LMCache's S3 connector only uploads objects of exactly "
             "one full chunk; pick another `connector` or drop `layerwise`",
@@ -228,18 +223,19 @@ def _refusals(spec: ModelSpec, options: EngineOptions, connector: Connector) -> 
             "draft layers with `pp` > 1: kvsize does not know which stage stores them and will not guess; use `pp` 1",
             field="draft_layers",
         )
-    if not spec.is_hybrid:
-        return []
-    counts = spec.kind_counts()
-    stateful = ", ".join(
-        f"{counts[kind]} {kind.value}" for kind in (LayerKind.MAMBA, LayerKind.LINEAR, LayerKind.CONV) if kind in counts
-    )
-    return [
-        f"{spec.name} is a hybrid ({stateful} layers keep state, not per-token KV): vLLM's in-process LMCache "
-        "connector cannot serve it (LMCacheConnectorV1 lacks SupportsHMA, so vLLM turns the hybrid KV-cache "
-        "manager off and the engine fails at start); LMCache's multiprocess connector (LMCacheMPConnector) can, "
-        f"packing all layer groups into one object per chunk per rank. Sized: the {spec.kv_layers} attention layers"
-    ]
+    warnings = []
+    if spec.is_hybrid:
+        counts = spec.kind_counts()
+        stateful = ", ".join(
+            f"{counts[kind]} {kind.value}" for kind in (LayerKind.MAMBA, LayerKind.LINEAR, LayerKind.CONV) if kind in counts
+        )
+        warnings.append(
+            f"{spec.name} is a hybrid ({stateful} layers keep state, not per-token KV): vLLM's in-process LMCache "
+            "connector cannot serve it (LMCacheConnectorV1 lacks SupportsHMA, so vLLM turns the hybrid KV-cache "
+            "manager off and the engine fails at start); LMCache's multiprocess connector (LMCacheMPConnector) can, "
+            f"packing all layer groups into one object per chunk per rank. Sized: the {spec.kv_layers} attention layers"
+        )
+    return warnings
 
 
 def _stages(spec: ModelSpec, options: EngineOptions, writers: _Writers, dtype_bytes: int) -> tuple[list[Stage], int]:
@@ -276,14 +272,22 @@ def _stages(spec: ModelSpec, options: EngineOptions, writers: _Writers, dtype_by
 
 def plan_layout(spec: ModelSpec, options: EngineOptions) -> Layout:
     """Apply vLLM's parallelism and LMCache's object rules to a model spec."""
+    settings = options.settings
+    assert isinstance(settings, LMCache)
     check_served(spec, options.vllm_version)
-    connector = CONNECTORS[options.connector]
+    connector = CONNECTORS[settings.connector]
     check_tp(spec, options.tp)
-    writers = _writers(spec, options)
-    hybrid = _refusals(spec, options, connector)
+    writers = _writers(spec, options, settings)
+    hybrid = _refusals(spec, options, settings, connector)
     kv_dtype, dtype_field, dtype_warnings = resolve_kv_dtype(spec, options.kv_dtype)
     dtype_bytes = DTYPE_BYTES[kv_dtype]
     stages, bytes_per_token = _stages(spec, options, writers, dtype_bytes)
+    unfull = []
+    if settings.save_unfull_chunk and not connector.stores_partial_chunks:
+        unfull.append(
+            f"--save-unfull-chunk has no effect with --connector {connector.name}: it never stores a "
+            "partial chunk, so the tail stays unsaved"
+        )
     return Layout(
         options=options,
         connector=connector,
@@ -295,8 +299,9 @@ def plan_layout(spec: ModelSpec, options: EngineOptions) -> Layout:
         replication=writers.replication,
         stages=tuple(stages),
         bytes_per_token=bytes_per_token,
-        warnings=(*writers.warnings, *hybrid, *dtype_warnings),
-        notes=tuple(writers.notes),
+        warnings=(*writers.warnings, *hybrid, *dtype_warnings, *unfull),
+        # The model's notes say how LMCache's in-process connector treats its layers (sliding layers promoted).
+        notes=(*spec.notes, *writers.notes),
         dtype_field=dtype_field,
     )
 
@@ -309,18 +314,18 @@ def plan_row(layout: Layout, prompt_tokens: int, chunk_tokens: int) -> SweepRow:
     len(tokens) - len(tokens) % chunk_size``. Every writer stores its own object per chunk
     (per layer in layerwise mode).
     """
-    options = layout.options
+    settings = _settings(layout)
     full_chunks, tail_tokens = divmod(prompt_tokens, chunk_tokens)
-    tail_saved = options.save_unfull_chunk and layout.connector.stores_partial_chunks and tail_tokens > 0
+    tail_saved = settings.save_unfull_chunk and layout.connector.stores_partial_chunks and tail_tokens > 0
     saved_tail = tail_tokens if tail_saved else 0
     chunks = full_chunks + (1 if tail_saved else 0)
 
     stages = []
     for stage in layout.stages:
-        per_object = stage.stored_layers if options.layerwise else 1
+        per_object = stage.stored_layers if settings.layerwise else 1
         objects = stage.writers * chunks * per_object
         bytes_per_token = stage.bytes_per_token_per_rank
-        layer_share = stage.stored_layers if options.layerwise else 1
+        layer_share = stage.stored_layers if settings.layerwise else 1
         stages.append(
             StageObjects(
                 stage=stage.index,
@@ -351,9 +356,119 @@ def plan_row(layout: Layout, prompt_tokens: int, chunk_tokens: int) -> SweepRow:
     )
 
 
-class LMCacheEngine:
+def pinned_bytes_needed(row: SweepRow, layout: Layout) -> int | None:
+    """LMCache's S3 pinned-memory rule: ``(bytes/token) x chunk_size x s3_max_inflight_reqs +
+    max_local_cpu_size x num_tp_workers``; None on other connectors."""
+    if not layout.connector.pinned_memory_rule:
+        return None
+    settings = _settings(layout)
+    return row.object_bytes * settings.s3_max_inflight_reqs + settings.cpu_buffer_bytes * layout.options.tp
+
+
+def _limits(row: SweepRow, layout: Layout, load_seconds: float | None) -> list[Limit]:
+    """LMCache's blocking timeout (when the load was timed), CPU buffer, S3 pinned memory and int32 header length."""
+    settings = _settings(layout)
+    found = []
+    if load_seconds is not None and load_seconds > settings.blocking_timeout_s:
+        found.append(
+            Limit(
+                limit="blocking_timeout",
+                value=load_seconds,
+                threshold=settings.blocking_timeout_s,
+                unit="s",
+                detail=f"load {load_seconds:.2f} s > blocking_timeout_secs {settings.blocking_timeout_s:g} s",
+            )
+        )
+    per_writer = per_writer_bytes(row, layout)
+    if per_writer > settings.cpu_buffer_bytes:
+        found.append(
+            Limit(
+                limit="cpu_buffer",
+                value=per_writer,
+                threshold=settings.cpu_buffer_bytes,
+                unit="B",
+                detail=f"one writer's {format_iec(per_writer)} > max_local_cpu_size {format_iec(settings.cpu_buffer_bytes)}",
+            )
+        )
+    pinned = pinned_bytes_needed(row, layout)
+    if pinned is not None and settings.pinned_memory_bytes is not None and pinned > settings.pinned_memory_bytes:
+        found.append(
+            Limit(
+                limit="pinned_memory",
+                value=pinned,
+                threshold=settings.pinned_memory_bytes,
+                unit="B",
+                detail=f"S3 pinned memory {format_iec(pinned)} > available {format_iec(settings.pinned_memory_bytes)}",
+            )
+        )
+    connector = layout.connector
+    if connector.int32_header and row.object_bytes >= INT32_MAX_BYTES:
+        found.append(
+            Limit(
+                limit="int32_header",
+                value=row.object_bytes,
+                threshold=INT32_MAX_BYTES - 1,
+                unit="B",
+                detail=f"object {format_iec(row.object_bytes)} >= 2 GiB: {connector.name}'s int32 header length overflows",
+            )
+        )
+    return found
+
+
+def _explain(sweep: Sweep) -> list[str]:
+    """LMCache's layout and every row, from the layout and rows that computed them."""
+    spec, layout = sweep.spec, sweep.layout
+    opts, layerwise = layout.options, _settings(layout).layerwise
+    lines = ["Layout (LMCache kv_shape = (layers, 1 if MLA else 2, chunk, heads/rank, head size))"]
+    lines.append(f"  KV dtype: {layout.kv_dtype} = {layout.dtype_bytes} B  <- {layout.dtype_field}")
+    if spec.use_mla:
+        lines.append(f"  heads/rank: 1 (MLA latent of {spec.head_size}), kv_factor 1")
+    else:
+        lines.append(
+            f"  heads/rank: max(1, {spec.num_kv_heads} // TP {opts.tp}) = {layout.heads_per_rank}, kv_factor 2 (K and V)"
+        )
+    draft = f" + {opts.draft_layers} draft" if opts.draft_layers else ""
+    lines.append(
+        f"  B/token (model) = ({spec.kv_layers} KV layers{draft}) x {layout.kv_factor} x {spec.num_kv_heads} heads x "
+        f"{spec.head_size} x {layout.dtype_bytes} B = {layout.bytes_per_token:,}"
+    )
+    for stage in layout.stages:
+        lines.append(
+            f"  stage {stage.index}: layers {stage.first_layer}-{stage.first_layer + stage.layers - 1}, "
+            f"{stage.stored_layers} stored x {layout.kv_factor} x {layout.heads_per_rank} x {spec.head_size} x "
+            f"{layout.dtype_bytes} B = {stage.bytes_per_token_per_rank:,} B/token per writer, {stage.writers} writers"
+        )
+    for row in sweep.rows:
+        lines.append(f"Chunk {row.chunk_tokens:,}")
+        lines.append(
+            f"  chunks = {sweep.prompt_tokens:,} // {row.chunk_tokens:,} = {row.full_chunks:,}; "
+            f"tail = {sweep.prompt_tokens:,} % {row.chunk_tokens:,} = {row.tail_tokens:,} "
+            f"({'saved' if row.tail_saved else 'not stored'})"
+        )
+        tail = 1 if row.tail_saved else 0
+        for stage, objs in zip(layout.stages, row.stages, strict=True):
+            per_object = f" x {stage.stored_layers} layers" if layerwise else ""
+            lines.append(
+                f"  stage {stage.index}: object = {row.chunk_tokens:,} x {stage.bytes_per_token_per_rank:,}"
+                f"{' / ' + str(stage.stored_layers) + ' layers' if layerwise else ''} = {objs.object_bytes:,} B; "
+                f"objects = {stage.writers} writers x {row.full_chunks + tail:,} chunks{per_object} = {objs.objects:,}; "
+                f"bytes = {stage.writers} x ({row.full_chunks:,} x {row.chunk_tokens:,}"
+                f"{' + ' + format(row.tail_tokens, ',') if row.tail_saved else ''}) x "
+                f"{stage.bytes_per_token_per_rank:,} = {objs.total_bytes:,}"
+            )
+        lines.append(
+            f"  total {row.total_bytes:,} B + headers {row.objects:,} x {layout.connector.header_bytes} B = "
+            f"{row.stored_bytes:,} B stored"
+        )
+    return lines
+
+
+class LMCacheEngine(Engine):
     """LMCache 0.5.6's in-process connector under vLLM 0.33 (``LMCacheConnectorV1``)."""
 
+    name = "lmcache"
+    Settings = LMCache
+    emits = True
     info = EngineInfo(
         name="lmcache",
         stack="LMCache 0.5.6 in-process connector (vLLM 0.33)",
@@ -372,11 +487,118 @@ class LMCacheEngine:
     def plan_row(self, layout: Layout, prompt_tokens: int, chunk_tokens: int) -> SweepRow:
         return plan_row(layout, prompt_tokens, chunk_tokens)
 
-    def chunk_problem(self, layout: Layout, chunk_tokens: int) -> str | None:
+    def search_step(self, layout: Layout, spec: ModelSpec) -> int:
+        # LMCache takes any chunk; the search steps by vLLM's default block (MLA backends use 64 or more).
+        return 64 if spec.use_mla else 16
+
+    def requests_in_flight(self, layout: Layout, host_cpus: int | None) -> int | None:
+        """The connector's own count (redis: 4); given the serving host's CPUs, the fs connector's asyncio default
+        thread pool, ``min(32, CPUs + 4)`` (``FSConnector`` reads through aiofiles)."""
+        if layout.connector.io_threads is not None:
+            return layout.connector.io_threads
+        if host_cpus is not None and layout.connector.name == "fs":
+            return min(32, host_cpus + 4)
         return None
 
-    def default_candidates(self, layout: Layout) -> tuple[int, ...]:
-        return self.info.candidates
+    def timeout_seconds(self, layout: Layout) -> float | None:
+        return _settings(layout).blocking_timeout_s
 
+    def pinned_bytes_needed(self, row: SweepRow, layout: Layout) -> int | None:
+        return pinned_bytes_needed(row, layout)
 
-LMCACHE = LMCacheEngine()
+    def time_option_values(self, layout: Layout) -> dict[str, Any]:
+        settings = _settings(layout)
+        return {
+            "blocking_timeout_s": settings.blocking_timeout_s,
+            "cpu_buffer_bytes": settings.cpu_buffer_bytes,
+            "pinned_memory_bytes": settings.pinned_memory_bytes,
+            "s3_max_inflight_reqs": settings.s3_max_inflight_reqs,
+        }
+
+    def limits(self, row: SweepRow, layout: Layout, load_seconds: float | None) -> list[Limit]:
+        return _limits(row, layout, load_seconds)
+
+    def timing_notes(self, layout: Layout, host_cpus: int | None) -> list[str]:
+        notes = []
+        threads = self.requests_in_flight(layout, host_cpus)
+        if threads is not None and layout.connector.io_threads is None:  # set by host_cpus
+            notes.append(
+                f"{threads} requests in flight per writer: LMCache's fs connector reads through asyncio's default "
+                f"thread pool, min(32, CPUs + 4) on a host of {host_cpus} CPUs (--host-cpus)"
+            )
+        return notes
+
+    def shared_chunk(self, layout: Layout, row: SweepRow) -> Any:
+        if not _settings(layout).layerwise:
+            return super().shared_chunk(layout, row)
+        from kvsize.engines.base import Share
+
+        header = layout.connector.header_bytes
+        largest = layout.largest_stage
+        objects = sum(s.writers * s.stored_layers for s in layout.stages)
+        return Share(
+            objects=objects,
+            stored_bytes=sum(s.writers * row.chunk_tokens * s.bytes_per_token_per_rank for s in layout.stages) + objects * header,
+            objects_per_writer=largest.stored_layers,
+            stored_bytes_per_writer=row.chunk_tokens * largest.bytes_per_token_per_rank + largest.stored_layers * header,
+        )
+
+    def engine_options(self, layout: Layout) -> dict[str, Any]:
+        settings = _settings(layout)
+        return {
+            "connector": layout.connector.name,
+            "layerwise": settings.layerwise,
+            "save_unfull_chunk": settings.save_unfull_chunk,
+            "stores_partial_chunks": layout.connector.stores_partial_chunks,
+            "io_threads": layout.connector.io_threads,
+        }
+
+    def text(self, layout: Layout) -> EngineText:
+        per_rank = layout.bytes_per_token_per_rank
+        mode = ", layerwise" if _settings(layout).layerwise else ""
+        return EngineText(
+            subtitle=f"{format_count(per_rank)} B/token per writer ({format_iec(per_rank)}); {layout.kv_dtype} KV; "
+            f"connector {layout.connector.name}{mode}",
+            object_note="object = one writer's object of one full chunk; objects = all writers and stages.",
+            tail_reason="save_unfull_chunk off",
+        )
+
+    def explain(self, sweep: Sweep) -> list[str]:
+        return _explain(sweep)
+
+    def assumptions(self, sweep: Sweep) -> list[str]:
+        spec, layout = sweep.spec, sweep.layout
+        connector = layout.connector
+        settings = _settings(layout)
+        return [
+            f"Model fields from {spec.source}; KV dtype {layout.kv_dtype} ({layout.dtype_field}).",
+            f"{format_count(layout.bytes_per_token)} B of KV per token: {spec.kv_layers} stored layers "
+            f"(LMCache's in-process connector stores every attention layer for every token).",
+            f"TP {layout.options.tp} x PP {layout.options.pp}: {layout.writers} writers, each storing its own object per "
+            "chunk (LMCache kv_shape; vLLM get_num_kv_heads, get_pp_indices).",
+            "Chunks: the tail past the last whole chunk is "
+            + (
+                "stored (save_unfull_chunk on)."
+                if settings.save_unfull_chunk and connector.stores_partial_chunks
+                else "not stored (save_unfull_chunk off, LMCache >= 0.3.11 default) and recomputed."
+            ),
+            f"Connector {connector.name}: {connector.layout} ({connector.source}).",
+            "Prompts sharing a prefix share its whole chunks (LMCache's chained prefix keys), stored once.",
+            "Bytes are exact; IEC units (KiB, MiB, GiB, TiB) are powers of 1024.",
+        ]
+
+    def emit(self, sweep: Sweep, row: SweepRow, plan: Any, margin: float) -> tuple[str, list[str]]:
+        return settings_for(sweep, plan, row.chunk_tokens, margin)
+
+    def deployment(
+        self, config: Path | None, environ: Mapping[str, str] | None, given: EngineSettings, chunk_tokens: int | None
+    ) -> Deployment:
+        assert isinstance(given, LMCache)
+        return deployment(config, environ, given, chunk_tokens)
+
+    def settings_for_transport(self, transport: str, given: EngineSettings) -> EngineSettings | None:
+        assert isinstance(given, LMCache)
+        if "connector" in given.model_fields_set or CONNECTORS[given.connector].transport == transport:
+            return given
+        connector = TRANSPORT_CONNECTORS.get(transport)
+        return None if connector is None else given.model_copy(update={"connector": connector})

@@ -1,4 +1,4 @@
-"""LMCache settings: read a deployment's config (file + ``LMCACHE_*`` environment), and emit one.
+"""LMCache's own config: read a deployment's (file + ``LMCACHE_*`` environment), and emit one.
 
 LMCache 0.5.x loads ``LMCACHE_CONFIG_FILE`` and then applies the environment on top
 (``lmcache_get_config``: ``LMCacheEngineConfig.from_file(...)`` then
@@ -15,20 +15,70 @@ import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
-from kvsize.engines.lmcache import (
-    DEFAULT_BLOCKING_TIMEOUT_S,
-    DEFAULT_CHUNK_TOKENS,
-    DEFAULT_CPU_BUFFER_BYTES,
-    DEFAULT_S3_MAX_INFLIGHT_REQS,
-)
+from kvsize.engines.base import Deployment, EngineSettings, Flag, per_writer_bytes
 from kvsize.errors import ConfigError, KvsizeError, shown
 from kvsize.files import read_yaml
 
+if TYPE_CHECKING:
+    from kvsize.plan import Sweep
+
 GIB = 2**30
+# LMCache 0.5.6 defaults, in one place (lmcache/v1/config.py _CONFIG_DEFINITIONS; the S3 adapter's extra_config).
+DEFAULT_CHUNK_TOKENS = 256  # chunk_size
+DEFAULT_BLOCKING_TIMEOUT_S = 10.0  # blocking_timeout_secs
+DEFAULT_CPU_BUFFER_BYTES = 5 * GIB  # max_local_cpu_size 5.0 (GB, read as GiB)
+DEFAULT_S3_MAX_INFLIGHT_REQS = 64  # extra_config s3_max_inflight_reqs
+ConnectorName = Literal["s3", "fs", "redis", "valkey", "resp", "mooncakestore", "gds", "weka", "local-disk", "cpu"]
+
+
+class LMCache(EngineSettings):
+    """LMCache as the engine, with its settings that change what is stored or when a load fails:
+    ``kvsize.size(model, engine=kvsize.engines.LMCache(connector="fs"))``."""
+
+    ENGINE: ClassVar[str] = "lmcache"
+    FLAGS: ClassVar[Mapping[str, Flag]] = {
+        "connector": Flag(
+            "--connector",
+            "LMCache backend: s3 (default), fs, redis, valkey, resp, mooncakestore, gds, weka, local-disk, cpu.",
+        ),
+        "save_unfull_chunk": Flag(
+            "--save-unfull-chunk", "Store the tail past the last whole chunk (LMCache <= 0.3.10 default).", "bool"
+        ),
+        "layerwise": Flag("--layerwise", "LMCache use_layerwise: one object per layer per chunk.", "bool"),
+        "blocking_timeout_s": Flag(
+            "--blocking-timeout", "LMCache blocking_timeout_secs (default 10s, or the LMCache config's).", "duration"
+        ),
+        "cpu_buffer_bytes": Flag(
+            "--cpu-buffer", "LMCache max_local_cpu_size per worker (default 5GiB, or the LMCache config's).", "size"
+        ),
+        "pinned_memory_bytes": Flag("--pinned-memory", "Pinned memory available, for LMCache's S3 rule.", "size"),
+    }
+    ALIASES: ClassVar[Mapping[str, str]] = {
+        "blocking_timeout": "blocking_timeout_s",
+        "cpu_buffer": "cpu_buffer_bytes",
+        "pinned_memory": "pinned_memory_bytes",
+    }
+
+    connector: ConnectorName = "s3"
+    """The LMCache backend (``remote_url``'s scheme, ``local_disk``, ``gds_path``; cpu alone)."""
+    layerwise: bool = False
+    """``use_layerwise``: one object per layer per chunk."""
+    save_unfull_chunk: bool = False
+    """Store the tail past the last whole chunk (the default until 0.3.10)."""
+    blocking_timeout_s: float = Field(default=DEFAULT_BLOCKING_TIMEOUT_S, gt=0, le=1e7)
+    """``blocking_timeout_secs``: a load still running after it fails."""
+    cpu_buffer_bytes: int = Field(default=DEFAULT_CPU_BUFFER_BYTES, ge=1, le=2**60)
+    """``max_local_cpu_size`` per worker, in bytes."""
+    pinned_memory_bytes: int | None = Field(default=None, ge=1, le=2**60)
+    """Pinned memory available, for the S3 rule (None: not checked)."""
+    s3_max_inflight_reqs: int = Field(default=DEFAULT_S3_MAX_INFLIGHT_REQS, ge=1, le=10**6)
+    """``extra_config.s3_max_inflight_reqs``."""
+
+
 HOST_PORT_SCHEMES = ("fs", "resp", "valkey")
 """remote_url schemes whose LMCache 0.5.6 adapter calls parse_remote_url (host and port required)."""
 
@@ -326,3 +376,84 @@ def _yaml_scalar(value: Any) -> str:
     if isinstance(value, (int, float)):
         return f"{value:g}" if isinstance(value, float) else str(value)
     return json.dumps(value)  # a quoted string is valid YAML
+
+
+def deployment(config: Path | None, environ: Mapping[str, str] | None, given: LMCache, chunk_tokens: int | None) -> Deployment:
+    """The deployment's LMCache settings (the file or ``LMCACHE_CONFIG_FILE``, then the ``LMCACHE_*`` environment),
+    with the settings ``given`` explicitly winning; its chunk unless ``chunk_tokens`` is given."""
+    read = read_settings(config, environ)
+    merged: dict[str, Any] = {
+        "connector": read.connector or "s3",
+        "layerwise": read.use_layerwise,
+        "save_unfull_chunk": read.save_unfull_chunk,
+        "blocking_timeout_s": read.blocking_timeout_secs,
+        "cpu_buffer_bytes": read.max_local_cpu_size_bytes,
+        "s3_max_inflight_reqs": read.s3_max_inflight_reqs,
+    }
+    settings = LMCache(**(merged | given.given()))
+    return Deployment(
+        settings=settings,
+        chunk_tokens=chunk_tokens if chunk_tokens is not None else read.chunk_size,
+        sources=dict(read.sources),
+        warnings=read.warnings,
+        problem=read.remote_url_problem,
+        view={
+            "blocking_timeout_secs": settings.blocking_timeout_s,
+            "max_local_cpu_size_bytes": settings.cpu_buffer_bytes,
+            "pinned_memory_bytes": settings.pinned_memory_bytes,
+            "save_unfull_chunk": settings.save_unfull_chunk,
+            "use_layerwise": settings.layerwise,
+        },
+    )
+
+
+def settings_for(sweep: Sweep, plan: Any, chunk: int, margin: float) -> tuple[str, list[str]]:
+    """The LMCache YAML for one chunk size of a sweep, sized with ``margin`` over the prediction, and warnings.
+
+    ``blocking_timeout_secs`` covers the predicted load (with a backend) and ``max_local_cpu_size``
+    one writer's bytes, each times ``margin`` and never below LMCache's defaults (10 s, 5 GB).
+    """
+    from kvsize.units import format_iec
+
+    index = next(i for i, row in enumerate(sweep.rows) if row.chunk_tokens == chunk)
+    row = sweep.rows[index]
+    layout = sweep.layout
+    settings = layout.options.settings
+    assert isinstance(settings, LMCache)
+    writer_bytes = per_writer_bytes(row, layout)
+    cpu_gb = max(DEFAULT_CPU_BUFFER_BYTES / GIB, float(math.ceil(writer_bytes * margin / GIB)))
+    comments = [
+        f"LMCache settings from kvsize for {sweep.spec.name}, TP {layout.options.tp} x PP {layout.options.pp}, "
+        f"{sweep.prompt_tokens:,}-token prompts, connector {layout.connector.name}.",
+        f"chunk_size {chunk:,}: {row.objects:,} objects of {format_iec(row.object_bytes)} per prompt.",
+        f"max_local_cpu_size {cpu_gb:g} GB: one writer loads {format_iec(writer_bytes)} per prompt, x {margin:g} margin "
+        "(LMCache default 5).",
+    ]
+    warnings: list[str] = []
+    timeout = DEFAULT_BLOCKING_TIMEOUT_S
+    if plan is not None:
+        timing = plan.timings[index]
+        timeout = max(DEFAULT_BLOCKING_TIMEOUT_S, float(math.ceil(timing.load_seconds * margin)))
+        prompts = plan.options.concurrent_prompts
+        comments.append(
+            f"blocking_timeout_secs {timeout:g}: predicted load {timing.load_seconds:.2f} s on {plan.backend.name} with "
+            f"{prompts} prompt{'s' if prompts != 1 else ''} at once, x {margin:g} margin (LMCache default 10)."
+        )
+        warnings += [
+            f"chunk {chunk:,} breaks an engine limit no setting here fixes: {risk.detail}"
+            for risk in timing.breaches
+            if risk.limit in ("max_value_size", "int32_header", "pinned_memory")
+        ]
+    else:
+        comments.append("blocking_timeout_secs 10: LMCache's default; no backend given, so no load was predicted.")
+    comments.append("Replace the <placeholders> with your deployment's values.")
+    text = emit_settings(
+        chunk_size=chunk,
+        connector=layout.connector.name,
+        save_unfull_chunk=settings.save_unfull_chunk,
+        layerwise=settings.layerwise,
+        blocking_timeout_secs=timeout,
+        max_local_cpu_size_gb=cpu_gb,
+        comments=comments,
+    )
+    return text, warnings

@@ -5,10 +5,14 @@ of K and V and the PP rule differ.
 
 from __future__ import annotations
 
-from kvsize.engines.base import StageObjects, SweepRow, whole_chunk_row
-from kvsize.engines.lmcache import EngineOptions, Layout, Stage
+from typing import TYPE_CHECKING
+
+from kvsize.engines.base import Engine, EngineOptions, Layout, Stage, StageObjects, SweepRow, whole_chunk_row
 from kvsize.errors import UnsupportedModelError
 from kvsize.model.spec import LayerKind, ModelSpec
+
+if TYPE_CHECKING:
+    from kvsize.plan import Sweep
 
 ATTENTION = (LayerKind.FULL, LayerKind.MLA)
 
@@ -74,3 +78,52 @@ def per_rank_row(layout: Layout, prompt_tokens: int, chunk_tokens: int, align: i
         )
     largest = rows[layout.largest_stage.index]
     return whole_chunk_row(prompt_tokens, chunk_tokens, rows, largest.object_bytes, (prompt_tokens // chunk_tokens) * split)
+
+
+class PerRankEngine(Engine):
+    """An engine whose every rank of every stage stores its own objects per chunk (a page, a block)."""
+
+    def explain(self, sweep: Sweep) -> list[str]:
+        """Per rank and stage, like LMCache, with the engine's unit and K/V split."""
+        layout = sweep.layout
+        unit = self.text(layout).unit
+        split = layout.objects_per_chunk
+        lines = [
+            f"Layout ({self.name}: every rank of every stage stores its own objects per {unit}"
+            + (", K and V apart" if split == 2 else "")
+            + ")",
+            f"  KV dtype: {layout.kv_dtype} = {layout.dtype_bytes} B  <- {layout.dtype_field}",
+            f"  heads/rank: {layout.heads_per_rank}, kv_factor {layout.kv_factor}",
+        ]
+        for stage in layout.stages:
+            lines.append(
+                f"  stage {stage.index}: layers {stage.first_layer}-{stage.first_layer + stage.layers - 1}, "
+                f"{stage.kv_layers} stored: {stage.bytes_per_token_per_rank:,} B/token per rank, {stage.writers} writers"
+            )
+        for row in sweep.rows:
+            lines.append(f"{unit.capitalize()} {row.chunk_tokens:,}")
+            lines.append(
+                f"  {unit}s = {sweep.prompt_tokens:,} // {row.chunk_tokens:,} = {row.full_chunks:,}; tail = "
+                f"{row.tail_tokens:,} (not stored: only whole {unit}s)"
+            )
+            for stage, objs in zip(layout.stages, row.stages, strict=True):
+                lines.append(
+                    f"  stage {stage.index}: object = {row.chunk_tokens:,} x {stage.bytes_per_token_per_rank:,}"
+                    f"{' / 2' if split == 2 else ''} = {objs.object_bytes:,} B; objects = {stage.writers} writers x "
+                    f"{row.full_chunks:,}{' x 2' if split == 2 else ''} = {objs.objects:,}"
+                )
+            lines.append(f"  total {row.objects:,} objects, {row.total_bytes:,} B")
+        return lines
+
+    def assumptions(self, sweep: Sweep) -> list[str]:
+        spec, layout = sweep.spec, sweep.layout
+        info, connector = self.info, layout.connector
+        return [
+            f"Model fields from {spec.source}; KV dtype {layout.kv_dtype} ({layout.dtype_field}).",
+            f"{info.stack}: {info.object_rule} ({info.source}; confidence {info.confidence}).",
+            f"TP {layout.options.tp} x PP {layout.options.pp}: {layout.writers} writers, each storing its own objects.",
+            "Chunks: only full chunks are stored; the tail is recomputed.",
+            f"Tier {connector.name}: {connector.layout} ({connector.source}).",
+            "Prompts sharing a prefix share its whole chunks (chained block hashes), stored once.",
+            "Bytes are exact; IEC units (KiB, MiB, GiB, TiB) are powers of 1024.",
+        ]

@@ -18,13 +18,18 @@ From the sglang 0.5.23 wheel (``pip download --no-deps sglang==0.5.23``):
 
 from __future__ import annotations
 
-from kvsize.engines.base import EngineInfo, SweepRow
-from kvsize.engines.connectors import Connector
-from kvsize.engines.lmcache import EngineOptions, Layout
-from kvsize.engines.per_rank import per_rank_row, refuse_beyond_attention, stages
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from kvsize.engines.base import Connector, EngineInfo, EngineOptions, EngineSettings, EngineText, Flag, Layout, SweepRow
+from kvsize.engines.per_rank import PerRankEngine, per_rank_row, refuse_beyond_attention, stages
 from kvsize.engines.serving import DTYPE_BYTES, check_tp, resolve_kv_dtype
 from kvsize.errors import ParallelismError
 from kvsize.model.spec import LayerKind, ModelSpec
+from kvsize.units import format_count, format_iec
+
+if TYPE_CHECKING:
+    from kvsize.plan import Sweep
 
 PREFETCH_THRESHOLD = 256
 STORAGE_BATCH_SIZE = 128
@@ -44,6 +49,7 @@ BACKENDS: dict[str, Connector] = {
         io_threads=1,
         io_note="1 request in flight per rank: SGLang's file backend gets one page at a time in a Python loop "
         "(sglang/srt/mem_cache/hicache_storage.py HiCacheFile), whatever the profile's concurrency",
+        transport="file",
     ),
     **{
         name: Connector(
@@ -57,6 +63,7 @@ BACKENDS: dict[str, Connector] = {
             f"{STORAGE_BATCH_SIZE} pages per call"
             + ("; slots of one large file per rank (offset I/O)" if name == "hf3fs" else ""),
             source="sglang/srt/managers/cache_controller.py _page_set_zero_copy; mem_cache/pool_host/mha.py",
+            transport="other",
         )
         for name in ("mooncake", "nixl", "hf3fs")
     },
@@ -69,9 +76,25 @@ def sglang_pp_split(num_layers: int, pp: int) -> list[int]:
     return [base + (1 if index >= pp - remainder else 0) for index in range(pp)]
 
 
-class SglangEngine:
+class Sglang(EngineSettings):
+    """SGLang HiCache as the engine: ``kvsize.size(model, engine=kvsize.engines.Sglang(backend="mooncake"))``."""
+
+    ENGINE: ClassVar[str] = "sglang"
+    FLAGS: ClassVar[Mapping[str, Flag]] = {
+        "backend": Flag("--sglang-backend", "HiCache's L3 backend: file (default), mooncake, nixl, hf3fs."),
+    }
+    ALIASES: ClassVar[Mapping[str, str]] = {"sglang_backend": "backend"}
+
+    backend: Literal["file", "mooncake", "nixl", "hf3fs"] = "file"
+    """HiCache's L3 backend (``--hicache-storage-backend``)."""
+
+
+class SglangEngine(PerRankEngine):
     """SGLang HiCache: one object (file) or two (K and V) per page per TP rank."""
 
+    name = "sglang"
+    Settings = Sglang
+    emits = True
     info = EngineInfo(
         name="sglang",
         stack="SGLang 0.5.23 HiCache L3 storage (--enable-hierarchical-cache)",
@@ -94,7 +117,9 @@ class SglangEngine:
         dtype_bytes = DTYPE_BYTES[kv_dtype]
         heads = 1 if spec.use_mla else max(1, spec.num_kv_heads // options.tp)
         partition = list(options.pp_partition) if options.pp_partition else sglang_pp_split(spec.num_layers, options.pp)
-        backend = BACKENDS[options.sglang_backend]
+        settings = options.settings
+        assert isinstance(settings, Sglang)
+        backend = BACKENDS[settings.backend]
         split = 1 if spec.use_mla or backend.name == "file" else 2
         notes = [
             "the page size is also SGLang's GPU radix/attention page: changing it changes the GPU cache, not only the I/O",
@@ -116,18 +141,44 @@ class SglangEngine:
             warnings=tuple(dtype_warnings),
             notes=tuple(notes),
             dtype_field=dtype_field,
-            engine="sglang",
             objects_per_chunk=split,
         )
 
     def plan_row(self, layout: Layout, prompt_tokens: int, chunk_tokens: int) -> SweepRow:
         return per_rank_row(layout, prompt_tokens, chunk_tokens)
 
-    def chunk_problem(self, layout: Layout, chunk_tokens: int) -> str | None:
-        return None
+    def engine_options(self, layout: Layout) -> dict[str, Any]:
+        return {
+            "backend": layout.connector.name,
+            "mem_layout": "page_first",
+            "kv_split": layout.objects_per_chunk == 2,
+            "page_is_attention_page": True,
+            "prefetch_threshold_tokens": PREFETCH_THRESHOLD,
+            "batch_pages": STORAGE_BATCH_SIZE,
+            "io_threads": layout.connector.io_threads,
+            "source": layout.connector.source,
+        }
 
-    def default_candidates(self, layout: Layout) -> tuple[int, ...]:
-        return self.info.candidates
+    def text(self, layout: Layout) -> EngineText:
+        per_rank = layout.bytes_per_token_per_rank
+        split = ", K and V apart" if layout.objects_per_chunk == 2 else ""
+        return EngineText(
+            subtitle=f"SGLang HiCache, backend {layout.connector.name}{split}: {format_count(per_rank)} B/token per rank "
+            f"({format_iec(per_rank)}); {layout.kv_dtype} KV",
+            object_note="chunk = SGLang's page; object = one rank's page (K or V alone when stored apart); objects = all ranks.",
+            tail_reason="only full chunks are stored",
+            headline_suffix=f", engine {self.name}",
+            unit="page",
+            no_timeout_note=f"prompts: {self.name} has no blocking timeout, so no cap is shown.",
+        )
 
+    def emit(self, sweep: Sweep, row: SweepRow, plan: Any, margin: float) -> tuple[str, list[str]]:
+        from kvsize.engines.stack_settings import sglang_flags
 
-SGLANG = SglangEngine()
+        return sglang_flags(sweep, row, plan.options if plan else None, margin)
+
+    def settings_for_transport(self, transport: str, given: EngineSettings) -> EngineSettings | None:
+        assert isinstance(given, Sglang)
+        if "backend" in given.model_fields_set or BACKENDS[given.backend].transport == transport:
+            return given
+        return given.model_copy(update={"backend": "file"}) if transport == "file" else None

@@ -61,7 +61,7 @@ def vllm_flags(sweep: Sweep, row: SweepRow, options: TimeOptions | None, margin:
         f"# vLLM {layout.options.vllm_version} native offloading from kvsize for {sweep.spec.name}, TP {layout.options.tp} "
         f"x PP {layout.options.pp}, {sweep.prompt_tokens:,}-token prompts, tier {tier}.",
         f"# block_size {row.chunk_tokens:,}: {row.objects:,} objects of {format_iec(row.object_bytes)} per prompt "
-        f"({len(layout.groups)} KV-cache group(s)).",
+        f"({len(getattr(layout, 'groups', ()))} KV-cache group(s)).",
         f"# --kv-offloading-size {gib}: the CPU tier holds {prompts} prompt(s) of {format_iec(row.total_bytes)} "
         f"x {margin:g} margin (cpu_bytes_to_use = GiB x 2**30).",
     ]
@@ -115,7 +115,7 @@ def kvbm_env(sweep: Sweep, row: SweepRow, options: TimeOptions | None, margin: f
     gb = max(1, math.ceil(per_worker * prompts * margin / 1e9))
     lines = [
         f"# Dynamo KVBM settings from kvsize for {sweep.spec.name}, TP {layout.options.tp} x PP {layout.options.pp}, "
-        f"{sweep.prompt_tokens:,}-token prompts, under {layout.options.kvbm_engine} (confidence medium).",
+        f"{sweep.prompt_tokens:,}-token prompts, under {getattr(layout.options.settings, 'framework', '')} (confidence medium).",
         f"# block {row.chunk_tokens:,} tokens: {row.objects:,} transfers of {format_iec(row.object_bytes)} per prompt; "
         f"each worker holds {format_iec(per_worker)} a prompt, x {prompts} prompt(s) x {margin:g} margin.",
     ]

@@ -18,15 +18,40 @@ llm-d's fs connector (``llmd_fs_backend/spec.py``): one file per (chunk, group, 
 
 from __future__ import annotations
 
-from kvsize.engines.base import EngineInfo, GroupObjects, KvGroup, StageObjects, SweepRow, whole_chunk_row
-from kvsize.engines.connectors import Connector
-from kvsize.engines.lmcache import EngineOptions, Layout, Stage
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from pydantic import Field
+
+from kvsize.engines.base import (
+    Connector,
+    Engine,
+    EngineInfo,
+    EngineOptions,
+    EngineSettings,
+    EngineText,
+    Flag,
+    GroupObjects,
+    KvGroup,
+    Layout,
+    Limit,
+    Share,
+    Stage,
+    StageObjects,
+    SweepRow,
+    whole_chunk_row,
+)
 from kvsize.engines.serving import DTYPE_BYTES, check_served, check_tp, resolve_kv_dtype, stage_layers
-from kvsize.engines.vllm_groups import STATE_KINDS, kv_cache_groups, slot_layers, stored_chunks
+from kvsize.engines.vllm_groups import STATE_KIND_NAMES, STATE_KINDS, kv_cache_groups, slot_layers, stored_chunks, window_chunks
 from kvsize.engines.vllm_state import aligned_block, state_page_bytes
 from kvsize.errors import UnsupportedModelError
 from kvsize.model.spec import LayerKind, ModelSpec
+from kvsize.units import format_count, format_iec
 
+if TYPE_CHECKING:
+    from kvsize.plan import Sweep
+
+GIB = 2**30
 HOST_PAGE_BYTES = 4096
 """``mmap.PAGESIZE`` on x86-64 and most aarch64 servers: what vLLM rounds every object up to."""
 STATEFUL = (LayerKind.MAMBA, LayerKind.LINEAR, LayerKind.CONV)
@@ -52,6 +77,7 @@ TIER_CONNECTORS: dict[str, Connector] = {
         source="vllm/v1/kv_offload/tiering/fs/manager.py, fs/io.py",
         io_threads=16,
         io_note=_io_note("fs", 16, "vllm/v1/kv_offload/tiering/fs/manager.py, fs/io.py"),
+        transport="file",
     ),
     "obj": Connector(
         name="obj",
@@ -64,6 +90,7 @@ TIER_CONNECTORS: dict[str, Connector] = {
         source="vllm/v1/kv_offload/tiering/obj/manager.py",
         io_threads=4,
         io_note=_io_note("obj", 4, "vllm/v1/kv_offload/tiering/obj/manager.py"),
+        transport="object",
     ),
     "cpu": Connector(
         name="cpu",
@@ -74,6 +101,7 @@ TIER_CONNECTORS: dict[str, Connector] = {
         int32_header=False,
         layout="one CPU slot per (chunk, group) in a shared mmap region",
         source="vllm/v1/kv_offload/cpu/spec.py",
+        transport="memory",
     ),
 }
 LLMD_FS_CONNECTOR = Connector(
@@ -86,6 +114,67 @@ LLMD_FS_CONNECTOR = Connector(
     layout="one file per (chunk, group, worker rank), each worker writing its own slice",
     source="llmd_fs_backend/spec.py (llmd-fs-connector <= 0.22)",
 )
+
+
+TierName = Literal["cpu", "fs", "obj"]
+TRANSPORT_TIERS: dict[str, TierName] = {"object": "obj", "file": "fs", "memory": "cpu"}
+GpuBlock = Field(default=None, ge=1, le=65_536)
+
+
+class Vllm(EngineSettings):
+    """vLLM's native offloading as the engine: ``kvsize.size(model, engine=kvsize.engines.Vllm(tier="obj"))``."""
+
+    ENGINE: ClassVar[str] = "vllm"
+    FLAGS: ClassVar[Mapping[str, Flag]] = {
+        "tier": Flag("--tier", "The tier objects go to: cpu, fs (default), obj."),
+        "gpu_block_size": Flag(
+            "--gpu-block-size",
+            "vLLM's GPU block in tokens (default 16; say 32 or 64 for a backend that forces it).",
+            "int",
+        ),
+        "kv_offloading_size": Flag(
+            "--kv-offloading-size", "vLLM's --kv-offloading-size in GiB (its CPU tier); one prompt's objects must fit.", "float"
+        ),
+    }
+
+    tier: TierName = "fs"
+    """The secondary tier: cpu (``--kv-offloading-size`` alone), fs or obj."""
+    gpu_block_size: int | None = GpuBlock
+    """vLLM's GPU KV-cache block in tokens (``--block-size``); None: ``CacheConfig.DEFAULT_BLOCK_SIZE`` 16, or the
+    block a state model forces."""
+    kv_offloading_size: float | None = Field(default=None, gt=0, le=2**30)
+    """``--kv-offloading-size`` in GiB: the CPU tier, ``cpu_bytes_to_use`` = GiB x 2**30 (``config/vllm.py``)."""
+
+    @property
+    def cpu_bytes_to_use(self) -> int | None:
+        return None if self.kv_offloading_size is None else int(self.kv_offloading_size * GIB)
+
+
+class LlmdFs(EngineSettings):
+    """llm-d's fs connector as the engine: ``kvsize.size(model, engine=kvsize.engines.LlmdFs())``."""
+
+    ENGINE: ClassVar[str] = "llmd-fs"
+    FLAGS: ClassVar[Mapping[str, Flag]] = {
+        "tier": Flag("--tier", "llm-d writes files only: fs."),
+        "gpu_block_size": Vllm.FLAGS["gpu_block_size"],
+    }
+
+    tier: Literal["fs"] = "fs"
+    gpu_block_size: int | None = GpuBlock
+
+
+class VllmLayout(Layout):
+    """vLLM's KV-cache groups and the shared slot every group's object holds."""
+
+    groups: tuple[KvGroup, ...]
+    """The KV-cache groups stored apart (vLLM's hybrid allocator)."""
+    worker_block_bytes: int
+    """One GPU block of one worker's KV-cache slot (vLLM's ``worker_kv_bytes_per_block``)."""
+    copies: int | None
+    """Workers' slices in one object (vLLM's ``num_copies``: the world size, 1 under the replicated layout); None for
+    llm-d, whose files hold one worker's slice."""
+    host_page_bytes: int | None
+    """What vLLM rounds each object up to (``mmap.PAGESIZE``); None for llm-d."""
 
 
 def _refuse(spec: ModelSpec, options: EngineOptions) -> None:
@@ -141,7 +230,7 @@ def _notes(spec: ModelSpec, options: EngineOptions, groups: tuple[KvGroup, ...],
         )
     elif spec.use_mla and options.tp > 1:
         notes.append(f"MLA with PP {options.pp}: no replicated layout, so each object holds every worker's copy")
-    if options.pp > 1 and options.engine == "vllm":
+    if options.pp > 1 and options.engine == VllmNativeEngine.name:
         notes.append(
             "PP: every worker's slice is sized as the first stage's (the scheduler's KV-cache config is worker 0's, "
             "generate_scheduler_kv_cache_config)"
@@ -149,12 +238,17 @@ def _notes(spec: ModelSpec, options: EngineOptions, groups: tuple[KvGroup, ...],
     return notes
 
 
+def _gpu_block(options: EngineOptions) -> int:
+    """The GPU block given, else vLLM's default (``CacheConfig.DEFAULT_BLOCK_SIZE`` 16)."""
+    return options.settings.gpu_block_size or 16  # type: ignore[attr-defined]
+
+
 def _state_block(spec: ModelSpec, options: EngineOptions, page_per_token: int) -> tuple[int, list[str]]:
     """The GPU block a state model forces (``_align_hybrid_block_size``), and the notes saying it is approximate."""
     assert spec.state is not None
     model_bytes = DTYPE_BYTES.get(spec.config_dtype or "", 2)  # the conv state is in the model's dtype (bf16 if unsure)
     state_page = state_page_bytes(spec.state, options.tp, model_bytes)
-    block = aligned_block(options.gpu_block_size, state_page, page_per_token)
+    block = aligned_block(_gpu_block(options), state_page, page_per_token)
     state_layers = sum(1 for kind in spec.layer_kinds if kind in STATE_KINDS)
     notes = [
         f"{state_layers} state layers ({spec.state.kind}, {spec.state.source}): {state_page:,} B of state per layer "
@@ -166,11 +260,15 @@ def _state_block(spec: ModelSpec, options: EngineOptions, page_per_token: int) -
     return block, notes
 
 
-class _VllmFamily:
+def _layout(layout: Layout) -> VllmLayout:
+    assert isinstance(layout, VllmLayout)
+    return layout
+
+
+class _VllmFamily(Engine):
     """What vLLM native and llm-d's fs connector share: groups, pages, the chunk rule."""
 
-    info: EngineInfo
-    per_worker_files: bool
+    per_worker_files: ClassVar[bool]
 
     def plan_layout(self, spec: ModelSpec, options: EngineOptions) -> Layout:
         check_served(spec, options.vllm_version)
@@ -183,7 +281,7 @@ class _VllmFamily:
         page_per_token = (LayerKind.MLA if spec.use_mla else LayerKind.FULL).bytes_per_token(
             heads_per_rank, spec.head_size, dtype_bytes
         )
-        block, state_notes = options.gpu_block_size, list[str]()
+        block, state_notes = _gpu_block(options), list[str]()
         if spec.state is not None:
             block, state_notes = _state_block(spec, options, page_per_token)
         partition = stage_layers(spec, options.pp, options.pp_partition)
@@ -207,27 +305,25 @@ class _VllmFamily:
                 )
             )
             first += count
-        copies = 1 if replicated else options.tp * options.pp
-        replication = 1 if spec.use_mla else max(1, options.tp // spec.num_kv_heads)
-        return Layout(
+        tier = options.settings.tier  # type: ignore[attr-defined]
+        return VllmLayout(
             options=options,
-            connector=LLMD_FS_CONNECTOR if self.per_worker_files else TIER_CONNECTORS[options.tier],
+            connector=LLMD_FS_CONNECTOR if self.per_worker_files else TIER_CONNECTORS[tier],
             kv_dtype=kv_dtype,
             dtype_bytes=dtype_bytes,
             kv_factor=(LayerKind.MLA if spec.use_mla else LayerKind.FULL).kv_factor,
             heads_per_rank=heads_per_rank,
             head_size=spec.head_size,
-            replication=replication,
+            replication=1 if spec.use_mla else max(1, options.tp // spec.num_kv_heads),
             stages=tuple(stages),
             bytes_per_token=sum(k.bytes_per_token(spec.num_kv_heads, spec.head_size, dtype_bytes) for k in spec.layer_kinds),
             warnings=tuple(dtype_warnings),
             notes=(*_notes(spec, options, groups, replicated), *state_notes),
             dtype_field=dtype_field,
-            engine=options.engine,
             groups=groups,
             block_tokens=block,
             worker_block_bytes=stages[0].bytes_per_token_per_rank * block,
-            copies=copies,
+            copies=None if self.per_worker_files else (1 if replicated else options.tp * options.pp),
             host_page_bytes=None if self.per_worker_files else HOST_PAGE_BYTES,
         )
 
@@ -249,13 +345,116 @@ class _VllmFamily:
         )
 
     def _group_rows(self, layout: Layout, prompt_tokens: int, chunk_tokens: int) -> list[tuple[KvGroup, int]]:
-        return [(group, stored_chunks(group, prompt_tokens, chunk_tokens)) for group in layout.groups]
+        return [(group, stored_chunks(group, prompt_tokens, chunk_tokens)) for group in _layout(layout).groups]
+
+    def shared_chunk(self, layout: Layout, row: SweepRow) -> Share:
+        """The objects of the groups that store every chunk (full and chunked-local attention), found again by their
+        chained block hashes; a sliding-window or state group's objects sit at each prompt's end, so they stay per
+        prompt."""
+        every_chunk = sum(1 for g in _layout(layout).groups if g.window_tokens is None and g.kind not in STATE_KIND_NAMES)
+        objects = every_chunk * (layout.writers if self.per_worker_files else 1)
+        return Share(
+            objects=objects,
+            stored_bytes=objects * row.object_bytes,
+            objects_per_writer=every_chunk,
+            stored_bytes_per_writer=every_chunk * row.object_bytes,
+        )
+
+    def engine_options(self, layout: Layout) -> dict[str, Any]:
+        vllm = _layout(layout)
+        return {
+            "tier": layout.connector.name if not self.per_worker_files else "fs",
+            "gpu_block_size": layout.block_tokens,
+            "kv_cache_groups": len(vllm.groups),
+            "worker_block_bytes": vllm.worker_block_bytes,
+            "copies": vllm.copies,
+            "host_page_bytes": vllm.host_page_bytes,
+            "io_threads": layout.connector.io_threads,
+            "source": layout.connector.source,
+        }
+
+    def explain(self, sweep: Sweep) -> list[str]:
+        """The groups, the shared slot, the page rounding, each group's stored chunks."""
+        layout = _layout(sweep.layout)
+        per_worker = self.per_worker_files
+        block, slot_bytes = layout.block_tokens or 1, layout.worker_block_bytes
+        lines = [
+            "Layout (llm-d fs: one file per (chunk, KV-cache group, worker rank))"
+            if per_worker
+            else "Layout (vLLM native: one object per (chunk, KV-cache group) = round_up(copies x worker block x "
+            "blocks per chunk, host page))",
+            f"  KV dtype: {layout.kv_dtype} = {layout.dtype_bytes} B  <- {layout.dtype_field}",
+            f"  heads/rank: {layout.heads_per_rank}; GPU block {block} tokens",
+            "  groups: " + ", ".join(f"{g.kind} x {len(g.layers)}" for g in layout.groups),
+        ]
+        for stage in layout.stages:
+            lines.append(
+                f"  stage {stage.index}: layers {stage.first_layer}-{stage.first_layer + stage.layers - 1}, a slot of "
+                f"{stage.bytes_per_token_per_rank:,} B/token per worker (the largest group's layers there), "
+                f"{stage.writers} writers"
+            )
+        if not per_worker:
+            per_token = layout.stages[0].bytes_per_token_per_rank
+            lines.append(f"  worker block = {block} x {per_token:,} = {slot_bytes:,} B; copies {layout.copies}")
+        for row in sweep.rows:
+            lines.append(f"Chunk {row.chunk_tokens:,} ({row.chunk_tokens // block} blocks)")
+            lines.append(
+                f"  chunks = {sweep.prompt_tokens:,} // {row.chunk_tokens:,} = {row.full_chunks:,}; tail = "
+                f"{row.tail_tokens:,} (not stored: only full chunks)"
+            )
+            if not per_worker:
+                raw = (layout.copies or 1) * slot_bytes * (row.chunk_tokens // block)
+                lines.append(
+                    f"  object = round_up({layout.copies} x {slot_bytes:,} x {row.chunk_tokens // block}, "
+                    f"{layout.host_page_bytes}) = round_up({raw:,}) = {row.object_bytes:,} B"
+                )
+            for group, counted in zip(layout.groups, row.groups or (), strict=True):
+                if group.kind in STATE_KIND_NAMES:
+                    rule = f"state: min(1, ({sweep.prompt_tokens:,} - 1) // {row.chunk_tokens:,})"
+                elif group.window_tokens is not None:
+                    chunks = window_chunks(group.window_tokens, row.chunk_tokens)
+                    rule = (
+                        f"window {group.window_tokens:,}: min({chunks:,}, ({sweep.prompt_tokens:,} - 1) // {row.chunk_tokens:,})"
+                    )
+                else:
+                    rule = f"{sweep.prompt_tokens:,} // {row.chunk_tokens:,}"
+                workers = f" x {layout.writers} workers" if per_worker else ""
+                lines.append(f"  {group.kind} ({len(group.layers)} layers): {rule}{workers} -> {counted.objects:,} objects")
+            lines.append(f"  total {row.objects:,} objects of {row.object_bytes:,} B = {row.total_bytes:,} B")
+        return lines
+
+    def assumptions(self, sweep: Sweep) -> list[str]:
+        spec, layout = sweep.spec, _layout(sweep.layout)
+        info, connector = self.info, layout.connector
+        return [
+            f"Model fields from {spec.source}; KV dtype {layout.kv_dtype} ({layout.dtype_field}).",
+            f"{info.stack}: {info.object_rule} ({info.source}; confidence {info.confidence}).",
+            f"KV-cache groups ({len(layout.groups)}): "
+            + ", ".join(f"{g.kind} x {len(g.layers)}" for g in layout.groups)
+            + f"; GPU block {layout.block_tokens} tokens.",
+            "Chunks: only full chunks are stored; the tail is recomputed.",
+            f"Tier {connector.name}: {connector.layout} ({connector.source}).",
+            "Prompts sharing a prefix share its whole chunks (chained block hashes), stored once.",
+            "Bytes are exact; IEC units (KiB, MiB, GiB, TiB) are powers of 1024.",
+        ]
+
+    def settings_for_transport(self, transport: str, given: EngineSettings) -> EngineSettings | None:
+        tier = TRANSPORT_TIERS.get(transport)
+        current = given.tier  # type: ignore[attr-defined]
+        if "tier" in given.model_fields_set or TIER_CONNECTORS[current].transport == transport:
+            return given
+        if tier is None or tier not in type(given).model_fields["tier"].annotation.__args__:  # type: ignore[union-attr]
+            return None
+        return given.model_copy(update={"tier": tier})
 
 
 class VllmNativeEngine(_VllmFamily):
     """vLLM 0.33's ``OffloadingConnector``: one object per (chunk, group), every worker's slice inside."""
 
+    name = "vllm"
+    Settings = Vllm
     per_worker_files = False
+    emits = True
     info = EngineInfo(
         name="vllm",
         stack="vLLM 0.33 native offloading (OffloadingConnector, TieringOffloadingSpec)",
@@ -270,10 +469,11 @@ class VllmNativeEngine(_VllmFamily):
     )
 
     def plan_row(self, layout: Layout, prompt_tokens: int, chunk_tokens: int) -> SweepRow:
-        assert layout.worker_block_bytes is not None and layout.copies and layout.host_page_bytes
+        vllm = _layout(layout)
+        assert vllm.copies and vllm.host_page_bytes
         block = layout.block_tokens or 1
-        page = layout.host_page_bytes
-        raw = layout.copies * layout.worker_block_bytes * chunk_tokens // block
+        page = vllm.host_page_bytes
+        raw = vllm.copies * vllm.worker_block_bytes * chunk_tokens // block
         object_bytes = -(-raw // page) * page
         counted = self._group_rows(layout, prompt_tokens, chunk_tokens)
         objects = sum(count for _, count in counted)
@@ -293,10 +493,56 @@ class VllmNativeEngine(_VllmFamily):
         )
         return whole_chunk_row(prompt_tokens, chunk_tokens, stages, object_bytes, objects, groups)
 
+    def limits(self, row: SweepRow, layout: Layout, load_seconds: float | None) -> list[Limit]:
+        """vLLM's CPU tier holds ``cpu_bytes_to_use // object`` chunk slots (``v1/kv_offload/cpu/spec.py``); a load
+        stages the prompt's objects there, so one prompt's objects must fit."""
+        settings = layout.options.settings
+        assert isinstance(settings, Vllm)
+        cpu_bytes = settings.cpu_bytes_to_use
+        if cpu_bytes is None or not row.objects:
+            return []
+        slots = cpu_bytes // row.object_bytes
+        if row.objects <= slots:
+            return []
+        return [
+            Limit(
+                limit="cpu_bytes_to_use",
+                value=row.objects,
+                threshold=slots,
+                unit="objects",
+                detail=f"{row.objects:,} objects > the {slots:,} slots of cpu_bytes_to_use "
+                f"{format_iec(cpu_bytes)} ({format_iec(row.object_bytes)} each)",
+            )
+        ]
+
+    def time_option_values(self, layout: Layout) -> dict[str, Any]:
+        settings = layout.options.settings
+        assert isinstance(settings, Vllm)
+        return {"offload_cpu_bytes": settings.cpu_bytes_to_use}
+
+    def text(self, layout: Layout) -> EngineText:
+        vllm = _layout(layout)
+        copies = f"{vllm.copies} worker slice{'s' if vllm.copies != 1 else ''}"
+        return EngineText(
+            subtitle=f"vLLM native offloading, tier {layout.connector.name}, GPU block {layout.block_tokens}: {copies} per "
+            f"object, rounded up to {vllm.host_page_bytes:,} B; {layout.kv_dtype} KV",
+            object_note="object = one (chunk, KV-cache group), every worker's slice inside, as written; objects = all groups.",
+            tail_reason="only full chunks are stored",
+            headline_suffix=f", engine {self.name}",
+            no_timeout_note=f"prompts: {self.name} has no blocking timeout, so no cap is shown.",
+        )
+
+    def emit(self, sweep: Sweep, row: SweepRow, plan: Any, margin: float) -> tuple[str, list[str]]:
+        from kvsize.engines.stack_settings import vllm_flags
+
+        return vllm_flags(sweep, row, plan.options if plan else None, margin)
+
 
 class LlmdFsEngine(_VllmFamily):
     """llm-d's fs connector (<= 0.22): one file per (chunk, group, worker rank)."""
 
+    name = "llmd-fs"
+    Settings = LlmdFs
     per_worker_files = True
     info = EngineInfo(
         name="llmd-fs",
@@ -330,6 +576,13 @@ class LlmdFsEngine(_VllmFamily):
         )
         return whole_chunk_row(prompt_tokens, chunk_tokens, stages, largest.object_bytes, chunks, groups)
 
-
-VLLM_NATIVE = VllmNativeEngine()
-LLMD_FS = LlmdFsEngine()
+    def text(self, layout: Layout) -> EngineText:
+        per_worker = layout.bytes_per_token_per_rank
+        return EngineText(
+            subtitle=f"llm-d fs connector: {format_count(per_worker)} B/token per worker file ({format_iec(per_worker)}); "
+            f"GPU block {layout.block_tokens}; {layout.kv_dtype} KV",
+            object_note="object = one worker's file of one (chunk, KV-cache group); objects = all workers and groups.",
+            tail_reason="only full chunks are stored",
+            headline_suffix=f", engine {self.name}",
+            no_timeout_note=f"prompts: {self.name} has no blocking timeout, so no cap is shown.",
+        )

@@ -245,52 +245,41 @@ PRESETS: dict[str, BackendProfile] = {
     )
 }
 
-# The connectors each preset's storage is reached through (the connector decides headers and requests).
-PRESET_CONNECTORS = {
-    "s3": ("s3",),
-    "s3-express": ("s3",),
-    "nfs": ("fs", "gds", "weka", "local-disk"),
-    "nfs-100g": ("fs", "gds", "weka", "local-disk"),
-    "pnfs-rdma": ("fs", "gds", "weka"),
-    "nvme": ("local-disk", "fs", "gds"),
-    "redis": ("redis", "valkey", "resp"),
-    "cpu": ("cpu",),
+PRESET_TRANSPORTS = {
+    "s3": "object",
+    "s3-express": "object",
+    "nfs": "file",
+    "nfs-100g": "file",
+    "pnfs-rdma": "file",
+    "nvme": "file",
+    "redis": "kv",
+    "cpu": "memory",
 }
+"""What kind of storage each preset is: what an engine's connector or tier must reach (``Connector.transport``)."""
 
 
-# What each preset's storage is reached through under the other engines: vLLM tiers, SGLang's file backend, KVBM's
-# disk and object tiers (the first name of the engine's kind is the suggestion).
-PRESET_TIERS = {
-    "s3": ("obj", "object"),
-    "s3-express": ("obj", "object"),
-    "nfs": ("fs", "file", "disk"),
-    "nfs-100g": ("fs", "file", "disk"),
-    "pnfs-rdma": ("fs", "file", "disk"),
-    "nvme": ("fs", "file", "disk"),
-    "redis": (),
-    "cpu": ("cpu",),
-}
-ENGINE_TIER_FLAGS = {"vllm": ("--tier", ("cpu", "fs", "obj")), "llmd-fs": ("--tier", ("fs",))}
-ENGINE_TIER_FLAGS |= {"sglang": ("--sglang-backend", ("file",)), "kvbm": ("--kvbm-tier", ("disk", "object"))}
+def connector_mismatch(backend: str | None, layout: Any) -> str | None:
+    """A warning when a preset is timed through a connector (or an engine's tier) that does not reach that storage,
+    naming the engine's setting that would."""
+    from kvsize.engines.registry import engine_for
 
-
-def connector_mismatch(backend: str | None, connector: str, engine: str = "lmcache") -> str | None:
-    """A warning when a preset is timed through a connector (or an engine's tier) that does not reach that storage."""
-    if engine != "lmcache":
-        tiers = PRESET_TIERS.get(backend or "")
-        flag, names = ENGINE_TIER_FLAGS[engine]
-        if tiers is None or connector in tiers or connector not in names:
-            return None  # a preset kvsize has no mapping for, or a backend (mooncake, nixl) no preset describes
-        fitting = [name for name in tiers if name in names]
-        if not fitting:
-            return f"--backend {backend}: {engine} has no {flag} that reaches it; its figures are a guess"
-        return f"--backend {backend} is timed through {flag} {connector}; did you mean {flag} {fitting[0]}?"
-    expected = PRESET_CONNECTORS.get(backend or "")
-    if expected is None or connector in expected:
+    transport = PRESET_TRANSPORTS.get(backend or "")
+    if transport is None or layout.connector.transport == transport:
         return None
+    engine = engine_for(layout.engine)
+    current = layout.options.settings
+    defaults = type(current)()
+    fitting = engine.settings_for_transport(transport, defaults)
+    changed = [
+        name for name in type(current).model_fields if fitting is not None and getattr(fitting, name) != getattr(defaults, name)
+    ]
+    flags = type(current).FLAGS
+    if fitting is None or not changed or changed[0] not in flags:
+        return f"--backend {backend}: {engine.name} has no setting that reaches {transport} storage; its figures are a guess"
+    flag = flags[changed[0]].name
     return (
-        f"--backend {backend} is timed through --connector {connector}, which decides the headers and requests "
-        f"per object; did you mean --connector {expected[0]}?"
+        f"--backend {backend} is timed through {flag} {getattr(current, changed[0])}, which decides the headers and "
+        f"requests per object; did you mean {flag} {getattr(fitting, changed[0])}?"
     )
 
 

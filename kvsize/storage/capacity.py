@@ -1,30 +1,20 @@
 """Capacity planning: how many prompts fit in a storage tier, or how much a number of prompts needs.
 
 A prompt stores its chunks once per writer (the sweep row). Prompts that share a prefix
-of S tokens share its first ``floor(S / chunk)`` chunks (LMCache's chained prefix keys),
-which are stored once; every prompt adds the rest.
+of S tokens share its first ``floor(S / chunk)`` chunks (chained prefix keys), which are stored
+once; every prompt adds the rest. What one shared chunk stores is the engine's answer.
 """
 
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from kvsize.engines.lmcache import Layout
+from kvsize.engines.base import Layout, Share, SweepRow, per_writer_bytes
+from kvsize.engines.registry import engine_for
 from kvsize.errors import KvsizeError
-from kvsize.plan import SweepRow
 from kvsize.results import SweepReport
-from kvsize.storage.risks import per_writer_bytes
 
-
-class Share(BaseModel):
-    """Objects and stored bytes (payload + connector headers), in total and for the busiest writer."""
-
-    model_config = ConfigDict(frozen=True)
-
-    objects: int
-    stored_bytes: int
-    objects_per_writer: int
-    stored_bytes_per_writer: int
+__all__ = ["Capacity", "CapacityReport", "Share", "plan_capacity"]
 
 
 class Capacity(BaseModel):
@@ -63,37 +53,8 @@ def _add(a: Share, b: Share) -> Share:
 
 
 def _chunk_share(row: SweepRow, layout: Layout) -> Share:
-    """What one whole shared chunk stores.
-
-    LMCache: every writer's object (one per layer when layerwise), with its headers. vLLM native and llm-d: the
-    objects of the groups that store every chunk (full and chunked-local attention), found again by their chained
-    block hashes; a sliding-window or state group's objects sit at each prompt's end, so they stay per prompt.
-    """
-    header = layout.connector.header_bytes
-    if layout.engine in ("vllm", "llmd-fs"):
-        from kvsize.engines.vllm_groups import STATE_KIND_NAMES
-
-        every_chunk = sum(1 for g in layout.groups if g.window_tokens is None and g.kind not in STATE_KIND_NAMES)
-        per_writer = every_chunk
-        objects = every_chunk * (layout.writers if layout.engine == "llmd-fs" else 1)
-        return Share(
-            objects=objects,
-            stored_bytes=objects * row.object_bytes,
-            objects_per_writer=per_writer,
-            stored_bytes_per_writer=per_writer * row.object_bytes,
-        )
-    layerwise = layout.options.layerwise
-    largest = layout.largest_stage
-    per_chunk = layout.objects_per_chunk  # SGLang's K and V apart: two objects a page
-    chunk_objects = sum(s.writers * (s.stored_layers if layerwise else per_chunk) for s in layout.stages)
-    chunk_objects_writer = largest.stored_layers if layerwise else per_chunk
-    return Share(
-        objects=chunk_objects,
-        stored_bytes=sum(s.writers * row.chunk_tokens * s.bytes_per_token_per_rank for s in layout.stages)
-        + chunk_objects * header,
-        objects_per_writer=chunk_objects_writer,
-        stored_bytes_per_writer=row.chunk_tokens * largest.bytes_per_token_per_rank + chunk_objects_writer * header,
-    )
+    """What one whole shared chunk stores: the engine's answer (``Engine.shared_chunk``)."""
+    return engine_for(layout.engine).shared_chunk(layout, row)
 
 
 def plan_capacity(

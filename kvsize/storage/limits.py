@@ -1,10 +1,9 @@
 """The CI guard: does one serving configuration stay inside its limits?
 
-Limits are the user's (objects, object size, bytes, load time) and the engine's
-(LMCache's blocking timeout, CPU buffer, S3 pinned memory, a backend's largest value, an
-int32 header length), plus two verdicts: loading must beat recomputing, and the
-deployment's ``remote_url`` must be one LMCache can use. Engine limits that need storage
-timing are checked when a backend is given. Every broken limit is a ``Limit``.
+Limits are the user's (objects, object size, bytes, load time), the engine's (``Engine.limits``: a load
+timeout, buffers, header lengths) and the backend's (its largest value), plus two verdicts: loading must
+beat recomputing, and the deployment's own config must be one the engine can use (it would store nothing).
+Engine limits that need storage timing are checked when a backend is given. Every broken limit is a ``Limit``.
 """
 
 from __future__ import annotations
@@ -13,14 +12,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from kvsize.engines.lmcache import Layout
-from kvsize.plan import Sweep, SweepRow
+from kvsize.engines.base import Layout, Limit, SweepRow
+from kvsize.plan import Sweep
 from kvsize.results import RowView
-from kvsize.storage.risks import Limit, TimeOptions, engine_risks
+from kvsize.storage.risks import engine_risks
 from kvsize.storage.timing import RowTiming
-
-Violation = Limit
-"""A broken limit as the guard reports it (the same type as the time model's risks)."""
 
 
 class Limits(BaseModel):
@@ -76,7 +72,6 @@ def check_row(
     row: SweepRow,
     layout: Layout,
     limits: Limits,
-    options: TimeOptions,
     timing: RowTiming | None = None,
     *,
     full_recompute_s: float | None = None,
@@ -104,7 +99,7 @@ def check_row(
         )
     if remote_url_problem is not None:
         found.append(Limit(limit="remote_url", value=0, threshold=0, unit="objects", detail=remote_url_problem))
-    found.extend(timing.breaches if timing is not None else engine_risks(row, layout, options))
+    found.extend(timing.breaches if timing is not None else engine_risks(row, layout))
     return CheckResult(ok=not found, violations=tuple(found), row=row, timing=timing)
 
 
@@ -143,7 +138,8 @@ class CheckReport(BaseModel):
     full_recompute_seconds: float | None
     instances: int
     warnings: list[str]
-    offload_engine: str = "lmcache"
-    """The offloading stack checked (``kvsize engines``); ``engine`` stays LMCache's settings."""
+    offload_engine: str
+    """The offloading stack checked (``kvsize engines``); ``engine`` keeps the default engine's settings view (its
+    timeout and buffers) whatever engine is checked."""
     engine_options: dict[str, Any] = {}
     sweep: Sweep = Field(exclude=True, repr=False)

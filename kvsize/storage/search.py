@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from kvsize.engines.lmcache import Layout
+from kvsize.engines.base import Layout
 from kvsize.storage.backends import BackendProfile
 from kvsize.storage.risks import TimeOptions
 from kvsize.storage.timing import recommend, time_row

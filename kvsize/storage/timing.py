@@ -17,10 +17,10 @@ import math
 
 from pydantic import BaseModel, ConfigDict, computed_field
 
-from kvsize.engines.lmcache import Layout
-from kvsize.plan import SweepRow
+from kvsize.engines.base import Layout, Limit, SweepRow, per_writer_bytes
+from kvsize.engines.registry import engine_for
 from kvsize.storage.backends import BackendProfile
-from kvsize.storage.risks import Limit, TimeOptions, engine_risks, per_writer_bytes, pinned_bytes_needed
+from kvsize.storage.risks import TimeOptions, engine_risks, pinned_bytes_needed
 from kvsize.units import format_iec
 
 EQUAL_COST = 0.01
@@ -106,16 +106,10 @@ def wire_requests(row: SweepRow, layout: Layout, profile: BackendProfile) -> int
 
 
 def engine_concurrency(layout: Layout, host_cpus: int | None) -> int | None:
-    """Requests one writer keeps in flight when the engine fixes it, else None (the profile's concurrency).
-
-    vLLM's tiers their thread counts (``Connector.io_threads``); LMCache's fs connector, given the serving host's
-    CPUs, asyncio's default thread pool, ``min(32, CPUs + 4)`` (``FSConnector`` reads through aiofiles).
-    """
-    if layout.connector.io_threads is not None:
-        return layout.connector.io_threads
-    if host_cpus is not None and layout.engine == "lmcache" and layout.connector.name == "fs":
-        return min(32, host_cpus + 4)
-    return None
+    """Requests one writer keeps in flight when the engine fixes it, else None (the profile's concurrency):
+    ``Engine.requests_in_flight`` (vLLM's tiers their thread counts; LMCache's fs connector, given the serving host's
+    CPUs, asyncio's default thread pool)."""
+    return engine_for(layout.engine).requests_in_flight(layout, host_cpus)
 
 
 def load_terms(row: SweepRow, layout: Layout, profile: BackendProfile, prompts: int, host_cpus: int | None = None) -> LoadTerms:
@@ -180,18 +174,19 @@ def load_seconds(terms: LoadTerms) -> tuple[float, str]:
     return present[bound], bound
 
 
-def _max_prompts(terms: LoadTerms, options: TimeOptions, layout: Layout) -> int | None:
-    """Prompts that can load at once within LMCache's blocking timeout (None: no shared cap limits them, or an
-    engine without that timeout)."""
-    if layout.engine != "lmcache":
+def _max_prompts(terms: LoadTerms, layout: Layout) -> int | None:
+    """Prompts that can load at once within the engine's load timeout (None: no shared cap limits them, or an
+    engine without such a timeout)."""
+    timeout = engine_for(layout.engine).timeout_seconds(layout)
+    if timeout is None:
         return None
-    if terms.waves_seconds > options.blocking_timeout_s:
+    if terms.waves_seconds > timeout:
         return 0
     caps = []
     if terms.aggregate_bytes_per_s and terms.stored_bytes:
-        caps.append(options.blocking_timeout_s * terms.aggregate_bytes_per_s / terms.stored_bytes)
+        caps.append(timeout * terms.aggregate_bytes_per_s / terms.stored_bytes)
     if terms.max_requests_per_s and terms.wire_requests:
-        caps.append(options.blocking_timeout_s * terms.max_requests_per_s / terms.wire_requests)
+        caps.append(timeout * terms.max_requests_per_s / terms.wire_requests)
     return math.floor(min(caps)) if caps else None
 
 
@@ -204,19 +199,8 @@ def _store_seconds(terms: LoadTerms, profile: BackendProfile) -> float | None:
     return max(store)
 
 
-def _breaches(row: SweepRow, layout: Layout, profile: BackendProfile, options: TimeOptions, load: float) -> list[Limit]:
-    found: list[Limit] = []
-    if layout.engine == "lmcache" and load > options.blocking_timeout_s:
-        found.append(
-            Limit(
-                limit="blocking_timeout",
-                value=load,
-                threshold=options.blocking_timeout_s,
-                unit="s",
-                detail=f"load {load:.2f} s > blocking_timeout_secs {options.blocking_timeout_s:g} s",
-            )
-        )
-    found.extend(engine_risks(row, layout, options))
+def _breaches(row: SweepRow, layout: Layout, profile: BackendProfile, load: float) -> list[Limit]:
+    found = engine_risks(row, layout, load)
     stored_object = row.object_bytes + layout.connector.inline_header_bytes
     if profile.max_value_bytes is not None and stored_object > profile.max_value_bytes:
         found.append(
@@ -245,14 +229,14 @@ def time_row(row: SweepRow, layout: Layout, profile: BackendProfile, options: Ti
         load_bound=bound,
         store_seconds=_store_seconds(terms, profile),
         wire_requests=terms.wire_requests,
-        max_concurrent_prompts=_max_prompts(terms, options, layout),
+        max_concurrent_prompts=_max_prompts(terms, layout),
         per_writer_bytes=per_writer_bytes(row, layout),
-        pinned_bytes_needed=pinned_bytes_needed(row, layout, options),
+        pinned_bytes_needed=pinned_bytes_needed(row, layout),
         recompute_tokens=recompute,
         recompute_seconds=recompute_s,
         cost_seconds=load + recompute_s if recompute_s is not None else None,
         terms=terms,
-        breaches=tuple(_breaches(row, layout, profile, options, load)),
+        breaches=tuple(_breaches(row, layout, profile, load)),
     )
 
 
@@ -306,11 +290,15 @@ class StoragePlan(BaseModel):
     notes: tuple[str, ...]
     full_recompute_seconds: float | None = None
     """Prefill of the prompts one serving instance holds, all recomputed: ``ceil(N / instances) x prompt / rate``."""
-    engine: str = "lmcache"
+    engine: str
     """The offloading engine whose rows these are (``Layout.engine``)."""
     offload_pays: bool | None = None
     """False when the recommended chunk's load + tail recompute is not below ``full_recompute_seconds``;
     None when the recompute cost is unknown."""
+    timeout_seconds: float | None = None
+    """The engine's load timeout (``Engine.timeout_seconds``); None when it has none."""
+    no_timeout_note: str = ""
+    """Why no prompt cap is shown, for an engine without a load timeout."""
 
 
 def prompts_per_instance(options: TimeOptions) -> int:
@@ -333,6 +321,7 @@ def plan_storage(
     prefill_assumption: str | None = None,
 ) -> StoragePlan:
     """Time every row on ``profile`` and pick the chunk size."""
+    engine = engine_for(layout.engine)
     timings = [time_row(row, layout, profile, options) for row in rows]
     notes = []
     if layout.kv_factor == 1 and layout.writers == 1 and layout.options.tp > 1:
@@ -342,12 +331,7 @@ def plan_storage(
             "S3 wire requests are an estimate: ceil(object / part size) ranged GETs per object (LMCache leaves the "
             "part size to awscrt); the one HEAD per chunk of a lookup is cached per process and not counted"
         )
-    threads = engine_concurrency(layout, options.host_cpus)
-    if threads is not None and layout.connector.io_threads is None:  # set by --host-cpus
-        notes.append(
-            f"{threads} requests in flight per writer: LMCache's fs connector reads through asyncio's default thread "
-            f"pool, min(32, CPUs + 4) on a host of {options.host_cpus} CPUs (--host-cpus)"
-        )
+    notes += engine.timing_notes(layout, options.host_cpus)
     if profile.aggregate_by_concurrency or profile.aggregate_by_object_size:
         notes.append(
             "B read at the load's own requests in flight (writers x per-writer concurrency x prompts), from the probe's "
@@ -372,4 +356,6 @@ def plan_storage(
         full_recompute_seconds=recompute_all,
         offload_pays=pays,
         engine=layout.engine,
+        timeout_seconds=engine.timeout_seconds(layout),
+        no_timeout_note=engine.text(layout).no_timeout_note,
     )

@@ -6,8 +6,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kvsize.api import GIB, candidate_sizes, resolve_spec
-from kvsize.engines.lmcache import EngineOptions
+from kvsize.calls.args import GIB, resolve_spec
+from kvsize.calls.sizing import candidate_sizes
+from kvsize.engines.base import EngineOptions, EngineSettings, KvDtype, Serving
+from kvsize.engines.registry import engine_for, settings_for
 from kvsize.errors import KvsizeError, finite, whole
 
 if TYPE_CHECKING:
@@ -21,13 +23,8 @@ def probe(
     tp: int = 1,
     pp: int = 1,
     chunk_sizes: Sequence[int] | None = None,
-    kv_dtype: str = "auto",
-    engine: str = "lmcache",
-    tier: str | None = None,
-    gpu_block_size: int | None = None,
-    sglang_backend: str | None = None,
-    kvbm_engine: str | None = None,
-    kvbm_tier: str | None = None,
+    kv_dtype: KvDtype = "auto",
+    engine: str | EngineSettings | None = None,
     object_sizes: Sequence[int] | None = None,
     concurrency: Sequence[int] = (1, 4, 16),
     objects: int = 256,
@@ -40,6 +37,7 @@ def probe(
     progress: Callable[[str, int, int], None] | None = None,
     scheduler: str | None = None,
     clients: int | None = None,
+    **engine_options: Any,
 ) -> ProbeReport:
     """Measure a storage target with LMCache-shaped objects and fit the time model's L, b and B (``kvsize probe``).
 
@@ -52,16 +50,7 @@ def probe(
 
     if save_profile is not None:
         _writable(save_profile, "save_profile")
-    sizes = _probe_sizes(
-        model,
-        tp,
-        pp,
-        chunk_sizes,
-        kv_dtype,
-        object_sizes,
-        catalog,
-        served(engine, tier, gpu_block_size, sglang_backend, kvbm_engine, kvbm_tier),
-    )
+    sizes = _probe_sizes(model, tp, pp, chunk_sizes, kv_dtype, object_sizes, catalog, engine, engine_options)
     levels = [whole(level, "concurrency", 1, 4096) for level in concurrency]
     if not levels:
         raise KvsizeError("`concurrency` is empty: give levels like 1,4,16", field="concurrency")
@@ -152,62 +141,39 @@ def _writable(path: Path, name: str) -> None:
         raise KvsizeError(f"`{name}` {path}: the folder {folder} is not writable; give another path", field=name)
 
 
-def served(
-    engine: str,
-    tier: str | None,
-    gpu_block_size: int | None,
-    sglang_backend: str | None,
-    kvbm_engine: str | None,
-    kvbm_tier: str | None,
-) -> dict[str, Any]:
-    """The engine and its options, as ``engine_choice`` takes them."""
-    return {
-        "engine": engine,
-        "tier": tier,
-        "gpu_block_size": gpu_block_size,
-        "sglang_backend": sglang_backend,
-        "kvbm_engine": kvbm_engine,
-        "kvbm_tier": kvbm_tier,
-    }
-
-
 def _probe_sizes(
     model: str | None,
     tp: int,
     pp: int,
     chunk_sizes: Sequence[int] | None,
-    kv_dtype: str,
+    kv_dtype: KvDtype,
     object_sizes: Sequence[int] | None,
-    catalog: Path | None,
-    served: dict[str, Any] | None = None,
+    catalog: str | Path | None,
+    engine: str | EngineSettings | None = None,
+    engine_options: dict[str, Any] | None = None,
 ) -> list[int]:
-    """The object sizes to probe: the ones kvsize predicts for ``model`` under ``served`` (engine, tier, GPU block),
-    or ``object_sizes``."""
-    from kvsize.engines.registry import engine_for
+    """The object sizes to probe: the ones kvsize predicts for ``model`` under ``engine`` (its settings: tier, GPU
+    block ...), or ``object_sizes``."""
     from kvsize.plan import plan_row
-    from kvsize.served import engine_choice
 
     if model is not None and object_sizes is not None:
         raise KvsizeError("give `model` (its predicted object sizes) or `object_sizes`, not both", field="model")
+    given = {name: value for name, value in (engine_options or {}).items() if value is not None and value is not False}
     if model is None:
-        served = served or {"engine": "lmcache"}
-        if (
-            chunk_sizes is not None
-            or served["engine"] != "lmcache"
-            or any(v is not None for k, v in served.items() if k != "engine")
-        ):
+        if chunk_sizes is not None or engine is not None or given:
             raise KvsizeError("`chunk_sizes`, `engine` and the engine's options go with `model`", field="chunk_sizes")
+        if object_sizes is not None and (isinstance(object_sizes, (str, bytes)) or not list(object_sizes)):
+            raise KvsizeError("`object_sizes` is empty: give sizes like 9MiB,72MiB", field="object_sizes")
         sizes = sorted(set(object_sizes or (2**20, 16 * 2**20, 64 * 2**20)))
         return [whole(size, "object_sizes", 1, 2**40) for size in sizes]
     spec = resolve_spec(model, catalog, None, False)
-    given = dict(served or {"engine": "lmcache"})
-    name = given.pop("engine")
-    choice = engine_choice(name, **given)
-    engine = engine_for(name)
-    layout = engine.plan_layout(spec, EngineOptions(tp=tp, pp=pp, kv_dtype=kv_dtype, **choice))
-    chunks = candidate_sizes(chunk_sizes, None, None) or engine.default_candidates(layout)
+    settings = settings_for(engine, **given)
+    options = EngineOptions(serving=Serving(tp=tp, pp=pp, kv_dtype=kv_dtype), settings=settings, engine=settings.engine_name())
+    chosen = engine_for(options.engine)
+    layout = chosen.plan_layout(spec, options)
+    chunks = candidate_sizes(chunk_sizes, None) or chosen.default_candidates(layout)
     for chunk in chunks:
-        if problem := engine.chunk_problem(layout, chunk):
+        if problem := chosen.chunk_problem(layout, chunk):
             raise KvsizeError(problem, field="chunk_sizes")
     # Two chunks of prompt: every group stores at least one object (a sliding-window group skips the last chunk).
     return sorted({plan_row(layout, 2 * chunk, chunk).object_bytes for chunk in chunks})
@@ -245,35 +211,22 @@ def fio_job(
     tp: int = 1,
     pp: int = 1,
     chunk_sizes: Sequence[int] | None = None,
-    kv_dtype: str = "auto",
-    engine: str = "lmcache",
-    tier: str | None = None,
-    gpu_block_size: int | None = None,
-    sglang_backend: str | None = None,
-    kvbm_engine: str | None = None,
-    kvbm_tier: str | None = None,
+    kv_dtype: KvDtype = "auto",
+    engine: str | EngineSettings | None = None,
     object_sizes: Sequence[int] | None = None,
     concurrency: Sequence[int] = (1, 4, 16),
     objects: int = 256,
     max_bytes: int = GIB,
     direct: bool = False,
-    catalog: Path | None = None,
+    catalog: str | Path | None = None,
+    **engine_options: Any,
 ) -> str:
     """The fio job file that runs ``probe``'s sets on a directory target (``kvsize probe DIR --emit fio``)."""
     from kvsize.storage.fio import fio_job as job_file
 
     if "://" in target:
         raise KvsizeError("`emit` fio needs a directory target (fio measures files): give the mount's path", field="emit")
-    sizes = _probe_sizes(
-        model,
-        tp,
-        pp,
-        chunk_sizes,
-        kv_dtype,
-        object_sizes,
-        catalog,
-        served(engine, tier, gpu_block_size, sglang_backend, kvbm_engine, kvbm_tier),
-    )
+    sizes = _probe_sizes(model, tp, pp, chunk_sizes, kv_dtype, object_sizes, catalog, engine, engine_options)
     levels = [whole(level, "concurrency", 1, 4096) for level in concurrency]
     bound = whole(max_bytes, "max_bytes", 1, 2**50)
     return job_file(target, sizes, levels, objects=whole(objects, "objects", 1, 1_000_000), max_bytes=bound, direct=direct)

@@ -7,9 +7,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from kvsize.api import MAX_PARALLEL, resolve_spec
-from kvsize.engines.base import EngineInfo
-from kvsize.engines.lmcache import EngineOptions
+from kvsize.calls.args import resolve_spec
+from kvsize.engines.base import MAX_PARALLEL, EngineInfo, EngineOptions, Serving
 from kvsize.engines.registry import ENGINES
 from kvsize.errors import KvsizeError, whole
 from kvsize.plan import MAX_CHUNK_CANDIDATES, MAX_TOKENS, plan_row
@@ -51,7 +50,7 @@ def compare_engines(
     pp: int = 1,
     prompt: int = 100_000,
     chunk_sizes: Sequence[int] = (256,),
-    catalog: Path | None = None,
+    catalog: str | Path | None = None,
     offline: bool = False,
 ) -> EnginesReport:
     """Each engine's knob, default and object rule; with ``model``, its prompt under each engine at the engine's
@@ -73,7 +72,8 @@ def compare_engines(
         warnings += spec.warnings
         for name, engine in ENGINES.items():
             try:
-                layout = engine.plan_layout(spec, EngineOptions(tp=tp, pp=pp, engine=name))
+                options = EngineOptions(serving=Serving(tp=tp, pp=pp), settings=engine.Settings(), engine=name)
+                layout = engine.plan_layout(spec, options)
             except KvsizeError as error:
                 warnings.append(f"{name}: {error}")
                 continue
