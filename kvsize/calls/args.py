@@ -73,19 +73,19 @@ class Storage(Checked):
     @field_validator("backend", mode="before")
     @classmethod
     def _backends(cls, value: Any) -> Any:
-        from kvsize.storage.backends import BackendProfile
-
-        if isinstance(value, (str, Path, BackendProfile)):
+        if isinstance(value, (str, Path)) or not isinstance(value, (list, tuple)):
             value = (value,)
-        if isinstance(value, list):
-            value = tuple(value)
-        if not isinstance(value, tuple):
-            raise KvsizeError(f"`backend` must be a preset name, a profile file or a list of them, got {shown(value)}")
         if len(value) > MAX_BACKENDS:
             raise KvsizeError(f"`backend` is given {len(value)} times; compare at most {MAX_BACKENDS} in one run")
         for item in value:
-            if not isinstance(item, (str, Path, BackendProfile)) or (isinstance(item, str) and not item.strip()):
-                raise KvsizeError(f"`backend` must name a preset or a profile file, got {shown(item)}")
+            if isinstance(item, (str, Path)):
+                if not str(item).strip():
+                    raise KvsizeError("`backend` is empty: name a preset (s3) or a profile file", field="backend")
+                continue
+            from kvsize.storage.backends import BackendProfile  # only for a profile object: the time model is needed
+
+            if not isinstance(item, BackendProfile):
+                raise KvsizeError(f"`backend` must name a preset or a profile file, got {shown(item)}", field="backend")
         return tuple(str(item) if isinstance(item, Path) else item for item in value)
 
     @property
