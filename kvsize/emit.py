@@ -7,7 +7,7 @@ import math
 from typing import TYPE_CHECKING
 
 from kvsize.engines.lmcache import DEFAULT_BLOCKING_TIMEOUT_S, DEFAULT_CPU_BUFFER_BYTES, GIB
-from kvsize.engines.lmcache_settings import emit_settings
+from kvsize.engines.lmcache_settings import MAX_CPU_GB, MAX_TIMEOUT_S, emit_settings
 from kvsize.errors import KvsizeError
 from kvsize.plan import Sweep
 
@@ -22,6 +22,7 @@ def settings_for(sweep: Sweep, plan: StoragePlan | None, chunk: int, margin: flo
     ``blocking_timeout_secs`` covers the predicted load (with a backend) and ``max_local_cpu_size``
     one writer's bytes, each times ``margin`` and never below LMCache's defaults (10 s, 5 GB).
     """
+    from kvsize.quoting import exact_number
     from kvsize.storage import per_writer_bytes
     from kvsize.units import format_iec
 
@@ -29,23 +30,24 @@ def settings_for(sweep: Sweep, plan: StoragePlan | None, chunk: int, margin: flo
     row = sweep.rows[index]
     layout = sweep.layout
     writer_bytes = per_writer_bytes(row, layout)
-    cpu_gb = max(DEFAULT_CPU_BUFFER_BYTES / GIB, float(math.ceil(writer_bytes * margin / GIB)))
+    cpu_gb = max(DEFAULT_CPU_BUFFER_BYTES // GIB, math.ceil(writer_bytes * margin / GIB))
+    times = exact_number(margin)
     comments = [
         f"LMCache settings from kvsize for {sweep.spec.name}, TP {layout.options.tp} x PP {layout.options.pp}, "
         f"{sweep.prompt_tokens:,}-token prompts, connector {layout.connector.name}.",
         f"chunk_size {chunk:,}: {row.objects:,} objects of {format_iec(row.object_bytes)} per prompt.",
-        f"max_local_cpu_size {cpu_gb:g} GB: one writer loads {format_iec(writer_bytes)} per prompt, x {margin:g} margin "
+        f"max_local_cpu_size {cpu_gb:,} GB: one writer loads {format_iec(writer_bytes)} per prompt, x {times} margin "
         "(LMCache default 5).",
     ]
     warnings: list[str] = []
-    timeout = DEFAULT_BLOCKING_TIMEOUT_S
+    timeout = int(DEFAULT_BLOCKING_TIMEOUT_S)
     if plan is not None:
         timing = plan.timings[index]
-        timeout = max(DEFAULT_BLOCKING_TIMEOUT_S, float(math.ceil(timing.load_seconds * margin)))
+        timeout = max(timeout, math.ceil(timing.load_seconds * margin))
         prompts = plan.options.concurrent_prompts
         comments.append(
-            f"blocking_timeout_secs {timeout:g}: predicted load {timing.load_seconds:.2f} s on {plan.backend.name} with "
-            f"{prompts} prompt{'s' if prompts != 1 else ''} at once, x {margin:g} margin (LMCache default 10)."
+            f"blocking_timeout_secs {timeout:,}: predicted load {timing.load_seconds:.2f} s on {plan.backend.name} with "
+            f"{prompts} prompt{'s' if prompts != 1 else ''} at once, x {times} margin (LMCache default 10)."
         )
         warnings += [
             f"chunk {chunk:,} breaks an engine limit no setting here fixes: {risk.detail}"
@@ -55,6 +57,7 @@ def settings_for(sweep: Sweep, plan: StoragePlan | None, chunk: int, margin: flo
     else:
         comments.append("blocking_timeout_secs 10: LMCache's default; no backend given, so no load was predicted.")
     comments.append("Replace the <placeholders> with your deployment's values.")
+    _readable(cpu_gb, timeout, times)
     text = emit_settings(
         chunk_size=chunk,
         connector=layout.connector.name,
@@ -65,6 +68,20 @@ def settings_for(sweep: Sweep, plan: StoragePlan | None, chunk: int, margin: flo
         comments=comments,
     )
     return text, warnings
+
+
+def _readable(cpu_gb: int, timeout: int, margin: str) -> None:
+    """Refuse settings past what ``kvsize check`` reads back (``lmcache_settings.read_settings``'s bounds)."""
+    for key, value, high, unit in (
+        ("max_local_cpu_size", cpu_gb, MAX_CPU_GB, "GB"),
+        ("blocking_timeout_secs", timeout, MAX_TIMEOUT_S, "s"),
+    ):
+        if value > high:
+            raise KvsizeError(
+                f"`emit` lmcache: {key} would be {value:,} {unit} (the prediction x `margin` {margin}), past the "
+                f"{high:,} {unit} kvsize check reads back: lower `margin`, or size a shorter `prompt`",
+                field="margin",
+            )
 
 
 def emit_chunk(result: SizeResult, chunk_size: int | None, what: str) -> int:

@@ -295,11 +295,15 @@ def emit_settings(
     connector: str,
     save_unfull_chunk: bool,
     layerwise: bool,
-    blocking_timeout_secs: float,
-    max_local_cpu_size_gb: float,
+    blocking_timeout_secs: int,
+    max_local_cpu_size_gb: int,
     comments: list[str],
 ) -> str:
-    """LMCache YAML for these settings, with the environment form as trailing comments."""
+    """LMCache YAML for these settings (through the YAML dumper), with the environment form as trailing comments,
+    each ``LMCACHE_NAME=value`` quoted so ``sh`` sets exactly the value the file holds (``read_settings`` reads both
+    the same). Numbers are whole: LMCache 0.5.6 reads ``blocking_timeout_secs`` with ``int()``."""
+    from kvsize.quoting import comment, env_assignment, yaml_mapping
+
     settings: dict[str, Any] = {
         "chunk_size": chunk_size,
         "save_unfull_chunk": save_unfull_chunk,
@@ -309,20 +313,8 @@ def emit_settings(
         "max_local_cpu_size": max_local_cpu_size_gb,
         **CONNECTOR_SETTINGS[connector],
     }
-    lines = [f"# {line}" for line in comments]
+    lines = ["", comment("The same as environment variables (LMCache applies these over the file):")]
     for key, value in settings.items():
-        lines.append(f"{key}: {_yaml_scalar(value)}")
-    lines.append("")
-    lines.append("# The same as environment variables (LMCache applies these over the file):")
-    for key, value in settings.items():
-        text = _yaml_scalar(value) if isinstance(value, (bool, int, float)) else str(value)
-        lines.append(f"# LMCACHE_{key.upper()}={text}")
-    return "\n".join(lines) + "\n"
-
-
-def _yaml_scalar(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return f"{value:g}" if isinstance(value, float) else str(value)
-    return json.dumps(value)  # a quoted string is valid YAML
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        lines.append(comment(env_assignment(f"LMCACHE_{key.upper()}", text)))
+    return yaml_mapping(settings, comments) + "\n".join(lines) + "\n"
