@@ -345,11 +345,15 @@ def emit_settings(
     connector: str,
     save_unfull_chunk: bool,
     layerwise: bool,
-    blocking_timeout_secs: float,
-    max_local_cpu_size_gb: float,
+    blocking_timeout_secs: int,
+    max_local_cpu_size_gb: int,
     comments: list[str],
 ) -> str:
-    """LMCache YAML for these settings, with the environment form as trailing comments."""
+    """LMCache YAML for these settings (through the YAML dumper), with the environment form as trailing comments,
+    each ``LMCACHE_NAME=value`` quoted so ``sh`` sets exactly the value the file holds (``read_settings`` reads both
+    the same). Numbers are whole: LMCache 0.5.6 reads ``blocking_timeout_secs`` with ``int()``."""
+    from kvsize.quoting import comment, env_assignment, yaml_mapping
+
     settings: dict[str, Any] = {
         "chunk_size": chunk_size,
         "save_unfull_chunk": save_unfull_chunk,
@@ -359,23 +363,11 @@ def emit_settings(
         "max_local_cpu_size": max_local_cpu_size_gb,
         **CONNECTOR_SETTINGS[connector],
     }
-    lines = [f"# {line}" for line in comments]
+    lines = ["", comment("The same as environment variables (LMCache applies these over the file):")]
     for key, value in settings.items():
-        lines.append(f"{key}: {_yaml_scalar(value)}")
-    lines.append("")
-    lines.append("# The same as environment variables (LMCache applies these over the file):")
-    for key, value in settings.items():
-        text = _yaml_scalar(value) if isinstance(value, (bool, int, float)) else str(value)
-        lines.append(f"# LMCACHE_{key.upper()}={text}")
-    return "\n".join(lines) + "\n"
-
-
-def _yaml_scalar(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return f"{value:g}" if isinstance(value, float) else str(value)
-    return json.dumps(value)  # a quoted string is valid YAML
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        lines.append(comment(env_assignment(f"LMCACHE_{key.upper()}", text)))
+    return yaml_mapping(settings, comments) + "\n".join(lines) + "\n"
 
 
 def deployment(config: Path | None, environ: Mapping[str, str] | None, given: LMCache, chunk_tokens: int | None) -> Deployment:
@@ -413,6 +405,7 @@ def settings_for(sweep: Sweep, plan: Any, chunk: int, margin: float) -> tuple[st
     ``blocking_timeout_secs`` covers the predicted load (with a backend) and ``max_local_cpu_size``
     one writer's bytes, each times ``margin`` and never below LMCache's defaults (10 s, 5 GB).
     """
+    from kvsize.quoting import exact_number
     from kvsize.units import format_iec
 
     index = next(i for i, row in enumerate(sweep.rows) if row.chunk_tokens == chunk)
@@ -421,23 +414,24 @@ def settings_for(sweep: Sweep, plan: Any, chunk: int, margin: float) -> tuple[st
     settings = layout.options.settings
     assert isinstance(settings, LMCache)
     writer_bytes = per_writer_bytes(row, layout)
-    cpu_gb = max(DEFAULT_CPU_BUFFER_BYTES / GIB, float(math.ceil(writer_bytes * margin / GIB)))
+    cpu_gb = max(DEFAULT_CPU_BUFFER_BYTES // GIB, math.ceil(writer_bytes * margin / GIB))
+    times = exact_number(margin)
     comments = [
         f"LMCache settings from kvsize for {sweep.spec.name}, TP {layout.options.tp} x PP {layout.options.pp}, "
         f"{sweep.prompt_tokens:,}-token prompts, connector {layout.connector.name}.",
         f"chunk_size {chunk:,}: {row.objects:,} objects of {format_iec(row.object_bytes)} per prompt.",
-        f"max_local_cpu_size {cpu_gb:g} GB: one writer loads {format_iec(writer_bytes)} per prompt, x {margin:g} margin "
+        f"max_local_cpu_size {cpu_gb:,} GB: one writer loads {format_iec(writer_bytes)} per prompt, x {times} margin "
         "(LMCache default 5).",
     ]
     warnings: list[str] = []
-    timeout = DEFAULT_BLOCKING_TIMEOUT_S
+    timeout = int(DEFAULT_BLOCKING_TIMEOUT_S)
     if plan is not None:
         timing = plan.timings[index]
-        timeout = max(DEFAULT_BLOCKING_TIMEOUT_S, float(math.ceil(timing.load_seconds * margin)))
+        timeout = max(timeout, math.ceil(timing.load_seconds * margin))
         prompts = plan.options.concurrent_prompts
         comments.append(
-            f"blocking_timeout_secs {timeout:g}: predicted load {timing.load_seconds:.2f} s on {plan.backend.name} with "
-            f"{prompts} prompt{'s' if prompts != 1 else ''} at once, x {margin:g} margin (LMCache default 10)."
+            f"blocking_timeout_secs {timeout:,}: predicted load {timing.load_seconds:.2f} s on {plan.backend.name} with "
+            f"{prompts} prompt{'s' if prompts != 1 else ''} at once, x {times} margin (LMCache default 10)."
         )
         warnings += [
             f"chunk {chunk:,} breaks an engine limit no setting here fixes: {risk.detail}"
@@ -447,6 +441,7 @@ def settings_for(sweep: Sweep, plan: Any, chunk: int, margin: float) -> tuple[st
     else:
         comments.append("blocking_timeout_secs 10: LMCache's default; no backend given, so no load was predicted.")
     comments.append("Replace the <placeholders> with your deployment's values.")
+    _readable(cpu_gb, timeout, times)
     text = emit_settings(
         chunk_size=chunk,
         connector=layout.connector.name,
@@ -457,3 +452,17 @@ def settings_for(sweep: Sweep, plan: Any, chunk: int, margin: float) -> tuple[st
         comments=comments,
     )
     return text, warnings
+
+
+def _readable(cpu_gb: int, timeout: int, margin: str) -> None:
+    """Refuse settings past what ``kvsize check`` reads back (``read_settings``'s bounds)."""
+    for key, value, high, unit in (
+        ("max_local_cpu_size", cpu_gb, MAX_CPU_GB, "GB"),
+        ("blocking_timeout_secs", timeout, MAX_TIMEOUT_S, "s"),
+    ):
+        if value > high:
+            raise KvsizeError(
+                f"`emit` lmcache: {key} would be {value:,} {unit} (the prediction x `margin` {margin}), past the "
+                f"{high:,} {unit} kvsize check reads back: lower `margin`, or size a shorter `prompt`",
+                field="margin",
+            )

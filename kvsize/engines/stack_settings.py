@@ -15,6 +15,8 @@ import json
 import math
 from typing import TYPE_CHECKING, Any
 
+from kvsize.errors import KvsizeError, shown
+from kvsize.quoting import comment, env_assignment, exact_number, shell_line
 from kvsize.units import format_iec
 
 if TYPE_CHECKING:
@@ -42,6 +44,20 @@ def offloading_gib(row: SweepRow, prompts: int, margin: float) -> int:
     return max(1, math.ceil(row.total_bytes * prompts * margin / GIB))
 
 
+def model_argument(sweep: Sweep) -> str:
+    """What the engine loads for the sized model: the directory of a local config (as the user gave it, made
+    absolute), else the catalog or Hub name (a Hub id for the bundled catalog). A name that begins with ``-`` is
+    refused: the engine's command line would read it as an option."""
+    model = sweep.spec.local_path or sweep.spec.name
+    if model.startswith("-"):
+        raise KvsizeError(
+            f"`emit`: the model name {shown(model)} begins with '-', which the engine's command line reads as an "
+            "option; rename the catalog entry",
+            field="emit",
+        )
+    return model
+
+
 def vllm_flags(sweep: Sweep, row: SweepRow, options: TimeOptions | None, margin: float) -> tuple[str, list[str]]:
     """The commented ``vllm serve`` line for ``row``'s chunk, and warnings."""
     layout = sweep.layout
@@ -58,20 +74,19 @@ def vllm_flags(sweep: Sweep, row: SweepRow, options: TimeOptions | None, margin:
             )
     config = json.dumps(transfer_config(tier, row.chunk_tokens), separators=(",", ":"))
     lines = [
-        f"# vLLM {layout.options.vllm_version} native offloading from kvsize for {sweep.spec.name}, TP {layout.options.tp} "
+        f"vLLM {layout.options.vllm_version} native offloading from kvsize for {sweep.spec.name}, TP {layout.options.tp} "
         f"x PP {layout.options.pp}, {sweep.prompt_tokens:,}-token prompts, tier {tier}.",
-        f"# block_size {row.chunk_tokens:,}: {row.objects:,} objects of {format_iec(row.object_bytes)} per prompt "
+        f"block_size {row.chunk_tokens:,}: {row.objects:,} objects of {format_iec(row.object_bytes)} per prompt "
         f"({len(getattr(layout, 'groups', ()))} KV-cache group(s)).",
-        f"# --kv-offloading-size {gib}: the CPU tier holds {prompts} prompt(s) of {format_iec(row.total_bytes)} "
-        f"x {margin:g} margin (cpu_bytes_to_use = GiB x 2**30).",
+        f"--kv-offloading-size {gib}: the CPU tier holds {prompts} prompt(s) of {format_iec(row.total_bytes)} "
+        f"x {exact_number(margin)} margin (cpu_bytes_to_use = GiB x 2**30).",
     ]
     if tier != "cpu":
-        lines.append("# Replace each <...> placeholder: kvsize cannot know your directory or bucket.")
-    lines.append(
-        f"vllm serve {sweep.spec.name} --tensor-parallel-size {layout.options.tp} --pipeline-parallel-size "
-        f"{layout.options.pp} --block-size {layout.block_tokens} --kv-offloading-size {gib} --kv-transfer-config '{config}'"
-    )
-    return "\n".join(lines) + "\n", warnings
+        lines.append("Replace each <...> placeholder: kvsize cannot know your directory or bucket.")
+    command = ["vllm", "serve", model_argument(sweep), "--tensor-parallel-size", str(layout.options.tp)]
+    command += ["--pipeline-parallel-size", str(layout.options.pp), "--block-size", str(layout.block_tokens)]
+    command += ["--kv-offloading-size", str(gib), "--kv-transfer-config", config]
+    return "".join(comment(line) + "\n" for line in lines) + shell_line(command) + "\n", warnings
 
 
 def sglang_flags(sweep: Sweep, row: SweepRow, options: TimeOptions | None, margin: float) -> tuple[str, list[str]]:
@@ -80,28 +95,27 @@ def sglang_flags(sweep: Sweep, row: SweepRow, options: TimeOptions | None, margi
     layout = sweep.layout
     backend = layout.connector.name
     page = row.chunk_tokens
-    flags = [
-        f"--model-path {sweep.spec.name}",
-        f"--tp-size {layout.options.tp}",
-        f"--pp-size {layout.options.pp}",
-        f"--page-size {page}",
-        "--enable-hierarchical-cache",
-        f"--hicache-storage-backend {backend}",
-        "--hicache-mem-layout page_first",
-        "--hicache-storage-prefetch-policy timeout",
-    ]
+    command = ["python", "-m", "sglang.launch_server", "--model-path", model_argument(sweep)]
+    command += ["--tp-size", str(layout.options.tp), "--pp-size", str(layout.options.pp), "--page-size", str(page)]
+    command += ["--enable-hierarchical-cache", "--hicache-storage-backend", backend, "--hicache-mem-layout", "page_first"]
+    command += ["--hicache-storage-prefetch-policy", "timeout"]
     lines = [
-        f"# SGLang HiCache settings from kvsize for {sweep.spec.name}, TP {layout.options.tp} x PP {layout.options.pp}, "
-        f"{sweep.prompt_tokens:,}-token prompts, backend {backend}.",
-        f"# --page-size {page:,}: {row.objects:,} objects of {format_iec(row.object_bytes)} per prompt. The page is also "
-        "the GPU attention page: check the attention backend supports it.",
+        comment(
+            f"SGLang HiCache settings from kvsize for {sweep.spec.name}, TP {layout.options.tp} x PP {layout.options.pp}, "
+            f"{sweep.prompt_tokens:,}-token prompts, backend {backend}."
+        ),
+        comment(
+            f"--page-size {page:,}: {row.objects:,} objects of {format_iec(row.object_bytes)} per prompt. The page is also "
+            "the GPU attention page: check the attention backend supports it."
+        ),
     ]
     if backend == "file":
-        lines.append("# Replace <DIR>: the directory every server shares (kvsize cannot know it).")
-        lines.append("SGLANG_HICACHE_FILE_BACKEND_STORAGE_DIR=<DIR> \\")
+        lines.append(comment("Replace <DIR>: the directory every server shares (kvsize cannot know it)."))
+        lines.append(env_assignment("SGLANG_HICACHE_FILE_BACKEND_STORAGE_DIR", "<DIR>") + " \\")
     else:
-        lines.append(f"# {backend} needs its own connection settings (--hicache-storage-backend-extra-config); see its docs.")
-    lines.append("python -m sglang.launch_server " + " ".join(flags))
+        extra = "(--hicache-storage-backend-extra-config); see its docs."
+        lines.append(comment(f"{backend} needs its own connection settings {extra}"))
+    lines.append(shell_line(command))
     del options, margin
     return "\n".join(lines) + "\n", []
 
@@ -114,10 +128,11 @@ def kvbm_env(sweep: Sweep, row: SweepRow, options: TimeOptions | None, margin: f
     per_worker = row.total_bytes // max(1, layout.writers)
     gb = max(1, math.ceil(per_worker * prompts * margin / 1e9))
     lines = [
-        f"# Dynamo KVBM settings from kvsize for {sweep.spec.name}, TP {layout.options.tp} x PP {layout.options.pp}, "
+        f"Dynamo KVBM settings from kvsize for {sweep.spec.name}, TP {layout.options.tp} x PP {layout.options.pp}, "
         f"{sweep.prompt_tokens:,}-token prompts, under {getattr(layout.options.settings, 'framework', '')} (confidence medium).",
-        f"# block {row.chunk_tokens:,} tokens: {row.objects:,} transfers of {format_iec(row.object_bytes)} per prompt; "
-        f"each worker holds {format_iec(per_worker)} a prompt, x {prompts} prompt(s) x {margin:g} margin.",
+        f"block {row.chunk_tokens:,} tokens: {row.objects:,} transfers of {format_iec(row.object_bytes)} per prompt; "
+        f"each worker holds {format_iec(per_worker)} a prompt, x {prompts} prompt(s) x {exact_number(margin)} margin.",
+        "Replace each <...> placeholder: kvsize cannot know your directory or bucket.",
     ]
     warnings: list[str] = []
     block = layout.block_tokens or 16
@@ -125,11 +140,11 @@ def kvbm_env(sweep: Sweep, row: SweepRow, options: TimeOptions | None, margin: f
         warnings.append(
             f"KVBM moves the engine's block: set the engine's block size to {row.chunk_tokens} (it is {block} by default)"
         )
-    env = [f"DYN_KVBM_CPU_CACHE_GB={gb}"]
+    env = [("DYN_KVBM_CPU_CACHE_GB", str(gb))]
     if layout.connector.name == "disk":
-        env += [f"DYN_KVBM_DISK_CACHE_GB={gb}", "DYN_KVBM_DISK_CACHE_DIR=<DIR: a local NVMe or shared mount>"]
+        env += [("DYN_KVBM_DISK_CACHE_GB", str(gb)), ("DYN_KVBM_DISK_CACHE_DIR", "<DIR: a local NVMe or shared mount>")]
     else:
-        env += ["DYN_KVBM_OBJECT_ENABLED=1", "DYN_KVBM_OBJECT_BUCKET=<BUCKET>", "DYN_KVBM_OBJECT_ENDPOINT=<ENDPOINT>"]
-    lines.append("# Replace each <...> placeholder: kvsize cannot know your directory or bucket.")
-    lines += [f"export {item}" for item in env]
-    return "\n".join(lines) + "\n", warnings
+        env += [("DYN_KVBM_OBJECT_ENABLED", "1"), ("DYN_KVBM_OBJECT_BUCKET", "<BUCKET>")]
+        env += [("DYN_KVBM_OBJECT_ENDPOINT", "<ENDPOINT>")]
+    text = "".join(comment(line) + "\n" for line in lines)
+    return text + "".join(f"export {env_assignment(name, value)}\n" for name, value in env), warnings

@@ -86,7 +86,14 @@ def spec_from_path(path: Path) -> ModelSpec:
     file = config_file(path)
     raw = read_config(file)
     defaults, warnings, _ = class_defaults(raw, str(file))
-    return spec_from_config(raw, name=_local_name(file), origin=str(file), defaults=defaults, warnings=warnings)
+    spec = spec_from_config(raw, name=_local_name(file), origin=str(file), defaults=defaults, warnings=warnings)
+    return spec.model_copy(update={"local_path": str(_model_directory(path, file).absolute())})
+
+
+def _model_directory(path: Path, file: Path) -> Path:
+    """The directory an engine loads for a local config: the folder holding its ``config.json`` (``path`` itself
+    when a directory was given); a config file of another name as given, as no engine loads one by that name."""
+    return file.parent if file.name == "config.json" else path
 
 
 def _local_name(file: Path) -> str:

@@ -80,6 +80,9 @@ class ModelSpec(BaseModel):
     active_params: int | None = None
     """Parameters one token passes through (for the prefill estimate); None when the config does not tell."""
     revision: str | None = None
+    local_path: str | None = None
+    """The model directory of a local config, as given and made absolute (what ``vllm serve`` loads); None for
+    catalog and Hub models."""
     architectures: tuple[str, ...] = ()
     """The config's ``architectures`` (vLLM picks its model class from them)."""
     max_position_embeddings: int | None = None

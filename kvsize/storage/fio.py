@@ -22,14 +22,22 @@ from kvsize.storage.probe import ProbeReport, ProbeResult, fit_profile
 
 
 def fio_job(directory: str, sizes: list[int], levels: list[int], *, objects: int, max_bytes: int, direct: bool) -> str:
-    """A fio job file running the probe's sets on ``directory`` (sets of up to ``objects`` objects, ``max_bytes``)."""
+    """A fio job file running the probe's sets on ``directory`` (sets of up to ``objects`` objects, ``max_bytes``).
+
+    ``directory`` goes through ``kvsize.quoting.fio_value`` (``:`` escaped, a value fio would misread refused with
+    one line) and the comments through ``fio_comment``; the ``--from-fio`` hint is a quoted shell line."""
+    from kvsize.quoting import fio_comment, fio_value, shell_line
+
+    value = fio_value(directory, "--emit fio: the target directory", field="target")
+    how = "(kvsize probe --emit fio)"
+    hint = shell_line(["kvsize", "probe", directory, "--from-fio", "result.json"])
     lines = [
-        f"; kvsize probe pattern for {directory}: one file per object, written then read back (kvsize probe --emit fio)",
-        "; run:  fio --output-format=json THIS_FILE > result.json   (or fio --client=HOST,... for many hosts)",
-        f"; then: kvsize probe {directory} --from-fio result.json",
+        fio_comment(f"kvsize probe pattern for {directory}: one file per object, written then read back {how}"),
+        fio_comment("run:  fio --output-format=json THIS_FILE > result.json   (or fio --client=HOST,... for many hosts)"),
+        fio_comment(f"then: {hint}"),
         "[global]",
         "ioengine=psync",
-        f"directory={directory}",
+        f"directory={value}",
         "group_reporting=1",
         "",
     ]
