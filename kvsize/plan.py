@@ -111,5 +111,5 @@ def plan_sweep(
         prompt_tokens=prompt_tokens,
         rows=tuple(rows),
         warnings=tuple(warnings),
-        notes=layout.notes,
+        notes=(*layout.notes, *engine.row_notes(layout, prompt_tokens, rows)),
     )

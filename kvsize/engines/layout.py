@@ -142,6 +142,12 @@ class GroupObjects(BaseModel):
     layers: int
     objects: int
     object_bytes: int
+    states_handed_over: int | None = None
+    """A state group's states the scheduler hands the connector for the prompt (stored only where a chunk ends);
+    null for other groups."""
+    resend_hit_tokens: int | None = None
+    """For a state model's groups: the tokens an identical prompt reloads from the offload tier (0 when no state is
+    stored where a reload can use it, so the attention chunks are not loaded either); null otherwise."""
 
 
 class SweepRow(BaseModel):
