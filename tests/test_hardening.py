@@ -92,7 +92,7 @@ FLAG_CASES = [
     (("--backend", "s3", "--mfu", "nan"), "--mfu must be a finite number"),
     (("--chunk-size", "256", "--emit", "lmcache", "--margin", "nan"), "--margin must be a finite number"),
     (("--prompt", "9" * 30), "--prompt '99999"),
-    (("--backend", "s3", "--latency", "9" * 40 + "s"), "is not a duration"),
+    (("--backend", "s3", "--latency", "9" * 40 + "s"), "is too large: it has more than 24 digits"),
     (("--backend", "s3", "--stream-bandwidth", "9" * 40 + "MB/s"), "too large"),
     (("--tp", "9" * 30), "--tp and --pp must be 1 to 100,000"),
     (("--backend", "s3", "--concurrent-prompts", "9" * 12), "--concurrent-prompts must be 1 to 1,000,000"),
