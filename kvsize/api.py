@@ -219,7 +219,7 @@ def size(
         concurrent_prompts, instances, blocking_timeout, cpu_buffer, pinned_memory, shared_prefix, rate
     ).model_copy(update={"offload_cpu_bytes": cpu_tier, "host_cpus": cpus(host_cpus)})
     profiles = backend_profiles(backend, overrides)
-    plans = _plans(sweep, profiles, time_options, assumption, search)
+    plans = _plans(sweep, profiles, time_options, assumption, search, warnings)
     sweep = plans[0][0]
     warnings += connector_mismatches(backend, sweep.layout.connector.name, engine)
     timed_plans = [plan for _, plan in plans]
@@ -264,7 +264,7 @@ def time_options_for(
 
 
 def _plans(
-    sweep: Any, profiles: list[BackendProfile], options: TimeOptions, assumption: str | None, search: bool
+    sweep: Any, profiles: list[BackendProfile], options: TimeOptions, assumption: str | None, search: bool, notes: list[str]
 ) -> list[tuple[Any, StoragePlan]]:
     """Every backend's plan; with ``search``, the sweep gains the best multiple of the vLLM block between candidates."""
     from kvsize.storage import plan_storage, search_chunk
@@ -273,7 +273,8 @@ def _plans(
         sizes = [row.chunk_tokens for row in sweep.rows]
         # The GPU block of the vLLM family; under LMCache vLLM's default block (MLA backends 64 or more).
         block = sweep.layout.block_tokens or (64 if sweep.spec.use_mla else 16)
-        found = {search_chunk(sweep.layout, sweep.prompt_tokens, p, options, min(sizes), max(sizes), block) for p in profiles}
+        low, high = min(sizes), max(sizes)
+        found = {search_chunk(sweep.layout, sweep.prompt_tokens, p, options, low, high, block, notes=notes) for p in profiles}
         extra = tuple(chunk for chunk in found if chunk is not None and chunk not in sizes)
         if extra:
             sweep = plan_sweep(sweep.spec, sweep.layout.options, sweep.prompt_tokens, (*sizes, *extra))

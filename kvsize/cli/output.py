@@ -42,3 +42,19 @@ class Output:
     def close(self) -> None:
         if self.buffer is not None:
             sys.stdout.write("".join(line.rstrip() + "\n" for line in self.buffer.getvalue().splitlines()))
+
+
+def json_text(data: Any) -> str:
+    """``data`` as ``--format json`` prints it: indented, and never NaN or infinity (not JSON, and no figure to trust:
+    the inputs are bounded so that none arises; should one, this is one error line instead of a broken contract)."""
+    import json
+
+    from kvsize.errors import KvsizeError
+
+    try:
+        return json.dumps(data, indent=2, allow_nan=False) + "\n"
+    except ValueError:
+        raise KvsizeError(
+            "the result holds a figure that is not finite (NaN or infinity), which JSON cannot carry; nothing was "
+            "printed: check the figures given (flags, profile, config) and report the command line if they are sane"
+        ) from None
