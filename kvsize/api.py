@@ -21,7 +21,7 @@ from kvsize.engines.lmcache import (
     EngineOptions,
 )
 from kvsize.errors import KvsizeError, finite, whole
-from kvsize.plan import DEFAULT_CHUNK_SIZES, MAX_CHUNK_CANDIDATES, plan_sweep
+from kvsize.plan import DEFAULT_CHUNK_SIZES, MAX_CHUNK_CANDIDATES, MAX_TOKENS, plan_sweep
 from kvsize.results import SizeResult, size_result
 from kvsize.served import engine_choice, offloading_bytes
 
@@ -36,7 +36,7 @@ MAX_PARALLEL = 100_000
 VLLM_VERSION = "0.33.0"
 
 
-def resolve_spec(model: str, catalog: Path | None, revision: str | None, offline: bool) -> ModelSpec:
+def resolve_spec(model: str, catalog: Path | str | None, revision: str | None, offline: bool) -> ModelSpec:
     from kvsize.model.sources import resolve_model
 
     return resolve_model(model, catalog_path=catalog, revision=revision, offline=offline or None)
@@ -48,6 +48,8 @@ def candidate_sizes(
     """The sizes given (``chunk_size`` or ``chunk_sizes``), else ``defaults`` (None: the engine's, for the layout)."""
     if chunk_sizes is not None and chunk_size is not None:
         raise KvsizeError("give `chunk_sizes` or `chunk_size`, not both", field="chunk_sizes")
+    if chunk_size is not None:
+        whole(chunk_size, "chunk_size", 1, MAX_TOKENS)
     sizes = (chunk_size,) if chunk_size is not None else tuple(chunk_sizes) if chunk_sizes is not None else defaults
     if sizes is not None and len(sizes) > MAX_CHUNK_CANDIDATES:
         raise KvsizeError(
@@ -149,7 +151,7 @@ def size(
     draft_layers: int | None = None,
     pp_partition: Sequence[int] | None = None,
     explain: bool = False,
-    catalog: Path | None = None,
+    catalog: Path | str | None = None,
     revision: str | None = None,
     offline: bool = False,
     backend: Sequence[str | BackendProfile] | None = None,
@@ -172,6 +174,8 @@ def size(
     vllm_version: str = VLLM_VERSION,
 ) -> SizeResult:
     """What one prompt stores at each candidate chunk size; with ``backend``, its load time and a pick."""
+    if backend is not None and (isinstance(backend, str) or not isinstance(backend, Sequence)):
+        backend = [backend]  # one backend, not a sequence of its letters
     choice = engine_choice(
         engine,
         connector=connector,
@@ -321,7 +325,7 @@ def kvbm_config(result: SizeResult, *, chunk_size: int | None = None, margin: fl
 
 
 def deployment(
-    lmcache_config_file: Path | None,
+    lmcache_config_file: Path | str | None,
     environ: Mapping[str, str] | None,
     chunk_size: int | None,
     options: dict[str, Any],
@@ -330,6 +334,8 @@ def deployment(
     another engine its own options, and no chunk when none is given (the engine's first default applies)."""
     from kvsize.engines.lmcache_settings import read_settings
 
+    if chunk_size is not None:
+        whole(chunk_size, "chunk_size", 1, MAX_TOKENS)
     layerwise, unfull, connector = options.pop("layerwise"), options.pop("save_unfull_chunk"), options.pop("connector")
     name = options.pop("engine")
     served = {key: options.pop(key) for key in ("tier", "gpu_block_size", "sglang_backend", "kvbm_engine", "kvbm_tier")}

@@ -51,7 +51,7 @@ def compare_engines(
     pp: int = 1,
     prompt: int = 100_000,
     chunk_sizes: Sequence[int] = (256,),
-    catalog: Path | None = None,
+    catalog: Path | str | None = None,
     offline: bool = False,
 ) -> EnginesReport:
     """Each engine's knob, default and object rule; with ``model``, its prompt under each engine at the engine's

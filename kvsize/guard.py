@@ -24,7 +24,7 @@ from kvsize.api import (
     time_options_for,
 )
 from kvsize.errors import KvsizeError, finite, whole
-from kvsize.plan import Sweep, plan_sweep
+from kvsize.plan import MAX_TOKENS, Sweep, plan_sweep
 from kvsize.served import offloading_bytes
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ def check(
     connector: str | None = None,
     save_unfull_chunk: bool | None = None,
     layerwise: bool | None = None,
-    lmcache_config: Path | None = None,
+    lmcache_config: Path | str | None = None,
     engine: str = "lmcache",
     tier: str | None = None,
     gpu_block_size: int | None = None,
@@ -72,7 +72,7 @@ def check(
     blocking_timeout: float | None = None,
     cpu_buffer: int | None = None,
     pinned_memory: int | None = None,
-    catalog: Path | None = None,
+    catalog: Path | str | None = None,
     revision: str | None = None,
     offline: bool = False,
     vllm_version: str = VLLM_VERSION,
@@ -214,14 +214,14 @@ def capacity(
     connector: str | None = None,
     save_unfull_chunk: bool | None = None,
     layerwise: bool | None = None,
-    lmcache_config: Path | None = None,
+    lmcache_config: Path | str | None = None,
     engine: str = "lmcache",
     tier: str | None = None,
     gpu_block_size: int | None = None,
     sglang_backend: str | None = None,
     kvbm_engine: str | None = None,
     kvbm_tier: str | None = None,
-    catalog: Path | None = None,
+    catalog: Path | str | None = None,
     revision: str | None = None,
     offline: bool = False,
     vllm_version: str = VLLM_VERSION,
@@ -239,7 +239,8 @@ def capacity(
     options |= {"engine": engine, "tier": tier, "gpu_block_size": gpu_block_size, "sglang_backend": sglang_backend}
     options |= {"kvbm_engine": kvbm_engine, "kvbm_tier": kvbm_tier}
     _, chunk, served = deployment(lmcache_config, environ, chunk_size, options)
-    shared = shared_prefix or 0
+    whole(prompt, "prompt", 1, MAX_TOKENS)
+    shared = whole(shared_prefix, "shared_prefix", 1, 10**9) if shared_prefix is not None else 0
     if shared > prompt:
         raise KvsizeError(f"`shared_prefix` {shared:,} is longer than the {prompt:,}-token prompt", field="shared_prefix")
     spec = resolve_spec(model, catalog, revision, offline)

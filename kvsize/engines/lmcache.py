@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from kvsize.engines.base import (
     ENGINE_NAMES,
@@ -82,10 +82,21 @@ class EngineOptions(BaseModel):
     """KVBM's tier: disk (G3, one preallocated file per worker) or object (G4, one object per block per worker)."""
 
     def __init__(self, **data: Any) -> None:
-        super().__init__(**data)
+        for name in ("tp", "pp", "draft_layers", "gpu_block_size"):  # whole numbers: never a bool, a float or text
+            value = data.get(name, 1)
+            if isinstance(value, bool) or not isinstance(value, int):
+                kind = ParallelismError if name in ("tp", "pp") else KvsizeError
+                raise kind(f"`{name}` must be a whole number, got {shown(value)}", field=name)
+        try:
+            super().__init__(**data)
+        except ValidationError as error:
+            first = error.errors()[0]
+            name = str(first["loc"][0]) if first["loc"] else "engine"
+            raise KvsizeError(f"`{name}`: {first['msg'].lower()}, got {shown(first.get('input'))}", field=name) from None
         if not (1 <= self.tp <= MAX_PARALLEL and 1 <= self.pp <= MAX_PARALLEL):
             raise ParallelismError(
-                f"`tp` and `pp` must be 1 to {MAX_PARALLEL:,}, got TP {shown(self.tp)}, PP {shown(self.pp)}", field="tp"
+                f"`tp` and `pp` must be 1 to {MAX_PARALLEL:,}, got TP {shown(self.tp)}, PP {shown(self.pp)}",
+                field="tp" if not 1 <= self.tp <= MAX_PARALLEL else "pp",
             )
         if self.connector not in CONNECTORS:
             raise KvsizeError(
