@@ -10,7 +10,7 @@ from kvsize.calls.args import GIB, resolve_spec
 from kvsize.calls.sizing import candidate_sizes
 from kvsize.engines.base import EngineOptions, EngineSettings, KvDtype, Serving
 from kvsize.engines.registry import engine_for, settings_for
-from kvsize.errors import KvsizeError, finite, whole
+from kvsize.errors import KvsizeError, finite, shown, whole
 
 if TYPE_CHECKING:
     from kvsize.storage.probe import ProbeReport
@@ -32,8 +32,8 @@ def probe(
     time_limit: float = 120.0,
     direct: bool = False,
     endpoint_url: str | None = None,
-    save_profile: Path | None = None,
-    catalog: Path | None = None,
+    save_profile: Path | str | None = None,
+    catalog: Path | str | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     scheduler: str | None = None,
     clients: int | None = None,
@@ -48,16 +48,15 @@ def probe(
     """
     from kvsize.storage import probe as probing
 
+    save_profile = Path(save_profile) if save_profile is not None else None
     if save_profile is not None:
         _writable(save_profile, "save_profile")
     sizes = _probe_sizes(model, tp, pp, chunk_sizes, kv_dtype, object_sizes, catalog, engine, engine_options)
-    levels = [whole(level, "concurrency", 1, 4096) for level in concurrency]
-    if not levels:
-        raise KvsizeError("`concurrency` is empty: give levels like 1,4,16", field="concurrency")
+    levels = _levels(concurrency)
     bounds: dict[str, Any] = {
         "objects": whole(objects, "objects", 1, 1_000_000),
         "max_bytes": whole(max_bytes, "max_bytes", 1, 2**50),
-        "time_limit_s": finite(time_limit, "`time_limit`", low=0, high=86_400),
+        "time_limit_s": finite(time_limit, "`time_limit`", low=0, low_open=True, high=86_400),
     }
     if clients is not None and scheduler is None:
         raise KvsizeError("`clients` goes with `scheduler` (a Dask cluster)", field="clients")
@@ -128,11 +127,25 @@ def _fleet_probe(
     )
 
 
+def _levels(concurrency: Sequence[int]) -> list[int]:
+    """The concurrency levels, each 1 to 4,096; none is an error (never the defaults in silence)."""
+    if isinstance(concurrency, (str, bytes)) or not isinstance(concurrency, Sequence):
+        raise KvsizeError(
+            f"`concurrency` must be a list of levels like [1, 4, 16], got {shown(concurrency)}", field="concurrency"
+        )
+    levels = [whole(level, "concurrency", 1, 4096) for level in concurrency]
+    if not levels:
+        raise KvsizeError("`concurrency` is empty: give levels like 1,4,16", field="concurrency")
+    return levels
+
+
 def _writable(path: Path, name: str) -> None:
     """Refuse before any work a file path whose folder is missing or not writable (kvsize creates no folders)."""
     import os
 
     folder = path.parent if str(path.parent) else Path(".")
+    if path.is_fifo() or path.is_socket():  # writing would wait for a reader, after the whole measurement
+        raise KvsizeError(f"`{name}` {path} is a pipe or a socket: give a file name", field=name)
     if path.is_dir():
         raise KvsizeError(f"`{name}` {path} is a folder: give a file name, e.g. {path / 'profile.yaml'}", field=name)
     if not folder.is_dir():
@@ -162,15 +175,21 @@ def _probe_sizes(
     if model is None:
         if chunk_sizes is not None or engine is not None or given:
             raise KvsizeError("`chunk_sizes`, `engine` and the engine's options go with `model`", field="chunk_sizes")
-        if object_sizes is not None and (isinstance(object_sizes, (str, bytes)) or not list(object_sizes)):
-            raise KvsizeError("`object_sizes` is empty: give sizes like 9MiB,72MiB", field="object_sizes")
-        sizes = sorted(set(object_sizes or (2**20, 16 * 2**20, 64 * 2**20)))
-        return [whole(size, "object_sizes", 1, 2**40) for size in sizes]
+        if object_sizes is None:
+            return [2**20, 16 * 2**20, 64 * 2**20]
+        if isinstance(object_sizes, (str, bytes)) or not isinstance(object_sizes, Sequence) or not object_sizes:
+            raise KvsizeError(
+                f"`object_sizes` must be a list of sizes in bytes like [1048576], got {shown(object_sizes)}",
+                field="object_sizes",
+            )
+        return sorted({whole(size, "object_sizes", 1, 2**40) for size in object_sizes})
     spec = resolve_spec(model, catalog, None, False)
     settings = settings_for(engine, **given)
     options = EngineOptions(serving=Serving(tp=tp, pp=pp, kv_dtype=kv_dtype), settings=settings, engine=settings.engine_name())
     chosen = engine_for(options.engine)
     layout = chosen.plan_layout(spec, options)
+    if chunk_sizes is not None and not chunk_sizes:
+        raise KvsizeError("`chunk_sizes` is empty: give sizes like 256,2048, or leave it out", field="chunk_sizes")
     chunks = candidate_sizes(chunk_sizes, None) or chosen.default_candidates(layout)
     for chunk in chunks:
         if problem := chosen.chunk_problem(layout, chunk):
@@ -227,19 +246,20 @@ def fio_job(
     if "://" in target:
         raise KvsizeError("`emit` fio needs a directory target (fio measures files): give the mount's path", field="emit")
     sizes = _probe_sizes(model, tp, pp, chunk_sizes, kv_dtype, object_sizes, catalog, engine, engine_options)
-    levels = [whole(level, "concurrency", 1, 4096) for level in concurrency]
+    levels = _levels(concurrency)
     bound = whole(max_bytes, "max_bytes", 1, 2**50)
     return job_file(target, sizes, levels, objects=whole(objects, "objects", 1, 1_000_000), max_bytes=bound, direct=direct)
 
 
-def probe_from_fio(result: Path, target: str, *, save_profile: Path | None = None) -> ProbeReport:
+def probe_from_fio(result: Path | str, target: str, *, save_profile: Path | str | None = None) -> ProbeReport:
     """The probe report and fitted profile from fio's JSON output of an ``fio_job`` file (one host, or many clients)."""
     from kvsize.storage import probe as probing
     from kvsize.storage.fio import report_from_fio
 
+    save_profile = Path(save_profile) if save_profile is not None else None
     if save_profile is not None:
         _writable(save_profile, "save_profile")
-    report = report_from_fio(result, target)
+    report = report_from_fio(Path(result), target)
     if save_profile is not None:
         try:
             save_profile.write_text(probing.profile_yaml(report.profile), encoding="utf-8")

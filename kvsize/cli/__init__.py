@@ -15,4 +15,7 @@ __all__ = ["app", "catalog", "deploy", "engines", "main", "probe", "size"]
 
 def main() -> None:
     """Console entry point."""
+    from kvsize.cli.output import safe_output
+
+    safe_output()
     app()

@@ -1,6 +1,5 @@
 """``kvsize probe``: parse the flags, call ``kvsize.probe`` (or clean up), render."""
 
-import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -135,7 +134,9 @@ def _show(report: "ProbeReport", output: o.TableFormat, save_profile: Path | Non
     for note in report.notes:
         sys.stderr.write(f"kvsize: note: {note}\n")
     if output is o.TableFormat.json:
-        sys.stdout.write(json.dumps(report.model_dump(mode="json"), indent=2) + "\n")
+        from kvsize.cli.output import json_text
+
+        sys.stdout.write(json_text(report.model_dump(mode="json")))
         return
     print_probe(report, save_profile)
 

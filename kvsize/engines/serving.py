@@ -69,9 +69,12 @@ RETIRED_ARCHITECTURES: dict[str, str] = {
 
 
 def version_tuple(text: str, what: str) -> tuple[int, ...]:
+    if not isinstance(text, str):
+        raise ParallelismError(f"{what} must be a version string like '0.23.0', got {shown(text)}", field=what.strip("`"))
     parts = text.strip().removeprefix("v").split(".")
-    if not 1 <= len(parts) <= 4 or not all(part.isdigit() and len(part) <= 6 for part in parts):
-        raise ParallelismError(f"{what} {shown(text)} is not a version: write it like 0.23.0", field=what)
+    # ASCII digits only: str.isdigit() also takes '²' and other digits int() refuses.
+    if not 1 <= len(parts) <= 4 or not all(part.isascii() and part.isdigit() and len(part) <= 6 for part in parts):
+        raise ParallelismError(f"{what} {shown(text)} is not a version: write it like 0.23.0", field=what.strip("`"))
     return tuple(int(part) for part in parts)
 
 
