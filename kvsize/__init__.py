@@ -15,12 +15,6 @@ Errors are ``KvsizeError`` subclasses, one per kind, naming the parameter at fau
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from kvsize.api import kvbm_config, lmcache_config, sglang_config, size, vllm_config
-from kvsize.engines.connectors import CONNECTORS, Connector
-from kvsize.engines.lmcache import EngineOptions, Layout, Stage, plan_layout
-from kvsize.engines.serving import pp_split
 from kvsize.errors import (
     BackendError,
     ConfigError,
@@ -30,20 +24,26 @@ from kvsize.errors import (
     ProbeError,
     UnsupportedModelError,
 )
-from kvsize.guard import capacity, check
-from kvsize.measure import clean_probe_leftovers, probe, probe_leftovers
-from kvsize.model.catalog import Catalog, CatalogEntry
-from kvsize.model.normalize import spec_from_config
-from kvsize.model.sources import resolve_model, spec_from_path
-from kvsize.model.spec import LayerKind, ModelSpec
-from kvsize.plan import DEFAULT_CHUNK_SIZES, Sweep, SweepRow, plan_row, plan_sweep
-from kvsize.results import SizeResult
-from kvsize.units import format_iec, parse_count, parse_duration, parse_rate, parse_size
 
-if TYPE_CHECKING:  # loaded on first use (PEP 562), so that sizing a catalog model imports only what it needs
+# Everything else loads on first use (PEP 562): `import kvsize` stays cheap (no `typing` either; mypy reads this
+# name as typing.TYPE_CHECKING), so that the `kvsize` command takes Ctrl-C in hand before the heavy imports run.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from kvsize.api import kvbm_config, lmcache_config, sglang_config, size, vllm_config
     from kvsize.compare import EnginesReport, compare_engines
     from kvsize.emit import settings_for
+    from kvsize.engines.connectors import CONNECTORS, Connector
+    from kvsize.engines.lmcache import EngineOptions, Layout, Stage, plan_layout
     from kvsize.engines.lmcache_settings import read_settings
+    from kvsize.engines.serving import pp_split
+    from kvsize.guard import capacity, check
+    from kvsize.measure import clean_probe_leftovers, probe, probe_leftovers
+    from kvsize.model.catalog import Catalog, CatalogEntry
+    from kvsize.model.normalize import spec_from_config
+    from kvsize.model.sources import resolve_model, spec_from_path
+    from kvsize.model.spec import LayerKind, ModelSpec
+    from kvsize.plan import DEFAULT_CHUNK_SIZES, Sweep, SweepRow, plan_row, plan_sweep
+    from kvsize.results import SizeResult
     from kvsize.storage import (
         PRESETS,
         BackendProfile,
@@ -57,10 +57,46 @@ if TYPE_CHECKING:  # loaded on first use (PEP 562), so that sizing a catalog mod
     from kvsize.storage.capacity import CapacityReport, plan_capacity
     from kvsize.storage.limits import CheckReport, Limits, check_row
     from kvsize.storage.probe import ProbeReport, open_target, run_probe
+    from kvsize.units import format_iec, parse_count, parse_duration, parse_rate, parse_size
 
 __version__ = "0.1.0"
 
 _LAZY = {
+    "kvbm_config": "kvsize.api",
+    "lmcache_config": "kvsize.api",
+    "sglang_config": "kvsize.api",
+    "size": "kvsize.api",
+    "vllm_config": "kvsize.api",
+    "CONNECTORS": "kvsize.engines.connectors",
+    "Connector": "kvsize.engines.connectors",
+    "EngineOptions": "kvsize.engines.lmcache",
+    "Layout": "kvsize.engines.lmcache",
+    "Stage": "kvsize.engines.lmcache",
+    "plan_layout": "kvsize.engines.lmcache",
+    "pp_split": "kvsize.engines.serving",
+    "capacity": "kvsize.guard",
+    "check": "kvsize.guard",
+    "clean_probe_leftovers": "kvsize.measure",
+    "probe": "kvsize.measure",
+    "probe_leftovers": "kvsize.measure",
+    "Catalog": "kvsize.model.catalog",
+    "CatalogEntry": "kvsize.model.catalog",
+    "spec_from_config": "kvsize.model.normalize",
+    "resolve_model": "kvsize.model.sources",
+    "spec_from_path": "kvsize.model.sources",
+    "LayerKind": "kvsize.model.spec",
+    "ModelSpec": "kvsize.model.spec",
+    "DEFAULT_CHUNK_SIZES": "kvsize.plan",
+    "Sweep": "kvsize.plan",
+    "SweepRow": "kvsize.plan",
+    "plan_row": "kvsize.plan",
+    "plan_sweep": "kvsize.plan",
+    "SizeResult": "kvsize.results",
+    "format_iec": "kvsize.units",
+    "parse_count": "kvsize.units",
+    "parse_duration": "kvsize.units",
+    "parse_rate": "kvsize.units",
+    "parse_size": "kvsize.units",
     "EnginesReport": "kvsize.compare",
     "compare_engines": "kvsize.compare",
     "BackendProfile": "kvsize.storage",
@@ -90,7 +126,9 @@ def __getattr__(name: str) -> object:
         raise AttributeError(f"module 'kvsize' has no attribute {name!r}")
     import importlib
 
-    return getattr(importlib.import_module(module), name)
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
 
 __all__ = [
