@@ -89,30 +89,39 @@ def _fleet_probe(
     progress: Callable[[str, int, int], None] | None,
 ) -> ProbeReport:
     """The probe on a Dask cluster: the clients' reports, the fleet's, and the profile fitted fleet-wide."""
+    from kvsize import stopping
     from kvsize.storage import fleet
-    from kvsize.storage.probe import ProbeReport, open_target, probe_plan, stop_on_sigterm
+    from kvsize.storage.probe import ProbeReport, check_stop, open_target, probe_plan
 
     if clients is not None:
         whole(clients, "clients", 1, 100_000)
     plan = probe_plan(sizes, levels, bounds["objects"], bounds["max_bytes"])
     name = str(open_target(target, direct=direct, endpoint_url=endpoint_url).name)  # the same checks as one machine
-    client, cluster = fleet.connect(scheduler)
-    try:
-        with stop_on_sigterm():
-            reports, summary, profile, complete, notes = fleet.run_fleet(
-                client,
-                target,
-                plan,
-                clients=clients,
-                direct=direct,
-                endpoint_url=endpoint_url,
-                time_limit_s=bounds["time_limit_s"],
-                progress=progress,
-            )
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+    # Held from the cluster's start to its close: a signal is recorded, never raised inside distributed (a cluster
+    # cut off mid-start cannot close); the run stops at its next poll, every client cleans up, the cluster closes.
+    with stopping.held():
+        try:
+            client, cluster = fleet.connect(scheduler)
+            try:
+                check_stop()
+                reports, summary, profile, complete, notes = fleet.run_fleet(
+                    client,
+                    target,
+                    plan,
+                    clients=clients,
+                    direct=direct,
+                    endpoint_url=endpoint_url,
+                    time_limit_s=bounds["time_limit_s"],
+                    progress=progress,
+                )
+            finally:
+                client.close()
+                if cluster is not None:
+                    cluster.close()
+        except Exception as error:  # after a stop, the stop is the news (a failure it caused, or one beside it)
+            if stopping.requested() is None or isinstance(error, stopping.Interrupted):
+                raise
+            raise stopping.interrupted(str(error) if isinstance(error, KvsizeError) else "nothing was written") from None
     if direct:
         notes.append("reads used O_DIRECT (writes are buffered, then fsync'd)")
     return ProbeReport(
@@ -199,28 +208,57 @@ def _probe_sizes(
 
 
 def clean_probe_leftovers(target: str, *, endpoint_url: str | None = None) -> list[tuple[str, str, bool]]:
-    """Remove what earlier probes killed mid-run left on ``target`` (their process gone): ``(name, why, removed)`` each."""
+    """Remove what earlier probes killed mid-run left on ``target``: runs whose process is gone and that hold a probe's
+    marker naming them, never through a symbolic link, and in them only what a probe writes; ``(name, why, removed)``
+    each. Ctrl-C or SIGTERM stops it between two runs, never inside one (``Interrupted``, saying what is left)."""
+    import shlex
+
+    from kvsize import stopping
     from kvsize.storage.leftovers import classify
     from kvsize.storage.targets import open_target
 
     handle = open_target(target, direct=False, endpoint_url=endpoint_url)
-    out = []
+    out: list[tuple[str, str, bool]] = []
+    with stopping.held():
+        found = [(name, left) for name in handle.leftovers() if (left := classify(name)) is not None]
+        for index, (name, left) in enumerate(found):
+            if stopping.requested() is not None:
+                done = sum(removed for *_, removed in out)
+                rest = sum(1 for _, later in found[index:] if later.owner_gone)
+                raise stopping.interrupted(
+                    f"removed {done} of {done + rest} leftover runs: run 'kvsize probe {shlex.quote(target)} --clean' again"
+                )
+            problem = _clean_run(handle, name) if left.owner_gone else None
+            out.append((name, problem or left.why, left.owner_gone and problem is None))
+    return out
+
+
+def _clean_run(handle: Any, name: str) -> str | None:
+    try:
+        problem: str | None = handle.clean(name)
+    except Exception as error:  # an unreachable bucket or server, a vanished mount: said, and the next run is tried
+        return f"could not remove it: {type(error).__name__}: {shown(str(error), 80)}"
+    return problem
+
+
+def probe_leftovers(target: str, *, endpoint_url: str | None = None) -> list[Any]:
+    """What earlier probes killed mid-run left on ``target`` (``Leftover`` records; ``kept`` says why ``--clean``
+    would leave one in place)."""
+    from kvsize.storage.leftovers import classify
+    from kvsize.storage.targets import open_target
+
+    handle = open_target(target, direct=False, endpoint_url=endpoint_url)
+    found = []
     for name in handle.leftovers():
         left = classify(name)
         if left is None:
             continue
-        problem = handle.clean(name) if left.owner_gone else None
-        out.append((name, problem or left.why, left.owner_gone and problem is None))
-    return out
-
-
-def probe_leftovers(target: str, *, endpoint_url: str | None = None) -> list[Any]:
-    """What earlier probes killed mid-run left on ``target`` (``Leftover`` records)."""
-    from kvsize.storage.leftovers import classify
-    from kvsize.storage.targets import open_target
-
-    handle = open_target(target, direct=False, endpoint_url=endpoint_url)
-    return [left for name in handle.leftovers() if (left := classify(name)) is not None]
+        try:
+            kept = handle.check_run(name)
+        except Exception as error:
+            kept = f"could not check it: {type(error).__name__}: {shown(str(error), 80)}"
+        found.append(left.model_copy(update={"kept": kept}))
+    return found
 
 
 def fio_job(

@@ -58,8 +58,8 @@ def probe(
         str | None,
         typer.Option(
             "--scheduler",
-            help="Run on every worker of a Dask cluster at once: tcp://HOST:8786, or local:N for N processes here "
-            "(needs: pip install 'kvsize\\[fleet]'). Measures B and R fleet-wide.",
+            help="Run on every worker of a Dask cluster at once: tcp://HOST:8786 (tls://HOST:8786 with Dask's TLS "
+            "settings), or local:N for N processes here (needs: pip install 'kvsize\\[fleet]'). Measures B and R fleet-wide.",
         ),
     ] = None,
     clients: Annotated[
@@ -67,12 +67,16 @@ def probe(
     ] = None,
     clean: Annotated[
         bool,
-        typer.Option("--clean", help="Remove what earlier probes killed mid-run left on TARGET (their process gone), then stop."),
+        typer.Option(
+            "--clean",
+            help="Remove what earlier probes killed mid-run left on TARGET (their process gone; never a symbolic link, "
+            "nor a folder without a probe's marker), then stop.",
+        ),
     ] = False,
 ) -> None:
     """Measure a storage target with LMCache-shaped objects and fit the time model's L, b and B."""
+    from kvsize import stopping
     from kvsize.calls import measure
-    from kvsize.storage.probe import Interrupted
     from kvsize.units import parse_duration, parse_int_list, parse_size
 
     if clean:
@@ -105,6 +109,10 @@ def probe(
         sys.stdout.write(measure.fio_job(target, **sets))
         return
     for left in measure.probe_leftovers(target, endpoint_url=endpoint_url):
+        if left.kept:
+            kept = f"{left.name}, named like a probe's run; kvsize leaves it alone ({left.kept})"
+            sys.stderr.write(f"kvsize: note: {target} holds {kept}\n")
+            continue
         fix = "run 'kvsize probe TARGET --clean' to remove it" if left.owner_gone else "kvsize leaves it alone"
         sys.stderr.write(f"kvsize: note: {target} holds {left.name} from an earlier probe ({left.why}); {fix}\n")
     from rich.progress import Progress
@@ -122,9 +130,9 @@ def probe(
                 clients=clients,
                 progress=lambda label, done, total: bar.update(task, completed=done, total=total, description=label),
             )
-        except Interrupted as stop:
-            sys.stderr.write(f"kvsize: probe {stop}; removed everything it wrote\n")
-            raise typer.Exit(143 if "SIGTERM" in str(stop) else 130) from None
+        except stopping.Interrupted as stop:
+            stopping.report(f"probe {stop}")
+            raise typer.Exit(stop.exit_code) from None
     _show(report, output, save_profile)
 
 
@@ -142,9 +150,14 @@ def _show(report: "ProbeReport", output: o.TableFormat, save_profile: Path | Non
 
 
 def _clean(target: str, endpoint_url: str | None) -> None:
+    from kvsize import stopping
     from kvsize.calls import measure
 
-    found = measure.clean_probe_leftovers(target, endpoint_url=endpoint_url)
+    try:
+        found = measure.clean_probe_leftovers(target, endpoint_url=endpoint_url)
+    except stopping.Interrupted as stop:
+        stopping.report(f"clean-up {stop}")
+        raise typer.Exit(stop.exit_code) from None
     for name, why, removed in found:
         if removed:
             sys.stdout.write(f"removed {name} ({why})\n")
