@@ -4,7 +4,10 @@ engine's options as ``size`` does, and the flat keywords of the previous release
 
 from __future__ import annotations
 
+import json
+import re
 import warnings
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -155,3 +158,47 @@ def test_flat_engine_options_of_check_and_capacity_still_work_and_warn(call, fla
     assert message.startswith(f"kvsize.{call}: flat keywords are deprecated")
     assert f"{option} in the engine's settings (kvsize.engines)" in message
     assert got.model_dump(mode="json") == expected.model_dump(mode="json")
+
+
+FLAT_PROBES = [
+    # LMCache layerwise at chunk 16: one layer's object, 16 x 2 x 2 heads x 128 x 2 B; without it, all 36 layers'.
+    ({"connector": "fs", "layerwise": True}, lambda: kvsize.engines.LMCache(connector="fs", layerwise=True), [16], 16_384),
+    # SGLang's mooncake stores K and V apart: half of a page's 64 x 36,864 B.
+    ({"engine": "sglang", "sglang_backend": "mooncake"}, lambda: kvsize.engines.Sglang(backend="mooncake"), [64], 1_179_648),
+]
+
+
+@pytest.mark.parametrize(("flat", "settings", "chunks", "size"), FLAT_PROBES, ids=["connector-layerwise", "sglang_backend"])
+def test_flat_engine_options_of_probe_still_work_and_warn(tmp_path: Path, flat, settings, chunks, size):
+    def probed(**engine: Any) -> list[int]:
+        report = kvsize.probe(str(tmp_path), model=SEED, tp=4, chunk_sizes=chunks, concurrency=[1], objects=2, **engine)
+        return sorted({result.object_bytes for result in report.results})
+
+    assert _quiet(lambda: probed(engine=settings())) == [size]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert probed(**flat) == [size]
+    message = _deprecation(caught)
+    assert message.startswith("kvsize.probe: flat keywords are deprecated")
+    for option in set(flat) - {"engine"}:
+        assert f"{option} in the engine's settings (kvsize.engines)" in message
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_probe_command_gives_the_engines_settings_as_one_object(run, tmp_path: Path):
+    """``kvsize probe --model`` with an engine's flags probes that engine's object sizes, with no deprecation of its own;
+    the engine's flags without ``--model`` are refused."""
+    args = ("probe", str(tmp_path), "--model", SEED, "--tp", "4", "--chunk-sizes", "64", "--concurrency", "1", "--objects", "2")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = run(*args, "--engine", "sglang", "--sglang-backend", "mooncake", "--format", "json")
+        fio = run(*args, "--connector", "fs", "--layerwise", "--emit", "fio")
+    assert result.exit_code == 0, result.stderr
+    assert not [warning for warning in caught if issubclass(warning.category, DeprecationWarning)]
+    assert {item["object_bytes"] for item in json.loads(result.stdout)["results"]} == {1_179_648}
+    assert fio.exit_code == 0, fio.stderr
+    # layerwise: one layer's object, 64 tokens x 2 (K, V) x 2 heads x 128 x 2 B (all 36 layers' would be 2,359,296 B)
+    assert set(re.findall(r"^filesize=(\d+)$", fio.stdout, re.M)) == {"65536"}
+    refused = run("probe", str(tmp_path), "--engine", "vllm", "--tier", "obj")
+    assert refused.exit_code == 2 and "--engine and the engine's options go with --model" in refused.stderr
+    assert list(tmp_path.iterdir()) == []
