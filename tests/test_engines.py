@@ -427,6 +427,35 @@ def test_capacity_shares_only_the_groups_that_store_every_chunk(run_json):
     assert any("KV-cache groups (7)" in line for line in data["assumptions"])
 
 
+def test_vllm_under_an_uneven_pp_times_its_one_writer(run_json):
+    """Llama-3.2-3B at TP 2 x PP 3 (stages of 9, 10 and 9 layers): every object holds 6 worker slices sized as the
+    first stage's (9 layers x 2,048 B per token), written and read by the first stage's scheduler, the one writer,
+    which loads the whole prompt (the busiest stage of 10 layers writes nothing of its own)."""
+    data = run_json("meta-llama/Llama-3.2-3B", "--tp", "2", "--pp", "3", "--engine", "vllm", "--chunk-sizes", "256",
+                    "--backend", "s3", "--tier", "obj")  # fmt: skip
+    assert [stage["layers"] for stage in data["stages"]] == [9, 10, 9]
+    assert [stage["writers"] for stage in data["stages"]] == [1, 0, 0]
+    assert data["bytes_per_token_per_rank"] == 9 * 2_048
+    (row,) = data["rows"]
+    assert (row["objects"], row["object_bytes"]) == (390, 6 * 9 * 2_048 * 256)
+    assert row["per_writer_bytes"] == row["total_bytes"] == 390 * 6 * 9 * 2_048 * 256
+
+
+def test_llmd_capacity_shares_each_workers_own_file(run_json):
+    """llm-d under an uneven PP: Llama-3.2-3B at TP 2 x PP 3 (stages of 9, 10 and 9 layers, 2,048 B per layer and
+    token on a rank), chunk 256. A shared chunk stores each worker's own file, 256 x 2,048 x its stage's layers: 2 x
+    (9 + 10 + 9) files' worth, not 6 files of the largest stage."""
+    data = run_json("capacity", "meta-llama/Llama-3.2-3B", "--tp", "2", "--pp", "3", "--engine", "llmd-fs",
+                    "--chunk-size", "256", "--prompts", "2", "--shared-prefix", "50000")  # fmt: skip
+    capacity = data["capacity"]
+    per_chunk = 2 * 256 * 2_048 * (9 + 10 + 9)
+    assert capacity["per_prompt"]["stored_bytes"] == 390 * per_chunk
+    assert capacity["shared"]["stored_bytes"] == 195 * per_chunk  # 50,000 // 256 shared chunks
+    assert capacity["unique_per_prompt"]["stored_bytes"] == (390 - 195) * per_chunk
+    assert capacity["needed"]["stored_bytes"] == (195 + 2 * 195) * per_chunk
+    assert capacity["shared"]["stored_bytes_per_writer"] == 195 * 256 * 2_048 * 10
+
+
 def test_explain_shows_vllms_own_formula(run):
     result = run("google/gemma-3-27b-it", "--tp", "4", "--engine", "vllm", "--chunk-sizes", "16", "--explain")
     assert result.exit_code == 0, result.stderr

@@ -6,10 +6,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kvsize.calls.args import GIB, resolve_spec
+from kvsize.calls.args import GIB, grouped, resolve_spec
 from kvsize.calls.sizing import candidate_sizes
 from kvsize.engines.base import EngineOptions, EngineSettings, KvDtype, Serving
-from kvsize.engines.registry import engine_for, settings_for
+from kvsize.engines.registry import engine_for
 from kvsize.errors import KvsizeError, finite, shown, whole
 
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ def probe(
     save_profile = Path(save_profile) if save_profile is not None else None
     if save_profile is not None:
         _writable(save_profile, "save_profile")
-    sizes = _probe_sizes(model, tp, pp, chunk_sizes, kv_dtype, object_sizes, catalog, engine, engine_options)
+    sizes = _probe_sizes("probe", model, tp, pp, chunk_sizes, kv_dtype, object_sizes, catalog, engine, engine_options)
     levels = _levels(concurrency)
     bounds: dict[str, Any] = {
         "objects": whole(objects, "objects", 1, 1_000_000),
@@ -164,6 +164,7 @@ def _writable(path: Path, name: str) -> None:
 
 
 def _probe_sizes(
+    call: str,
     model: str | None,
     tp: int,
     pp: int,
@@ -175,7 +176,7 @@ def _probe_sizes(
     engine_options: dict[str, Any] | None = None,
 ) -> list[int]:
     """The object sizes to probe: the ones kvsize predicts for ``model`` under ``engine`` (its settings: tier, GPU
-    block ...), or ``object_sizes``."""
+    block ...), or ``object_sizes``. Engine options given flat (``tier="obj"``) are deprecated, as in ``size``."""
     from kvsize.plan import plan_row
 
     if model is not None and object_sizes is not None:
@@ -193,7 +194,9 @@ def _probe_sizes(
             )
         return sorted({whole(size, "object_sizes", 1, 2**40) for size in object_sizes})
     spec = resolve_spec(model, catalog, None, False)
-    settings = settings_for(engine, **given)
+    _, settings, _, _ = grouped(
+        {}, serving=None, engine=engine, workload=None, storage=None, call=call, given_engine_options=engine_options
+    )
     options = EngineOptions(serving=Serving(tp=tp, pp=pp, kv_dtype=kv_dtype), settings=settings, engine=settings.engine_name())
     chosen = engine_for(options.engine)
     layout = chosen.plan_layout(spec, options)
@@ -283,7 +286,9 @@ def fio_job(
 
     if "://" in target:
         raise KvsizeError("`emit` fio needs a directory target (fio measures files): give the mount's path", field="emit")
-    sizes = _probe_sizes(model, tp, pp, chunk_sizes, kv_dtype, object_sizes, catalog, engine, engine_options)
+    sizes = _probe_sizes(
+        "calls.measure.fio_job", model, tp, pp, chunk_sizes, kv_dtype, object_sizes, catalog, engine, engine_options
+    )
     levels = _levels(concurrency)
     bound = whole(max_bytes, "max_bytes", 1, 2**50)
     return job_file(target, sizes, levels, objects=whole(objects, "objects", 1, 1_000_000), max_bytes=bound, direct=direct)

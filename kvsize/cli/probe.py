@@ -8,7 +8,7 @@ import typer
 
 from kvsize.cli import options as o
 from kvsize.cli.app import app
-from kvsize.cli.engine_flags import EngineCommand, given_settings
+from kvsize.cli.engine_flags import EngineCommand, engine_settings, given_settings
 from kvsize.errors import KvsizeError
 
 if TYPE_CHECKING:
@@ -90,14 +90,15 @@ def probe(
         sizes = [parse_size(part.strip(), "--object-sizes") for part in object_sizes.split(",") if part.strip()]
         if not sizes:
             raise KvsizeError("--object-sizes is empty: give sizes like 9MiB,72MiB")
+    chosen = (engine or o.DEFAULT_ENGINE_CHOICE).value
     sets: dict[str, Any] = {
         "model": model,
         "tp": tp,
         "pp": pp,
         "chunk_sizes": parse_int_list(chunk_sizes, "--chunk-sizes") if chunk_sizes else None,
         "kv_dtype": kv_dtype.value,
-        "engine": engine.value if engine is not None else None,
-        **given_settings((engine or o.DEFAULT_ENGINE_CHOICE).value),
+        # The engine's settings as one object (flat engine keywords are deprecated in the library), when any is given.
+        "engine": engine_settings(chosen) if engine is not None or given_settings(chosen) else None,
         "object_sizes": sizes,
         "concurrency": parse_int_list(concurrency, "--concurrency"),
         "objects": objects,

@@ -114,7 +114,10 @@ class Layout(BaseModel):
 
     @property
     def largest_stage(self) -> Stage:
-        return max(self.stages, key=lambda stage: (stage.bytes_per_token_per_rank, stage.writers))
+        """The stage whose writers store the most per token (a stage with no writer of its own is never it: under
+        vLLM native offloading the first stage's scheduler writes for every stage)."""
+        writing = [stage for stage in self.stages if stage.writers] or list(self.stages)
+        return max(writing, key=lambda stage: (stage.bytes_per_token_per_rank, stage.writers))
 
     @property
     def bytes_per_token_per_rank(self) -> int:

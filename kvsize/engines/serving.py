@@ -155,7 +155,8 @@ def check_tp(spec: ModelSpec, tp: int) -> None:
         options = [n for n in (1, 2, 4, 8, 16, 32, 64, 128) if heads % n == 0]
         raise ParallelismError(
             f"TP {tp} does not divide {spec.name}'s {heads} attention heads, so vLLM rejects it; "
-            f"use `tp` {', '.join(map(str, options))}"
+            f"use `tp` {', '.join(map(str, options))}",
+            field="tp",
         )
     if spec.use_mla:
         return
@@ -163,5 +164,6 @@ def check_tp(spec: ModelSpec, tp: int) -> None:
     if (tp >= kv and tp % kv) or (tp < kv and kv % tp):
         raise ParallelismError(
             f"TP {tp} neither divides nor is a multiple of {spec.name}'s {kv} KV heads, so vLLM rejects it; "
-            "pick a TP that divides the KV heads or is a multiple of them"
+            "pick a `tp` that divides the KV heads or is a multiple of them",
+            field="tp",
         )

@@ -443,9 +443,12 @@ class _VllmFamily(Engine):
         prompt's prefill chunk ends, so both are counted per prompt."""
         every_chunk = sum(1 for g in _layout(layout).groups if g.window_tokens is None and g.kind not in STATE_KIND_NAMES)
         objects = every_chunk * (layout.writers if self.per_worker_files else 1)
+        stored = objects * row.object_bytes
+        if self.per_worker_files:  # each worker's file is its own stage's slot (stages of unequal layers differ)
+            stored = every_chunk * sum(s.writers * row.chunk_tokens * s.bytes_per_token_per_rank for s in layout.stages)
         return Share(
             objects=objects,
-            stored_bytes=objects * row.object_bytes,
+            stored_bytes=stored,
             objects_per_writer=every_chunk,
             stored_bytes_per_writer=every_chunk * row.object_bytes,
         )
