@@ -281,7 +281,7 @@ def test_check_defaults_to_the_engines_chunk(run_json):
         (("--engine", "vllm", "--connector", "fs"), "--connector applies to --engine lmcache, not vllm"),
         (("--engine", "vllm", "--layerwise"), "--layerwise applies to --engine lmcache, not vllm"),
         (("--tier", "obj"), "--tier applies to --engine vllm or llmd-fs, not lmcache"),
-        (("--gpu-block-size", "32"), "--gpu-block-size applies to --engine vllm or llmd-fs, not lmcache"),
+        (("--gpu-block-size", "32"), "--gpu-block-size applies to --engine vllm or llmd-fs or aibrix, not lmcache"),
         (("--engine", "vllm", "--sglang-backend", "file"), "--sglang-backend applies to --engine sglang, not vllm"),
         (("--engine", "sglang", "--kvbm-tier", "disk"), "--kvbm-tier applies to --engine kvbm, not sglang"),
         (("--engine", "kvbm", "--tier", "fs"), "--tier applies to --engine vllm or llmd-fs, not kvbm"),
@@ -397,9 +397,9 @@ def test_emit_refuses_the_other_engines_settings(run):
 
 def test_engines_lists_each_engine_and_sizes_the_seed(run_json):
     data = run_json("engines", SEED, "--tp", "4")
-    assert [e["name"] for e in data["engines"]] == ["lmcache", "vllm", "llmd-fs", "sglang", "kvbm"]
+    assert [e["name"] for e in data["engines"]] == ["lmcache", "vllm", "llmd-fs", "sglang", "kvbm", "aibrix"]
     defaults = {e["name"]: e["default_chunk"] for e in data["engines"]}
-    assert defaults == {"lmcache": 256, "vllm": 16, "llmd-fs": 256, "sglang": 1, "kvbm": 16}
+    assert defaults == {"lmcache": 256, "vllm": 16, "llmd-fs": 256, "sglang": 1, "kvbm": 16, "aibrix": 16}
     table = {(r["engine"], r["chunk_tokens"]): (r["objects"], r["object_bytes"]) for r in data["rows"]}
     assert table == {
         ("lmcache", 256): (1_560, 9_437_184),
@@ -410,6 +410,8 @@ def test_engines_lists_each_engine_and_sizes_the_seed(run_json):
         ("sglang", 256): (1_560, 9_437_184),
         ("kvbm", 16): (25_000, 589_824),
         ("kvbm", 256): (1_560, 9_437_184),
+        ("aibrix", 16): (25_000, 589_824),
+        ("aibrix", 256): (1_560, 9_437_184),
     }
 
 

@@ -21,6 +21,7 @@ _ENGINES: dict[str, str] = {
     "llmd-fs": "kvsize.engines.vllm_native:LlmdFsEngine",
     "sglang": "kvsize.engines.sglang:SglangEngine",
     "kvbm": "kvsize.engines.kvbm:KvbmEngine",
+    "aibrix": "kvsize.engines.aibrix:AibrixEngine",
 }
 DEFAULT_ENGINE = next(iter(_ENGINES))
 ENGINE_NAMES: tuple[str, ...] = tuple(_ENGINES)
