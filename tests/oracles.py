@@ -349,11 +349,25 @@ class KvbmOracle(PerRankOracle):
     dtype`` (alignment 1), every worker of every stage (MLA too: no de-duplication); vLLM's PP split."""
 
 
+class AibrixOracle(PerRankOracle):
+    """AIBrix KV cache offloading (aibrix-kvcache 0.8.0): one object per (block, TP rank, PP stage) of that stage's
+    layers for the rank's KV heads, ``2 x B x L x heads/rank x head x dtype``, no header, whole blocks only; the block
+    is a power of two (or vLLM's own block); MLA, any layer without attention and draft layers are refused."""
+
+    def refuses(self, case: Case) -> bool:
+        extra = [kind for kind in kinds(case.spec) if kind != "full_attention"]
+        return vllm_refuses(case) or bool(extra) or case.serving.draft_layers > 0
+
+    def takes(self, case: Case, chunk: int) -> bool:
+        return chunk > 0 and (chunk & (chunk - 1) == 0 or chunk == (case.settings.gpu_block_size or 16))
+
+
 ORACLES: dict[str, Any] = {
     "lmcache": LMCacheOracle(),
     "vllm": VllmOracle(),
     "llmd-fs": LlmdFsOracle(),
     "sglang": SglangOracle(),
     "kvbm": KvbmOracle(),
+    "aibrix": AibrixOracle(),
 }
 """Each registered engine's oracle, by the engine's registry name."""

@@ -79,6 +79,7 @@ VARIANTS: dict[str, list[dict[str, Any]]] = {
     "llmd-fs": [{}, {"gpu_block_size": 64}],
     "sglang": [{}, {"backend": "mooncake"}],
     "kvbm": [{}, {"tier": "object", "framework": "trtllm"}],
+    "aibrix": [{}, {"l2_backend": "rocksdb", "gpu_block_size": 32}, {"l2_backend": "none"}],
 }
 PROMPTS = (1, 1_000, 1_024, 100_000, 131_073)
 OTHER_CHUNKS = (1, 3, 48, 100, 1_000, 2_048, 12_288, 250_000)
@@ -181,8 +182,8 @@ def test_chunk_sizes_the_engine_refuses_name_the_fix(engine, config):
     for case, layout in accepted(engine, config):
         for chunk in chosen.default_candidates(layout):
             assert chosen.chunk_problem(layout, chunk) is None, chunk
-        step = chosen.search_step(layout, case.spec)
-        assert chosen.chunk_problem(layout, step) is None and chosen.chunk_problem(layout, 3 * step) is None
+        searched = chosen.search_sizes(layout, case.spec, 1, 5_000)
+        assert searched and all(chosen.chunk_problem(layout, size) is None for size in searched)
         for chunk in (*OTHER_CHUNKS, 17, 4_095):
             problem = chosen.chunk_problem(layout, chunk)
             assert (problem is None) == oracle.takes(case, chunk), (chunk, problem)
@@ -313,6 +314,7 @@ def test_a_shared_chunk_never_stores_more_than_the_prompt(engine, config):
 
 # The JSON's engine_options, key by key with its type: the contract only gains keys (add here, never remove).
 OPTIONAL_INT = (int, type(None))
+OPTIONAL_STR = (str, type(None))
 ENGINE_OPTION_KEYS: dict[str, dict[str, Any]] = {
     "lmcache": {"connector": str, "layerwise": bool, "save_unfull_chunk": bool, "stores_partial_chunks": bool,
                 "io_threads": OPTIONAL_INT},
@@ -323,6 +325,9 @@ ENGINE_OPTION_KEYS: dict[str, dict[str, Any]] = {
     "sglang": {"backend": str, "mem_layout": str, "kv_split": bool, "page_is_attention_page": bool,
                "prefetch_threshold_tokens": int, "batch_pages": int, "io_threads": OPTIONAL_INT, "source": str},
     "kvbm": {"framework": str, "tier": str, "block_tokens": int, "confidence": str, "unverified": list, "source": str},
+    "aibrix": {"l2_backend": str, "l2_ingestion": OPTIONAL_STR, "l1_capacity_gib": float, "vllm_block_tokens": int,
+               "chunk_size_tokens": int, "per_token_timeout_ms": int, "io_threads": OPTIONAL_INT, "targets_vllm": str,
+               "confidence": str, "unverified": list, "source": str},
 }  # fmt: skip
 
 
@@ -509,11 +514,24 @@ def _kvbm(text: str, layout: Layout, chunk: int) -> None:
     assert {line.removeprefix("export ").split("=", 1)[0] for line in lines} <= set(known["names"])
 
 
+def _aibrix(text: str, layout: Layout, chunk: int) -> None:
+    known = json.loads((DATA / "aibrix-kvcache-0.8.0-envs.json").read_text())
+    lines = [line for line in text.splitlines() if line and not line.startswith("#")]
+    exports = [line for line in lines if line.startswith("export ")]
+    (command,) = [line for line in lines if line.startswith("vllm serve ")]
+    assert len(exports) + 1 == len(lines)
+    assert {line.removeprefix("export ").split("=", 1)[0] for line in exports} <= set(known["variables"])
+    assert f"export AIBRIX_KV_CACHE_OL_BLOCK_SIZE={chunk}" in exports
+    config = json.loads(shlex.split(command)[shlex.split(command).index("--kv-transfer-config") + 1])
+    assert {key: config[key] for key in known["connector"]} == known["connector"]
+
+
 EMIT_CHECKERS: dict[str, Callable[[str, Layout, int], None]] = {
     "lmcache": _lmcache,
     "vllm": _vllm,
     "sglang": _sglang,
     "kvbm": _kvbm,
+    "aibrix": _aibrix,
 }
 
 

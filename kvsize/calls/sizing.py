@@ -155,9 +155,14 @@ def _plans(
 
     if search:
         sizes = [row.chunk_tokens for row in sweep.rows]
-        block = engine_for(sweep.layout.engine).search_step(sweep.layout, sweep.spec)
+        engine = engine_for(sweep.layout.engine)
         low, high = min(sizes), max(sizes)
-        found = {search_chunk(sweep.layout, sweep.prompt_tokens, p, options, low, high, block, notes=notes) for p in profiles}
+        block = engine.search_step(sweep.layout, sweep.spec)
+        steps = engine.search_sizes(sweep.layout, sweep.spec, low, high)
+        found = {
+            search_chunk(sweep.layout, sweep.prompt_tokens, p, options, low, high, block, notes=notes, sizes=steps)
+            for p in profiles
+        }
         extra = tuple(chunk for chunk in found if chunk is not None and chunk not in sizes)
         if extra:
             sweep = plan_sweep(sweep.spec, sweep.layout.options, sweep.prompt_tokens, (*sizes, *extra))

@@ -86,8 +86,6 @@ STAGING_CHUNKS = 3
 GIB = 2**30
 TARGET_VLLM = "0.21.0"
 BROKEN_VLLM = "0.33.0"
-SEARCH_STEP = 2**40
-"""Past any sweep: no fixed step walks AIBrix's powers of two, so ``--search`` adds no size."""
 CANDIDATES = (16, 32, 64, 128, 256, 512, 1024)
 UNVERIFIED = (
     "the connector and its CUDA copy kernels on a GPU",
@@ -379,8 +377,11 @@ class AibrixEngine(PerRankEngine):
         block = _settings(layout).vllm_block
         return tuple(sorted({block, *(size for size in CANDIDATES if size > block)}))
 
-    def search_step(self, layout: Layout, spec: ModelSpec) -> int:
-        return SEARCH_STEP
+    def search_sizes(self, layout: Layout, spec: ModelSpec, low: int, high: int) -> Sequence[int]:
+        """The blocks AIBrix takes in [low, high]: vLLM's block and the powers of two."""
+        block = _settings(layout).vllm_block
+        powers = [1 << bit for bit in range(max(0, low - 1).bit_length(), high.bit_length() + 1)]
+        return sorted({size for size in (block, *powers) if low <= size <= high})
 
     def row_notes(self, layout: Layout, prompt_tokens: int, rows: Sequence[SweepRow]) -> list[str]:
         block = _settings(layout).vllm_block

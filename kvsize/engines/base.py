@@ -202,6 +202,12 @@ class Engine(ABC):
         """The granularity ``search`` steps through: the GPU block every chunk must be a multiple of."""
         return layout.block_tokens or 16
 
+    def search_sizes(self, layout: Layout, spec: ModelSpec, low: int, high: int) -> Sequence[int]:
+        """The chunk sizes ``search`` may time in [low, high], each one the engine takes: every multiple of
+        ``search_step`` (an engine whose sizes are not evenly spaced gives its own)."""
+        step = self.search_step(layout, spec)
+        return range(max(step, -(-low // step) * step), high + 1, step)
+
     # --- the time model -----------------------------------------------------------------------------------------
 
     def recompute_tokens(self, row: SweepRow, layout: Layout) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from kvsize.engines.base import Layout
 from kvsize.storage.backends import BackendProfile
@@ -32,22 +33,31 @@ def search_chunk(
     block: int,
     *,
     notes: list[str] | None = None,
+    sizes: Sequence[int] | None = None,
 ) -> int | None:
-    """The best chunk size among the multiples of the vLLM block size in [low, high] (``--search``); past
-    ``MAX_SEARCH_CANDIDATES`` multiples, among every n-th of them, with a sentence saying so appended to ``notes``."""
+    """The best chunk size among ``sizes`` (the engine's ``search_sizes``), else the multiples of ``block`` in [low,
+    high] (``--search``); past ``MAX_SEARCH_CANDIDATES`` of them, among every n-th, with a sentence saying so
+    appended to ``notes``."""
     from kvsize.plan import plan_row
 
-    start, step, multiples = search_step(low, high, block)
-    if step > block and notes is not None:
-        note = (
-            f"`search` timed chunk sizes {step:,} tokens apart between {start:,} and {high:,}, not every multiple of "
-            f"the {block}-token block ({multiples:,} are too many to time; at most {MAX_SEARCH_CANDIDATES:,}): give "
-            "`chunk_sizes` closer together for a finer search"
-        )
+    if sizes is None:
+        start, _, _ = search_step(low, high, block)
+        sizes = range(start, high + 1, block)
+    every = max(1, math.ceil(len(sizes) / MAX_SEARCH_CANDIDATES))
+    if every > 1 and notes is not None:
+        if isinstance(sizes, range):
+            note = (
+                f"`search` timed chunk sizes {sizes.step * every:,} tokens apart between {sizes.start:,} and {high:,}, "
+                f"not every multiple of the {sizes.step}-token block ({len(sizes):,} are too many to time; at most "
+                f"{MAX_SEARCH_CANDIDATES:,}): give `chunk_sizes` closer together for a finer search"
+            )
+        else:
+            note = (
+                f"`search` timed every {every:,}th of the {len(sizes):,} chunk sizes the engine takes between {low:,} "
+                f"and {high:,} (at most {MAX_SEARCH_CANDIDATES:,}): give `chunk_sizes` closer together for a finer search"
+            )
         if note not in notes:
             notes.append(note)
-    timings = [
-        time_row(plan_row(layout, prompt_tokens, chunk), layout, profile, options) for chunk in range(start, high + 1, step)
-    ]
+    timings = [time_row(plan_row(layout, prompt_tokens, chunk), layout, profile, options) for chunk in sizes[::every]]
     best = recommend(timings)
     return best.chunk_tokens if best else None
