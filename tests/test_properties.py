@@ -48,7 +48,15 @@ def engine_settings(engine: str) -> st.SearchStrategy[Any]:
             drawn[name] = st.booleans()
         elif (engine, name) in NUMBERS:
             drawn[name] = NUMBERS[(engine, name)]
-    return st.fixed_dictionaries(drawn).map(lambda values: settings_type(**values))
+    def builds(values: dict[str, Any]) -> bool:
+        """Settings the engine takes together (a field may exclude another, as AIBrix's ingestion needs an L2)."""
+        try:
+            settings_type(**values)
+        except kvsize.KvsizeError:
+            return False
+        return True
+
+    return st.fixed_dictionaries(drawn).filter(builds).map(lambda values: settings_type(**values))
 
 
 @st.composite
