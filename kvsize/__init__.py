@@ -46,8 +46,10 @@ from kvsize.units import format_iec, parse_count, parse_duration, parse_rate, pa
 
 if TYPE_CHECKING:  # loaded on first use (PEP 562), so that sizing a catalog model imports only what it needs
     from kvsize.calls.compare import EnginesReport, compare_engines
+    from kvsize.engines.emit_options import EmitOptions
     from kvsize.engines.lmcache import CONNECTORS
-    from kvsize.engines.lmcache_settings import read_settings, settings_for
+    from kvsize.engines.lmcache_emit import settings_for
+    from kvsize.engines.lmcache_settings import read_settings
     from kvsize.storage import (
         PRESETS,
         BackendProfile,
@@ -65,6 +67,7 @@ if TYPE_CHECKING:  # loaded on first use (PEP 562), so that sizing a catalog mod
 __version__ = "0.1.0"
 
 _LAZY = {
+    "EmitOptions": "kvsize.engines.emit_options",
     "CONNECTORS": "kvsize.engines.lmcache",
     "EnginesReport": "kvsize.calls.compare",
     "compare_engines": "kvsize.calls.compare",
@@ -82,7 +85,7 @@ _LAZY = {
     "CapacityReport": "kvsize.storage.capacity",
     "plan_capacity": "kvsize.storage.capacity",
     "read_settings": "kvsize.engines.lmcache_settings",
-    "settings_for": "kvsize.engines.lmcache_settings",
+    "settings_for": "kvsize.engines.lmcache_emit",
     "ProbeReport": "kvsize.storage.probe",
     "run_probe": "kvsize.storage.probe",
     "open_target": "kvsize.storage.probe",
@@ -110,6 +113,7 @@ __all__ = [
     "CheckReport",
     "ConfigError",
     "Connector",
+    "EmitOptions",
     "EngineOptions",
     "EngineSettings",
     "EnginesReport",

@@ -70,10 +70,12 @@ def oracle(spec: ModelSpec, options: kvsize.EngineOptions, prompt: int, chunk: i
         stored.append(kv + (options.draft_layers if index == pp - 1 else 0))
         start += count
     full, tail = divmod(prompt, chunk)
+    per_token = [layers * factor * per_rank * spec.head_size * dtype for layers in stored]
+    if options.connector == "s3" and any(layers and chunk * b % 4096 for layers, b in zip(stored, per_token, strict=True)):
+        full = 0  # LMCache's S3 connector uploads only chunks whose bytes are a multiple of 4,096: none is stored
     tail_saved = options.save_unfull_chunk and options.connector != "s3" and tail > 0
     chunks = full + tail_saved
     tokens = full * chunk + (tail if tail_saved else 0)
-    per_token = [layers * factor * per_rank * spec.head_size * dtype for layers in stored]
     largest = max(range(pp), key=lambda i: per_token[i])
     share = stored[largest] if options.layerwise else 1
     header = kvsize.CONNECTORS[options.connector].header_bytes
