@@ -41,7 +41,11 @@ import kvsize
 
 SEED = "Qwen/Qwen3-4B-Instruct-2507"
 WHEELS = {"lmcache": "lmcache==0.5.6", "vllm": "vllm==0.33.0", "sglang": "sglang==0.5.23", "kvbm": "kvbm==1.6.1"}
-BASE_DEPS = {"lmcache": ["torch==2.13.0", "numpy<=2.2.6", "pyyaml"], "vllm": ["torch==2.13.0", "transformers>=5.16.1,<5.21.0"], "sglang": ["torch==2.13.0"]}
+BASE_DEPS = {
+    "lmcache": ["torch==2.13.0", "numpy<=2.2.6", "pyyaml"],
+    "vllm": ["torch==2.13.0", "transformers>=5.16.1,<5.21.0"],
+    "sglang": ["torch==2.13.0"],
+}
 MODULE_PACKAGES = {
     "yaml": "pyyaml", "zmq": "pyzmq", "PIL": "pillow", "google.protobuf": "protobuf", "cpuinfo": "py-cpuinfo",
     "sklearn": "scikit-learn", "cv2": "opencv-python-headless", "attr": "attrs", "dateutil": "python-dateutil",

@@ -11,7 +11,7 @@ from sglang.srt.arg_groups.arg_utils import record_fields
 from sglang.srt.arg_groups.hicache_hook import handle_hicache, handle_hicache_ratio_default
 from sglang.srt.server_args import prepare_server_args
 
-ENVIRON = (Path(sglang.__file__).parent / "srt" / "environ.py").read_text()
+SOURCES = "".join(path.read_text() for path in (Path(sglang.__file__).parent / "srt").rglob("*.py"))
 HF3FS = (Path(sglang.__file__).parent / "srt" / "mem_cache" / "storage" / "hf3fs" / "storage_hf3fs.py").read_text()
 MOONCAKE = (Path(sglang.__file__).parent / "srt" / "mem_cache" / "storage" / "mooncake_store" / "mooncake_store.py").read_text()
 
@@ -40,8 +40,8 @@ def main():
             handle_hicache(args)
             assert args.enable_hierarchical_cache and args.hicache_storage_backend == backend
             emitted = {k: v for k, v in env.items() if k.startswith("SGLANG_HICACHE")}
-            unknown = [k for k in emitted if k not in ENVIRON]
-            assert not unknown, f"not in srt/environ.py: {unknown}"
+            unknown = [k for k in emitted if f'"{k}"' not in SOURCES and f"{k} = Env" not in SOURCES]
+            assert not unknown, f"read nowhere in sglang/srt: {unknown}"
             detail = f"page {args.page_size}, layout {args.hicache_mem_layout}, variables {sorted(emitted)}"
             if backend == "mooncake":
                 extra = json.loads(args.hicache_storage_backend_extra_config)
@@ -54,11 +54,14 @@ def main():
                 detail += f", hf3fs file {sorted(config)}"
             directory = next((v for k, v in emitted.items() if k.endswith("STORAGE_DIR")), None)
             failed = None
-            if directory is not None:
-                try:
+            try:
+                if directory is not None:
                     os.makedirs(directory, exist_ok=True)  # HiCacheFile / NixlFileManager: os.makedirs
-                except OSError as error:
-                    failed = f"{type(error).__name__}: {error}"
+                if backend == "hf3fs":  # the usrbio client opens f"{file_path_prefix}.{rank}.bin" with O_CREAT
+                    os.makedirs(os.path.dirname(config["file_path_prefix"]), exist_ok=True)
+                    os.close(os.open(config["file_path_prefix"] + ".0.bin", os.O_RDWR | os.O_CREAT))
+            except OSError as error:
+                failed = f"{type(error).__name__}: {error}"
         except Exception as error:
             print(
                 json.dumps(
@@ -76,6 +79,7 @@ def main():
         else:
             verdict = "refused" if failed else "accepted"
             detail = failed or detail + " (placeholders only in addresses: Mooncake's setup fails on them, by code)"
+
         print(json.dumps({"what": backend, "label": case["label"], "verdict": verdict, "detail": (failed or detail)[:200]}))
 
 
