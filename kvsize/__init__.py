@@ -40,8 +40,10 @@ if TYPE_CHECKING:
     from kvsize.calls.sizing import size
     from kvsize.engines.base import Connector, EngineOptions, EngineSettings, Layout, Serving, Stage
     from kvsize.engines.emit import emit_config, kvbm_config, lmcache_config, sglang_config, vllm_config
+    from kvsize.engines.emit_options import EmitOptions
     from kvsize.engines.lmcache import CONNECTORS
-    from kvsize.engines.lmcache_settings import read_settings, settings_for
+    from kvsize.engines.lmcache_emit import settings_for
+    from kvsize.engines.lmcache_settings import read_settings
     from kvsize.engines.serving import pp_split
     from kvsize.model.catalog import Catalog, CatalogEntry
     from kvsize.model.normalize import spec_from_config
@@ -69,6 +71,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "Storage": "kvsize.calls.args",
     "Workload": "kvsize.calls.args",
+    "EmitOptions": "kvsize.engines.emit_options",
     "EnginesReport": "kvsize.calls.compare",
     "compare_engines": "kvsize.calls.compare",
     "capacity": "kvsize.calls.guard",
@@ -90,7 +93,7 @@ _LAZY = {
     "vllm_config": "kvsize.engines.emit",
     "CONNECTORS": "kvsize.engines.lmcache",
     "read_settings": "kvsize.engines.lmcache_settings",
-    "settings_for": "kvsize.engines.lmcache_settings",
+    "settings_for": "kvsize.engines.lmcache_emit",
     "pp_split": "kvsize.engines.serving",
     "Catalog": "kvsize.model.catalog",
     "CatalogEntry": "kvsize.model.catalog",
@@ -156,6 +159,7 @@ __all__ = [
     "CheckReport",
     "ConfigError",
     "Connector",
+    "EmitOptions",
     "EngineOptions",
     "EngineSettings",
     "EnginesReport",

@@ -99,8 +99,10 @@ def plan_sweep(
             f"the {prompt_tokens:,}-token prompt is longer than the model's context ({field} = {context:,}): sized "
             "anyway; serving it needs a longer max_model_len (and a model that supports it)"
         )
-    if any(row.objects == 0 for row in rows):
-        short = [f"{row.chunk_tokens:,}" for row in rows if row.objects == 0]
+    why = {row.chunk_tokens: engine.stores_nothing(layout, row.chunk_tokens) if row.full_chunks else None for row in rows}
+    warnings += [f"chunk {chunk:,} stores nothing: {reason}" for chunk, reason in why.items() if reason]
+    if any(row.objects == 0 and not why[row.chunk_tokens] for row in rows):
+        short = [f"{row.chunk_tokens:,}" for row in rows if row.objects == 0 and not why[row.chunk_tokens]]
         warnings.append(
             f"the {prompt_tokens:,}-token prompt is shorter than chunk {', '.join(short)}: nothing is stored at "
             "that size (save_unfull_chunk is off)"

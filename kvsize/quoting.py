@@ -29,13 +29,15 @@ FIO_VALUE_BYTES = 4095
 """Longest fio path value kvsize writes: Linux's ``PATH_MAX`` less the final NUL, well inside one fio line."""
 
 
-def shell_line(words: Sequence[str]) -> str:
+def shell_line(words: Sequence[str], stdout: str | None = None) -> str:
     """One shell command line that ``sh`` (and ``shlex.split``) reads back as exactly ``words``: each word through
     ``shlex.quote`` (``shlex.join``). Words made only of letters, digits and ``@%+=:,./_-`` stay bare, so flags,
     numbers and Hub ids read as they are; anything else is single-quoted (``'a b; echo x'``). A word holding a
     control character is refused with one line: a newline would spread the command over several lines, a terminal
-    escape could redraw what the reader sees, and no command line carries a NUL."""
-    return " ".join(_shell_word(word) for word in words)
+    escape could redraw what the reader sees, and no command line carries a NUL. With ``stdout``, the command's
+    output goes to that file (`` > FILE``, the name quoted the same way)."""
+    line = " ".join(_shell_word(word) for word in words)
+    return line if stdout is None else f"{line} > {_shell_word(stdout)}"
 
 
 def _shell_word(word: str) -> str:

@@ -153,7 +153,7 @@ class LMCacheOracle:
     """One object per (chunk, TP rank, PP stage) (per layer when layerwise) of ``chunk x stage layers x (2|1) x
     heads/rank x head x dtype``; MLA: rank 0 alone (every rank when layerwise); sliding and chunked layers are stored
     in full; whole chunks only, unless ``save_unfull_chunk`` on a connector that stores partial chunks (not S3); the
-    connector's header on every object."""
+    connector's header on every object; S3 uploads a chunk only when its bytes are a multiple of 4,096 (else none)."""
 
     def refuses(self, case: Case) -> bool:
         settings, serving = case.settings, case.serving
@@ -176,6 +176,8 @@ class LMCacheOracle:
         writers = [per_rank if layers else 0 for layers in stored]
         per_token = [layers * per_layer_bytes(case) for layers in stored]
         full, tail = divmod(prompt, chunk)
+        if settings.connector == "s3" and any(layers and chunk * b % 4096 for layers, b in zip(stored, per_token, strict=True)):
+            full = 0  # the S3 connector's allocation is 4,096-aligned: a chunk of other bytes is never uploaded
         tail_saved = settings.save_unfull_chunk and settings.connector != "s3" and tail > 0
         chunks, tokens = full + tail_saved, full * chunk + (tail if tail_saved else 0)
         per_chunk = [layers if settings.layerwise else 1 for layers in stored]

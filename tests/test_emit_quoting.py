@@ -22,14 +22,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import kvsize
-from kvsize.engines import stack_settings
+from kvsize.engines import kvbm_settings, sglang_settings, vllm_settings
+from kvsize.engines.lmcache_emit import CONNECTOR_SETTINGS, emit_settings, env_text
 from kvsize.engines.lmcache_settings import (
-    CONNECTOR_SETTINGS,
     GIB,
     MAX_CHUNK,
     MAX_CPU_GB,
     MAX_TIMEOUT_S,
-    emit_settings,
     read_settings,
 )
 from kvsize.errors import KvsizeError
@@ -60,7 +59,7 @@ PAYLOADS = ["m$(touch MARK);x", "`touch MARK`", "a b; touch MARK", "m\ntouch MAR
 STUBS = {
     "vllm": "vllm() { printf '%s\\0' \"$@\"; }\n",
     "sglang": 'python() { printf \'%s\\0\' "$SGLANG_HICACHE_FILE_BACKEND_STORAGE_DIR" "$@"; }\n',
-    "kvbm": "",
+    "kvbm": "vllm() { printf '%s\\0' \"$@\" > ARGS; }\n",
 }
 
 
@@ -201,17 +200,17 @@ def hostile_catalog(tmp_path: Path, names: list[str]) -> Path:
 def expected_words(emit: str, model: str) -> list[str]:
     """What sh runs for the emit at chunk 256, TP 4: the engine's arguments (SGLang: its directory first), or
     KVBM's exports."""
-    if emit == "kvbm":  # one worker holds 390 blocks of 9,437,184 B a prompt: 3.68 GB x 2 margin, in whole GB: 8
+    if emit == "kvbm":  # 4 workers hold 390 blocks of 9,437,184 B each a prompt: 14.72 GB x 2 margin, in whole GB: 30
         return [
-            "DYN_KVBM_CPU_CACHE_GB=8",
-            "DYN_KVBM_DISK_CACHE_DIR=<DIR: a local NVMe or shared mount>",
-            "DYN_KVBM_DISK_CACHE_GB=8",
+            "DYN_KVBM_CPU_CACHE_GB=30",
+            "DYN_KVBM_DISK_CACHE_DIR=/dev/null/<local disk path>",
+            "DYN_KVBM_DISK_CACHE_GB=30",
         ]
     if emit == "sglang":
         flags = ["--tp-size", "4", "--pp-size", "1", "--page-size", "256", "--enable-hierarchical-cache"]
         flags += ["--hicache-storage-backend", "file", "--hicache-mem-layout", "page_first"]
         return [
-            "<DIR>",
+            "/dev/null/<shared mount path>",
             "-m",
             "sglang.launch_server",
             "--model-path",
@@ -220,7 +219,7 @@ def expected_words(emit: str, model: str) -> list[str]:
             "--hicache-storage-prefetch-policy",
             "timeout",
         ]
-    tier = {"type": "fs", "root_dir": "<ROOT_DIR: a directory every vLLM instance shares>"}
+    tier = {"type": "fs", "root_dir": "/dev/null/<ROOT_DIR: a directory every vLLM instance shares>"}
     extra = {"spec_name": "TieringOffloadingSpec", "block_size": 256, "secondary_tiers": [tier]}
     config = {"kv_connector": "OffloadingConnector", "kv_role": "kv_both", "kv_connector_extra_config": extra}
     # 390 objects of 36 MiB = 13.71 GiB a prompt, x 2 margin = 27.4: 28 GiB.
@@ -235,18 +234,26 @@ def check_emitted(text: str, emit: str, model: str, cwd: Path) -> None:
     one_line_comments(text)
     if emit == "lmcache":
         settings = yaml.safe_load(text)
-        assert list(settings) == [*LMCACHE_KEYS, "remote_url", "remote_serde"]  # nothing injected
-        assert settings["chunk_size"] == 256 and settings["remote_url"] == "s3://<bucket>"
+        assert list(settings) == [*LMCACHE_KEYS, "remote_url", "remote_serde", "extra_config"]  # nothing injected
+        assert settings["chunk_size"] == 256 and settings["remote_url"] == "s3://<bucket>.s3.<region>.amazonaws.com"
+        assert settings["extra_config"] == {"s3_region": "<region>"}
         return
     assert ran_by_sh(text, emit, cwd) == expected_words(emit, model)
     assert not (cwd / "MARK").exists()
+    if emit == "kvbm":  # the vllm line that loads KVBM gets the model as one argument
+        assert (cwd / "ARGS").read_bytes().split(b"\0")[1] == os.fsencode(model)
     expected = expected_words(emit, model)
     if " \\\n" in model:  # words() joins continuation lines: a name holding one is read by sh alone
         return
     if emit == "vllm":
         assert words(text) == ["vllm", *expected]
     if emit == "sglang":
-        assert words(text) == ["SGLANG_HICACHE_FILE_BACKEND_STORAGE_DIR=<DIR>", "python", *expected[1:]]
+        assert words(text) == [
+            "export",
+            "SGLANG_HICACHE_FILE_BACKEND_STORAGE_DIR=/dev/null/<shared mount path>",
+            "python",
+            *expected[1:],
+        ]
 
 
 @pytest.mark.skipif(SH is None, reason="no sh")
@@ -255,7 +262,7 @@ def check_emitted(text: str, emit: str, model: str, cwd: Path) -> None:
 def test_a_hostile_local_directory_is_quoted_in_every_emitter(run, tmp_path: Path, emit: str, name: str):
     directory = local_model(tmp_path, name)
     result = run(str(directory), "--tp", "4", "--chunk-size", "256", *EMITS[emit], "--emit", emit)
-    if emit in ("vllm", "sglang") and has_control(name):  # the command line would carry it: refused
+    if emit in ("vllm", "sglang", "kvbm") and has_control(name):  # the command line would carry it: refused
         assert "holds the control character" in one_line(result) and not (tmp_path / "MARK").exists()
         return
     assert result.exit_code == 0, result.stderr
@@ -268,7 +275,7 @@ def test_a_hostile_catalog_entry_is_quoted_in_every_emitter(run, tmp_path: Path,
     catalog = hostile_catalog(tmp_path, PAYLOADS)
     for name in PAYLOADS:
         result = run(name, "--catalog", str(catalog), "--tp", "4", "--chunk-size", "256", *EMITS[emit], "--emit", emit)
-        if emit in ("vllm", "sglang") and has_control(name):
+        if emit in ("vllm", "sglang", "kvbm") and has_control(name):
             assert "holds the control character" in one_line(result)
             continue
         assert result.exit_code == 0, (name, result.stderr)
@@ -280,7 +287,7 @@ def test_vllm_and_sglang_serve_the_local_directory_given(run, tmp_path: Path, mo
     directory = local_model(tmp_path, "my-model")
     monkeypatch.chdir(tmp_path)
     for model in (str(directory), "my-model", "./my-model", "my-model/config.json", str(directory / "config.json")):
-        for emit, at in (("vllm", 2), ("sglang", 5)):
+        for emit, at in (("vllm", 2), ("sglang", 6)):
             result = run(model, "--engine", emit, "--chunk-size", "256", "--emit", emit)
             assert result.exit_code == 0, result.stderr
             assert words(result.stdout)[at] == str(directory), (model, emit)  # the path, never the basename
@@ -306,7 +313,7 @@ def emitted(result: Any, engine: str, name: str, local_path: str | None) -> str:
     sweep = sweep.model_copy(update={"spec": sweep.spec.model_copy(update={"name": name, "local_path": local_path})})
     if engine == "lmcache":
         return str(kvsize.settings_for(sweep, None, 256, 2.0)[0])
-    emitter = {"vllm": stack_settings.vllm_flags, "sglang": stack_settings.sglang_flags, "kvbm": stack_settings.kvbm_env}
+    emitter = {"vllm": vllm_settings.vllm_flags, "sglang": sglang_settings.sglang_flags, "kvbm": kvbm_settings.kvbm_env}
     return emitter[engine](sweep, sweep.rows[0], None, 2.0)[0]
 
 
@@ -318,7 +325,7 @@ def test_every_emitter_round_trips_any_model_name(sized, tmp_path_factory, name:
     local_path = f"/models/{name}" if local else None
     model = local_path or name
     for engine, result in sized.items():
-        if engine in ("vllm", "sglang") and (model.startswith("-") or has_control(model)):
+        if engine in ("vllm", "sglang", "kvbm") and (model.startswith("-") or has_control(model)):
             with pytest.raises(KvsizeError, match=r"begins with '-'|holds the control character"):
                 emitted(result, engine, name, local_path)
             continue
@@ -415,9 +422,7 @@ def test_lmcache_yaml_and_env_form_read_back_the_same(
     }
     assert yaml.safe_load(text) == intended
     one_line_comments(text)
-    as_text = {
-        f"LMCACHE_{key.upper()}": str(value).lower() if isinstance(value, bool) else str(value) for key, value in intended.items()
-    }
+    as_text = {f"LMCACHE_{key.upper()}": env_text(value) for key, value in intended.items()}
     assert env_form(text) == as_text
     from_file, from_env = read_both(text, tmp_path_factory.mktemp("lmcache"))
     assert from_file == from_env

@@ -140,13 +140,26 @@ def test_check_and_capacity_under_sglang_and_kvbm(run, run_json):
 # --- --emit sglang and --emit kvbm, checked against the option names of their sources --------------------------
 
 
-def test_emit_sglang_uses_only_sglangs_flags(run):
+def _sglang_argv(text: str) -> tuple[dict[str, str], list[str]]:
+    """What sh runs: the exported variables, and the server's arguments (after ``python -m sglang.launch_server``)."""
+    env, argv = {}, []
+    for line in text.splitlines():
+        if line.startswith("export "):
+            name, value = shlex.split(line)[1].split("=", 1)
+            env[name] = value
+        elif line.startswith("python -m sglang.launch_server"):
+            argv = shlex.split(line)[3:]
+    return env, argv
+
+
+@pytest.mark.parametrize("backend", ["file", "mooncake", "nixl", "hf3fs"])
+def test_emit_sglang_uses_only_sglangs_flags(run, backend):
     known = json.loads((DATA / "sglang-0.5.23-hicache-flags.json").read_text())
-    result = run(SEED, "--tp", "4", "--engine", "sglang", "--sglang-backend", "mooncake", "--chunk-size", "64",
+    result = run(SEED, "--tp", "4", "--engine", "sglang", "--sglang-backend", backend, "--chunk-size", "64",
                  "--emit", "sglang")  # fmt: skip
     assert result.exit_code == 0, result.stderr
-    (command,) = [line for line in result.stdout.splitlines() if line.startswith("python -m sglang.launch_server")]
-    argv = shlex.split(command)[3:]
+    env, argv = _sglang_argv(result.stdout)
+    flags = {}
     index = 0
     while index < len(argv):
         flag = argv[index]
@@ -155,30 +168,35 @@ def test_emit_sglang_uses_only_sglangs_flags(run):
             index += 1
             continue
         value = argv[index + 1]
+        flags[flag] = value
         if isinstance(kind, list):
             assert value in kind, (flag, value)
         elif kind == "int":
             assert int(value) >= 1
         index += 2
-    assert "--page-size 64" in command and "--hicache-storage-backend mooncake" in command
-    file_emit = run(SEED, "--tp", "4", "--engine", "sglang", "--chunk-size", "64", "--emit", "sglang").stdout
-    assert any(line.split("=")[0] in known["environment"] for line in file_emit.splitlines() if "=" in line)
+    assert flags["--page-size"] == "64" and flags["--hicache-storage-backend"] == backend
+    assert "--enable-hierarchical-cache" in argv  # without it SGLang parses the backend and ignores it
+    assert set(env) == set(known["backends"][backend]["environment"])
+    extra = json.loads(flags.get("--hicache-storage-backend-extra-config", "{}"))
+    assert set(known["backends"][backend]["extra_required"]) <= set(extra) <= set(known["backends"][backend]["extra"])
 
 
 @pytest.mark.parametrize("tier", ["disk", "object"])
 def test_emit_kvbm_uses_only_kvbms_variables(run, tier):
     known = json.loads((DATA / "dynamo-kvbm-environment.json").read_text())
     result = run(SEED, "--tp", "4", "--engine", "kvbm", "--kvbm-tier", tier, "--emit", "kvbm", "--chunk-size", "16")
+    if tier == "object":  # no released kvbm reads DYN_KVBM_OBJECT_*: refused, not emitted as a CPU-only KVBM
+        assert result.exit_code == 2 and "in no released kvbm" in result.stderr and result.stdout == ""
+        return
     assert result.exit_code == 0, result.stderr
-    exported = dict(
-        line.removeprefix("export ").split("=", 1) for line in result.stdout.splitlines() if line.startswith("export ")
-    )
-    assert exported and set(exported) <= set(known["names"])
+    exported = dict(shlex.split(line)[1].split("=", 1) for line in result.stdout.splitlines() if line.startswith("export "))
+    assert exported and set(exported) <= set(known["read_by_kvbm_1_6_1"])
     for name in known["gigabyte_values"]:
-        if name in exported:
-            # One worker holds 6,250 blocks of 589,824 B a prompt; x 2 margin, in whole GB.
-            assert int(exported[name]) * 1e9 >= 6_250 * 589_824 * 2
-    assert ("DYN_KVBM_DISK_CACHE_DIR" in exported) == (tier == "disk")
+        # KVBM's leader divides the instance's GB (1e9 B) by one block summed over the 4 workers: 4 x 589,824 B;
+        # a prompt is 6,250 blocks, x 2 margin = 12,500 blocks (kvbm leader.rs compute_num_blocks).
+        assert int(exported[name]) * 10**9 // (4 * 589_824) >= 6_250 * 2
+        assert int(exported[name]) == 30  # ceil(6,250 x 2,359,296 B x 2 / 1e9) = ceil(29.49)
+    assert exported["DYN_KVBM_DISK_CACHE_DIR"] == "/dev/null/<local disk path>"
 
 
 def test_library_and_cli_agree_for_sglang_and_kvbm(run_json):

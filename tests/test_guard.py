@@ -162,7 +162,8 @@ def test_settings_connector_rules(tmp_path: Path):
 
 
 def test_emit_then_check_round_trip(run, tmp_path: Path):
-    emitted = run(*BASE, "--backend", "s3", "--concurrent-prompts", "20", "--emit", "lmcache")
+    given = ("--emit-bucket", "kv-cache", "--emit-region", "us-east-1")
+    emitted = run(*BASE, "--backend", "s3", "--concurrent-prompts", "20", "--emit", "lmcache", *given)
     assert emitted.exit_code == 0, emitted.stderr
     config = tmp_path / "lmcache.yaml"
     config.write_text(emitted.stdout)
@@ -170,22 +171,53 @@ def test_emit_then_check_round_trip(run, tmp_path: Path):
     assert "blocking_timeout_secs: 13" in emitted.stdout  # ceil(6.28 s x 2)
     assert "max_local_cpu_size: 7" in emitted.stdout  # ceil(3.38 GiB x 2)
     assert "# LMCACHE_CHUNK_SIZE=2048" in emitted.stdout
-    assert 'remote_url: "s3://<bucket>"' in emitted.stdout
+    assert 'remote_url: "s3://kv-cache.s3.us-east-1.amazonaws.com"' in emitted.stdout
+    assert """# LMCACHE_EXTRA_CONFIG='{"s3_region": "us-east-1"}'""" in emitted.stdout  # JSON, as LMCache parses it
     checked = run("check", *BASE, "--backend", "s3", "--concurrent-prompts", "20", "--lmcache-config", str(config))
     assert checked.exit_code == 0, checked.stdout + checked.stderr
     settings = read_settings(config, {})
     assert (settings.chunk_size, settings.connector, settings.blocking_timeout_secs) == (2048, "s3", 13.0)
 
 
-@pytest.mark.parametrize("connector", ["fs", "redis", "local-disk", "gds", "cpu", "valkey"])
-def test_emit_for_each_connector_loads_back(run, tmp_path: Path, connector):
-    emitted = run(*BASE, "--connector", connector, "--chunk-size", "1024", "--emit", "lmcache")
-    assert emitted.exit_code == 0, emitted.stderr
+FILLED = {
+    "fs": ("--emit-dir", "/mnt/kv"),
+    "redis": ("--emit-host", "kv.example"),
+    "local-disk": ("--emit-dir", "/mnt/nvme", "--emit-disk-size", "500GiB"),
+    "gds": ("--emit-dir", "/mnt/gds"),
+    "weka": ("--emit-dir", "/mnt/weka"),
+    "cpu": (),
+    "valkey": ("--emit-host", "kv.example"),
+    "resp": ("--emit-host", "10.0.0.7"),
+    "mooncakestore": ("--emit-host", "mooncake.example"),
+    "s3": ("--emit-bucket", "kv-cache", "--emit-region", "eu-west-1"),
+}
+
+
+@pytest.mark.parametrize("connector", sorted(FILLED))
+def test_emit_for_each_connector_loads_back_and_check_refuses_it_unfilled(run, tmp_path: Path, connector):
+    """Filled from the --emit-* flags, every connector's config passes check; left with its placeholders, check fails
+    it (exit 1), naming each setting that still holds one."""
     config = tmp_path / "lmcache.yaml"
+    emitted = run(*BASE, "--connector", connector, "--chunk-size", "1024", "--emit", "lmcache", *FILLED[connector])
+    assert emitted.exit_code == 0, emitted.stderr
+    assert "<" not in emitted.stdout.replace("<placeholders>", "")
     config.write_text(emitted.stdout)
-    assert read_settings(config, {}).connector == connector
+    assert read_settings(config, {}).connector == ("gds" if connector == "weka" else connector)
     checked = run("check", *BASE, "--lmcache-config", str(config))
     assert checked.exit_code == 0, checked.stdout + checked.stderr
+    unfilled = run(*BASE, "--connector", connector, "--chunk-size", "1024", "--emit", "lmcache")
+    config.write_text(unfilled.stdout)
+    code, data = check_json(run, "--lmcache-config", str(config))
+    if connector == "cpu":
+        assert code == 0 and "<" not in unfilled.stdout
+        return
+    named = {v["limit"] for v in data["violations"]}
+    assert code == 1 and named, data["violations"]
+    assert all("placeholder <" in v["detail"] for v in data["violations"])
+    holders = {"s3": {"remote_url", "extra_config.s3_region"}, "local-disk": {"local_disk", "max_local_disk_size"}}
+    holders |= {"mooncakestore": {"remote_url", "extra_config.local_hostname", "extra_config.metadata_server",
+                                  "extra_config.master_server_address"}}  # fmt: skip
+    assert named == holders.get(connector, {"gds_path"} if connector in ("gds", "weka") else {"remote_url"})
 
 
 def test_emit_needs_a_chunk(run):

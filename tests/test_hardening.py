@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from kvsize.engines.lmcache_settings import read_settings, remote_url_problem
 from tests.conftest import reference_config
@@ -233,7 +234,7 @@ LMCACHE_KEYS = {line for line in (DATA / "lmcache-0.5.6-config-keys.txt").read_t
 def test_emitted_keys_and_urls_are_lmcache_056s(run, connector):
     emitted = run(SEED, "--tp", "4", "--connector", connector, "--chunk-size", "2048", "--emit", "lmcache")
     assert emitted.exit_code == 0, emitted.stderr
-    keys = [line.split(":", 1)[0] for line in emitted.stdout.splitlines() if line and not line.startswith("#")]
+    keys = list(yaml.safe_load(emitted.stdout))
     assert keys and set(keys) <= LMCACHE_KEYS, set(keys) - LMCACHE_KEYS
     urls = re.findall(r'^remote_url: "(.+)"$', emitted.stdout, re.M)
     assert all(remote_url_problem(url) is None for url in urls)

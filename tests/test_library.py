@@ -100,8 +100,12 @@ def test_plan_storage_recommends_as_the_command_does():
 
 
 def test_lmcache_config_from_a_result():
-    text, warnings = kvsize.lmcache_config(kvsize.size(SEED, tp=4, prompt=100_000, backend=["s3"], concurrent_prompts=20))
+    result = kvsize.size(SEED, tp=4, prompt=100_000, backend=["s3"], concurrent_prompts=20)
+    text, warnings = kvsize.lmcache_config(result, emit_options=kvsize.EmitOptions(bucket="kv-cache", region="us-east-1"))
     assert "chunk_size: 2048" in text and "blocking_timeout_secs: 13" in text and warnings == []
+    assert 'remote_url: "s3://kv-cache.s3.us-east-1.amazonaws.com"' in text and 's3_region: "us-east-1"' in text
+    unfilled = kvsize.lmcache_config(result)[1]  # LMCache starts with the placeholders and stores nothing: said
+    assert unfilled and "--emit-bucket and --emit-region" in unfilled[0]
     with pytest.raises(kvsize.KvsizeError, match="`emit` lmcache needs `chunk_size`"):
         kvsize.lmcache_config(kvsize.size(SEED, tp=4))
 

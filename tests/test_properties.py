@@ -48,6 +48,7 @@ def engine_settings(engine: str) -> st.SearchStrategy[Any]:
             drawn[name] = st.booleans()
         elif (engine, name) in NUMBERS:
             drawn[name] = NUMBERS[(engine, name)]
+
     def builds(values: dict[str, Any]) -> bool:
         """Settings the engine takes together (a field may exclude another, as AIBrix's ingestion needs an L2)."""
         try:

@@ -113,6 +113,7 @@ def check(
         timing=timed.timing,
         full_recompute_s=timed.full_recompute_s,
         remote_url_problem=deployment.problem,
+        config_problems=deployment.violations,
     )
     return _report(result, sweep, limits, deployment, timed, storage, workload)
 

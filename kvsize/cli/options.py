@@ -128,6 +128,56 @@ Emit = Annotated[
     ),
 ]
 
+EMIT = "Emitted settings (--emit)"
+EmitDir = Annotated[
+    str | None,
+    typer.Option(
+        "--emit-dir", help="With --emit: the storage directory (absolute), instead of a placeholder.", rich_help_panel=EMIT
+    ),
+]
+EmitBucket = Annotated[
+    str | None, typer.Option("--emit-bucket", help="With --emit: the S3 bucket, instead of <bucket>.", rich_help_panel=EMIT)
+]
+EmitRegion = Annotated[
+    str | None, typer.Option("--emit-region", help="With --emit: the S3 region, instead of <region>.", rich_help_panel=EMIT)
+]
+EmitHost = Annotated[
+    str | None,
+    typer.Option(
+        "--emit-host",
+        help="With --emit: the server's host (Redis, Valkey, Mooncake, an S3 endpoint), instead of <host>.",
+        rich_help_panel=EMIT,
+    ),
+]
+EmitDiskSize = Annotated[
+    str | None,
+    typer.Option(
+        "--emit-disk-size",
+        help="With --emit lmcache: the local disk each worker may fill (500GiB), instead of <GB of disk>.",
+        rich_help_panel=EMIT,
+    ),
+]
+
+
+def emit_options(
+    emit: object, dir: str | None, bucket: str | None, region: str | None, host: str | None, disk: str | None
+) -> object:
+    """The ``EmitOptions`` the --emit-* flags give (None when none is given); refused without --emit."""
+    from kvsize.engines.emit_options import EmitOptions
+    from kvsize.errors import KvsizeError
+    from kvsize.units import parse_size
+
+    given: dict[str, object] = {"dir": dir, "bucket": bucket, "region": region, "host": host, "disk_bytes": disk}
+    named = [name for name, value in given.items() if value is not None]
+    if not named:
+        return None
+    if emit is None:
+        flag = {"disk_bytes": "--emit-disk-size"}.get(named[0], f"--emit-{named[0]}")
+        raise KvsizeError(f"{flag} fills a setting of --emit: give --emit ENGINE too, or drop {flag}")
+    if disk is not None:
+        given["disk_bytes"] = parse_size(disk, "--emit-disk-size")
+    return EmitOptions(**{name: value for name, value in given.items() if value is not None})  # type: ignore[arg-type]
+
 
 # check and capacity: the deployment's LMCache settings, and overrides of them.
 DeployChunk = Annotated[str | None, typer.Option("--chunk-size", help="Chunk size (else the LMCache config's, else 256).")]

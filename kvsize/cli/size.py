@@ -80,6 +80,11 @@ def size(
         float, typer.Option("--margin", help="With --emit: the timeout and CPU buffer cover the prediction times this.")
     ] = 2.0,
     vllm_version: o.VllmVersion = "0.33.0",
+    emit_dir: o.EmitDir = None,
+    emit_bucket: o.EmitBucket = None,
+    emit_region: o.EmitRegion = None,
+    emit_host: o.EmitHost = None,
+    emit_disk_size: o.EmitDiskSize = None,
 ) -> None:
     """Objects and bytes the offloading engine stores for one prompt, per candidate chunk size; with --backend, load
     time and a pick."""
@@ -91,6 +96,7 @@ def size(
 
     if draft_layers is not None:
         whole(draft_layers, "draft_layers", 1, 10_000)
+    targets = o.emit_options(emit, emit_dir, emit_bucket, emit_region, emit_host, emit_disk_size)
 
     result = size_call(
         model,
@@ -124,10 +130,12 @@ def size(
         revision=revision,
         offline=offline,
     )
-    _render(result, output, plot, emit, chunk_size is not None, margin)
+    _render(result, output, plot, emit, chunk_size is not None, margin, targets)
 
 
-def _render(result: "SizeResult", output: o.SizeFormat, plot: Path | None, emit: Any, chosen: bool, margin: float) -> None:
+def _render(
+    result: "SizeResult", output: o.SizeFormat, plot: Path | None, emit: Any, chosen: bool, margin: float, targets: Any = None
+) -> None:
     from kvsize.cli import render
 
     if plot is not None and not result.plans:
@@ -141,7 +149,7 @@ def _render(result: "SizeResult", output: o.SizeFormat, plot: Path | None, emit:
         from kvsize.engines.emit import emit_config
 
         chunk = result.rows[0].chunk_tokens if chosen else None
-        text, warnings = emit_config(result, engine=emit.value, chunk_size=chunk, margin=margin)
+        text, warnings = emit_config(result, engine=emit.value, chunk_size=chunk, margin=margin, emit_options=targets)
         warn(*warnings)
         sys.stdout.write(text)
     elif output is o.SizeFormat.json:

@@ -508,8 +508,8 @@ class AibrixEngine(PerRankEngine):
             "Bytes are exact; IEC units (KiB, MiB, GiB, TiB) are powers of 1024.",
         ]
 
-    def emit(self, sweep: Sweep, row: SweepRow, plan: Any, margin: float) -> tuple[str, list[str]]:
-        return aibrix_env(sweep, row, plan.options if plan else None, margin)
+    def emit(self, sweep: Sweep, row: SweepRow, plan: Any, margin: float, emit_options: Any = None) -> tuple[str, list[str]]:
+        return aibrix_env(sweep, row, plan.options if plan else None, margin, emit_options)
 
     def settings_for_transport(self, transport: str, given: EngineSettings) -> EngineSettings | None:
         assert isinstance(given, Aibrix)
@@ -531,9 +531,10 @@ def pinned_pool_bytes(settings: Aibrix, row: SweepRow) -> int:
     return -(-pool // GIB) * GIB
 
 
-def aibrix_env(sweep: Sweep, row: SweepRow, options: Any, margin: float) -> tuple[str, list[str]]:
+def aibrix_env(sweep: Sweep, row: SweepRow, options: Any, margin: float, given: Any = None) -> tuple[str, list[str]]:
     """``--emit aibrix``: the ``AIBRIX_KV_CACHE_OL_*`` environment (names from ``envs.py``) that stores ``row``'s blocks
-    where the settings say, and the ``vllm serve`` line that loads the connector; and warnings."""
+    where the settings say, and the ``vllm serve`` line that loads the connector; and warnings. ``given`` (an
+    ``EmitOptions``) fills the backend's directory (``--emit-dir``) and server (``--emit-host``)."""
     from kvsize.engines.stack_settings import model_argument
 
     layout = sweep.layout
@@ -559,7 +560,7 @@ def aibrix_env(sweep: Sweep, row: SweepRow, options: Any, margin: float) -> tupl
         lines.append(f"AIBRIX_KV_CACHE_OL_BLOCK_SIZE stays unset: the block is vLLM's --block-size {settings.vllm_block}.")
     if settings.l2_backend != "none":
         lines.append("Replace each <...> placeholder: kvsize cannot know your mount, host or port.")
-    exports = [(_VAR + name, value) for name, value in _env(settings, row.chunk_tokens, l1)]
+    exports = [(_VAR + name, _filled(value, given)) for name, value in _env(settings, row.chunk_tokens, l1)]
     if layout.options.pp_partition:
         exports.append(("VLLM_PP_LAYER_PARTITION", ",".join(map(str, layout.options.pp_partition))))
     command = ["vllm", "serve", model_argument(sweep), "--tensor-parallel-size", str(layout.options.tp)]
@@ -581,6 +582,18 @@ def _env(settings: Aibrix, block: int, l1: float) -> list[tuple[str, str]]:
         env += [("L2_CACHE_BACKEND", settings.l2_backend.upper()), ("L2_CACHE_INGESTION_TYPE", settings.l2_ingestion.upper())]
         env += BACKEND_ENV[settings.l2_backend]
     return env
+
+
+def _filled(value: str, given: Any) -> str:
+    """A placeholder the user gave a value for (``--emit-dir`` for a mount or disk path, ``--emit-host`` for a host)."""
+    if given is None:
+        return value
+    directory, host = getattr(given, "dir", None), getattr(given, "host", None)
+    if directory is not None and value in ("<shared mount path>", "<local disk path>"):
+        return str(directory)
+    if host is not None and value in ("<host>", "<host IP>"):
+        return str(host)
+    return value
 
 
 def _emit_warnings(settings: Aibrix, block: int, needed: int) -> list[str]:

@@ -46,6 +46,7 @@ from kvsize.engines.options import (
 from kvsize.errors import KvsizeError
 
 if TYPE_CHECKING:
+    from kvsize.engines.emit_options import EmitOptions
     from kvsize.model.spec import ModelSpec
     from kvsize.plan import Sweep
 
@@ -162,6 +163,8 @@ class Deployment:
     warnings: tuple[str, ...] = ()
     problem: str | None = None
     """Why the engine could not use the config (it would store nothing), or None."""
+    violations: tuple[tuple[str, str], ...] = ()
+    """What in the config the engine cannot start or store with: each setting's key and a sentence."""
     view: dict[str, Any] = field(default_factory=dict)
     """The limits the config sets, for the check report."""
 
@@ -188,6 +191,10 @@ class Engine(ABC):
 
     def chunk_problem(self, layout: Layout, chunk_tokens: int) -> str | None:
         """Why the stack refuses ``chunk_tokens`` for this layout (None when it accepts it)."""
+        return None
+
+    def stores_nothing(self, layout: Layout, chunk_tokens: int) -> str | None:
+        """Why the stack takes ``chunk_tokens`` but never stores an object of it (its row stores none), or None."""
         return None
 
     def default_candidates(self, layout: Layout) -> tuple[int, ...]:
@@ -241,7 +248,10 @@ class Engine(ABC):
     # --- capacity -----------------------------------------------------------------------------------------------
 
     def shared_chunk(self, layout: Layout, row: SweepRow) -> Share:
-        """What one whole chunk of a shared prefix stores (found again by its chained key): every writer's objects."""
+        """What one whole chunk of a shared prefix stores (found again by its chained key): every writer's objects
+        (nothing when the row stores nothing)."""
+        if not row.objects:
+            return Share(objects=0, stored_bytes=0, objects_per_writer=0, stored_bytes_per_writer=0)
         header = layout.connector.header_bytes
         per_chunk = layout.objects_per_chunk
         objects = sum(stage.writers * per_chunk for stage in layout.stages)
@@ -273,10 +283,16 @@ class Engine(ABC):
 
     # --- its own configuration ----------------------------------------------------------------------------------
 
-    def emit(self, sweep: Sweep, row: SweepRow, plan: Any, margin: float) -> tuple[str, list[str]]:
+    no_emit_reason: ClassVar[str] = ""
+    """Why kvsize writes no settings for this engine (said when ``--emit`` asks), when it does not."""
+
+    def emit(
+        self, sweep: Sweep, row: SweepRow, plan: Any, margin: float, emit_options: EmitOptions | None = None
+    ) -> tuple[str, list[str]]:
         """The engine's settings for ``row``'s chunk (``--emit``), sized from ``plan`` (a ``StoragePlan`` or None),
-        and warnings."""
-        raise KvsizeError(f"`emit` {self.name}: kvsize writes no settings for engine {self.name}", field="emit")
+        with the values the user gave (``emit_options``) in place of placeholders; and warnings."""
+        why = f": {self.no_emit_reason}" if self.no_emit_reason else ""
+        raise KvsizeError(f"`emit` {self.name}: kvsize writes no settings for engine {self.name}{why}", field="emit")
 
     def deployment(
         self, config: Path | None, environ: Mapping[str, str] | None, given: EngineSettings, chunk_tokens: int | None

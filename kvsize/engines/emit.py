@@ -9,6 +9,7 @@ from kvsize.engines.registry import ENGINE_NAMES, engine_for
 from kvsize.errors import KvsizeError, finite, shown
 
 if TYPE_CHECKING:
+    from kvsize.engines.emit_options import EmitOptions
     from kvsize.results import SizeResult
 
 
@@ -16,9 +17,11 @@ def emit_chunk(result: SizeResult, chunk_size: int | None, what: str) -> int:
     """The chunk to emit ``what``'s settings for: ``chunk_size``, else the recommendation (refused when recomputing
     beats loading, or when the result sizes another engine)."""
     if result.offload_engine != what:
-        other = f" or `emit` {result.offload_engine}" if engine_for(result.offload_engine).emits else ""
+        sized = engine_for(result.offload_engine)
+        other = f" or `emit` {result.offload_engine}" if sized.emits else ""
+        why = f" ({sized.no_emit_reason})" if sized.no_emit_reason else ""
         raise KvsizeError(
-            f"`emit` {what} writes {what}'s settings, but this result sizes `engine` {result.offload_engine}: "
+            f"`emit` {what} writes {what}'s settings, but this result sizes `engine` {result.offload_engine}{why}: "
             f"give `engine` {what}{other}",
             field="emit",
         )
@@ -42,11 +45,21 @@ def emit_chunk(result: SizeResult, chunk_size: int | None, what: str) -> int:
 
 
 def emit_config(
-    result: SizeResult, *, engine: str | None = None, chunk_size: int | None = None, margin: float = 2.0
+    result: SizeResult,
+    *,
+    engine: str | None = None,
+    chunk_size: int | None = None,
+    margin: float = 2.0,
+    emit_options: EmitOptions | None = None,
 ) -> tuple[str, list[str]]:
     """The settings of the result's engine (or ``engine``, which must be the result's) for the recommended chunk of
-    a ``size`` result, or ``chunk_size`` (one of its rows), sized with ``margin`` over the prediction; and warnings.
-    Refuses when recomputing beats loading."""
+    a ``size`` result, or ``chunk_size`` (one of its rows), sized with ``margin`` over the prediction, with the
+    directory, bucket, region, host and disk size of ``emit_options`` where given (placeholders otherwise); and
+    warnings. Refuses when recomputing beats loading."""
+    from kvsize.engines.emit_options import EmitOptions
+
+    if emit_options is not None and not isinstance(emit_options, EmitOptions):
+        raise KvsizeError(f"`emit_options` must be kvsize.EmitOptions, got {shown(emit_options)}", field="emit_options")
     what = result.offload_engine if engine is None else engine
     if what not in ENGINE_NAMES:
         raise KvsizeError(f"unknown `emit` {shown(what)}: use one of {', '.join(ENGINE_NAMES)}", field="emit")
@@ -58,25 +71,33 @@ def emit_config(
             f"`emit` {what}: chunk {chunk:,} is not one of the sizes sized; add it to `chunk_sizes`", field="chunk_size"
         )
     plan = result.plans[0] if result.plans else None
-    return engine_for(what).emit(result.sweep, row, plan, margin)
+    return engine_for(what).emit(result.sweep, row, plan, margin, emit_options)
 
 
-def lmcache_config(result: SizeResult, *, chunk_size: int | None = None, margin: float = 2.0) -> tuple[str, list[str]]:
+def lmcache_config(
+    result: SizeResult, *, chunk_size: int | None = None, margin: float = 2.0, emit_options: EmitOptions | None = None
+) -> tuple[str, list[str]]:
     """The LMCache YAML (with its ``LMCACHE_*`` form) for the recommended chunk of a ``size`` result, or ``chunk_size``,
     and its warnings (``--emit lmcache``)."""
-    return emit_config(result, engine="lmcache", chunk_size=chunk_size, margin=margin)
+    return emit_config(result, engine="lmcache", chunk_size=chunk_size, margin=margin, emit_options=emit_options)
 
 
-def vllm_config(result: SizeResult, *, chunk_size: int | None = None, margin: float = 2.0) -> tuple[str, list[str]]:
+def vllm_config(
+    result: SizeResult, *, chunk_size: int | None = None, margin: float = 2.0, emit_options: EmitOptions | None = None
+) -> tuple[str, list[str]]:
     """The ``vllm serve`` flags of vLLM native offloading for a ``size`` result (``--emit vllm``)."""
-    return emit_config(result, engine="vllm", chunk_size=chunk_size, margin=margin)
+    return emit_config(result, engine="vllm", chunk_size=chunk_size, margin=margin, emit_options=emit_options)
 
 
-def sglang_config(result: SizeResult, *, chunk_size: int | None = None, margin: float = 2.0) -> tuple[str, list[str]]:
+def sglang_config(
+    result: SizeResult, *, chunk_size: int | None = None, margin: float = 2.0, emit_options: EmitOptions | None = None
+) -> tuple[str, list[str]]:
     """The SGLang server flags (``--page-size``, HiCache and its backend) for a ``size`` result (``--emit sglang``)."""
-    return emit_config(result, engine="sglang", chunk_size=chunk_size, margin=margin)
+    return emit_config(result, engine="sglang", chunk_size=chunk_size, margin=margin, emit_options=emit_options)
 
 
-def kvbm_config(result: SizeResult, *, chunk_size: int | None = None, margin: float = 2.0) -> tuple[str, list[str]]:
+def kvbm_config(
+    result: SizeResult, *, chunk_size: int | None = None, margin: float = 2.0, emit_options: EmitOptions | None = None
+) -> tuple[str, list[str]]:
     """The ``DYN_KVBM_*`` environment for a ``size`` result (``--emit kvbm``)."""
-    return emit_config(result, engine="kvbm", chunk_size=chunk_size, margin=margin)
+    return emit_config(result, engine="kvbm", chunk_size=chunk_size, margin=margin, emit_options=emit_options)

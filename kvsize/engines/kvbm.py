@@ -10,7 +10,7 @@ read, not run:
   stride rounded up to ``LayoutConfig.alignment`` (builder default 1);
 - G3 (``storage/disk.rs``): one preallocated file per worker (``DYN_KVBM_DISK_CACHE_DIR``, O_DIRECT), a block is
   an offset read; G4 (``docs/kvbm/kvbm_g4_object_storage.md``): one object per (block, worker) keyed by
-  sequence hash.
+  sequence hash, a design no released kvbm (0.7.0 to 1.6.1) implements.
 
 Unverified, and said so in the output: the alignment the disk tier asks for, and whether MLA is de-duplicated
 across ranks (kvsize counts one copy per rank).
@@ -28,6 +28,7 @@ from kvsize.model.spec import LayerKind, ModelSpec
 from kvsize.units import format_count, format_iec
 
 if TYPE_CHECKING:
+    from kvsize.engines.emit_options import EmitOptions
     from kvsize.plan import Sweep
 
 BLOCK_TOKENS = {"vllm": 16, "trtllm": 32}
@@ -54,10 +55,17 @@ TIERS: dict[str, Connector] = {
         stores_partial_chunks=False,
         int32_header=False,
         layout="one object per (block, worker), keyed by sequence hash",
-        source="ai-dynamo/dynamo docs/kvbm/kvbm_g4_object_storage.md",
+        # Unreleased: no kvbm wheel (0.7.0 to 1.6.1) reads DYN_KVBM_OBJECT_*; the design is dynamo's v2 connector's.
+        source="ai-dynamo/dynamo docs/kvbm/kvbm_g4_object_storage.md (unreleased)",
         transport="object",
     ),
 }
+
+
+OBJECT_UNRELEASED = (
+    "KVBM's object tier (G4) is in no released kvbm (kvbm 1.6.1 reads no DYN_KVBM_OBJECT_* variable): sized as dynamo's "
+    "unreleased design, and --emit kvbm refuses it"
+)
 
 
 class Kvbm(EngineSettings):
@@ -66,7 +74,7 @@ class Kvbm(EngineSettings):
     ENGINE: ClassVar[str] = "kvbm"
     FLAGS: ClassVar[Mapping[str, Flag]] = {
         "framework": Flag("--kvbm-engine", "The engine under KVBM: vllm (16-token blocks, default), trtllm (32)."),
-        "tier": Flag("--kvbm-tier", "disk (G3, default) or object (G4)."),
+        "tier": Flag("--kvbm-tier", "disk (G3, default) or object (G4: in no released kvbm, sized as designed)."),
     }
     ALIASES: ClassVar[Mapping[str, str]] = {"kvbm_engine": "framework", "kvbm_tier": "tier"}
 
@@ -125,7 +133,7 @@ class KvbmEngine(PerRankEngine):
             replication=1 if spec.use_mla else max(1, options.tp // spec.num_kv_heads),
             stages=tuple(stages(spec, partition, options.tp, heads, dtype_bytes)),
             bytes_per_token=sum(k.bytes_per_token(spec.num_kv_heads, spec.head_size, dtype_bytes) for k in spec.layer_kinds),
-            warnings=tuple(dtype_warnings),
+            warnings=(*dtype_warnings, *([OBJECT_UNRELEASED] if settings.tier == "object" else [])),
             notes=tuple(notes),
             dtype_field=dtype_field,
             block_tokens=BLOCK_TOKENS[settings.framework],
@@ -163,10 +171,12 @@ class KvbmEngine(PerRankEngine):
             no_timeout_note=f"prompts: {self.name} has no blocking timeout, so no cap is shown.",
         )
 
-    def emit(self, sweep: Sweep, row: SweepRow, plan: Any, margin: float) -> tuple[str, list[str]]:
-        from kvsize.engines.stack_settings import kvbm_env
+    def emit(
+        self, sweep: Sweep, row: SweepRow, plan: Any, margin: float, emit_options: EmitOptions | None = None
+    ) -> tuple[str, list[str]]:
+        from kvsize.engines.kvbm_settings import kvbm_env
 
-        return kvbm_env(sweep, row, plan.options if plan else None, margin)
+        return kvbm_env(sweep, row, plan.options if plan else None, margin, emit_options)
 
     def settings_for_transport(self, transport: str, given: EngineSettings) -> EngineSettings | None:
         assert isinstance(given, Kvbm)

@@ -20,6 +20,7 @@ notes saying so apply here.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,18 +42,15 @@ from kvsize.engines.base import (
     SweepRow,
     per_writer_bytes,
 )
-from kvsize.engines.lmcache_settings import (
-    DEFAULT_CHUNK_TOKENS,
-    LMCache,
-    deployment,
-    settings_for,
-)
+from kvsize.engines.lmcache_requirements import S3_ALIGN
+from kvsize.engines.lmcache_settings import DEFAULT_CHUNK_TOKENS, LMCache, deployment
 from kvsize.engines.serving import DTYPE_BYTES, check_served, check_tp, resolve_kv_dtype, stage_layers
 from kvsize.errors import KvsizeError, UnsupportedModelError
 from kvsize.model.spec import LayerKind, ModelSpec
 from kvsize.units import format_count, format_iec
 
 if TYPE_CHECKING:
+    from kvsize.engines.emit_options import EmitOptions
     from kvsize.plan import Sweep
 
 GIB = 2**30
@@ -112,7 +110,8 @@ CONNECTORS: dict[str, Connector] = {
         Connector(
             name="valkey",
             url="valkey://",
-            stores_partial_chunks=True,
+            # Its adapter refuses save_unfull_chunk (lmcache_requirements): no partial chunk is ever stored.
+            stores_partial_chunks=False,
             layout="raw bytes, one key",
             source="lmcache/v1/storage_backend/connector/valkey_connector.py",
             transport="kv",
@@ -120,7 +119,8 @@ CONNECTORS: dict[str, Connector] = {
         Connector(
             name="resp",
             url="resp://",
-            stores_partial_chunks=True,
+            # Its adapter refuses save_unfull_chunk (lmcache_requirements): no partial chunk is ever stored.
+            stores_partial_chunks=False,
             layout="raw bytes, one key",
             source="lmcache/v1/storage_backend/connector/resp_connector.py",
             transport="kv",
@@ -144,13 +144,14 @@ CONNECTORS: dict[str, Connector] = {
         ),
         Connector(
             name="weka",
-            url="weka_path",
+            url="gds_path",
             header_bytes=8192,
             requests_per_object=2,
             stores_partial_chunks=True,
             int32_header=True,
             layout="as gds: 4,096-byte header in the data file + a 4,096-byte .metadata file",
-            source="lmcache/v1/storage_backend/weka_gds_backend.py",
+            # 0.5.6 has no Weka backend of its own: GdsBackend serves WekaFS when get_fstype says wekafs (.weka1 files).
+            source="lmcache/v1/storage_backend/gds_backend.py",
         ),
         Connector(
             name="cpu",
@@ -212,7 +213,7 @@ def _writers(spec: ModelSpec, options: EngineOptions, settings: LMCache) -> _Wri
 
 def _refusals(spec: ModelSpec, options: EngineOptions, settings: LMCache, connector: Connector) -> list[str]:
     """What LMCache cannot store for this model and these options (errors), and what it stores differently (warnings)."""
-    if settings.layerwise and not connector.stores_partial_chunks:
+    if settings.layerwise and connector.name == "s3":  # valkey and resp refuse only save_unfull_chunk
         raise KvsizeError(
             "`layerwise` with `connector` s3 stores nothing: LMCache's S3 connector only uploads objects of exactly "
             "one full chunk; pick another `connector` or drop `layerwise`",
@@ -306,6 +307,33 @@ def plan_layout(spec: ModelSpec, options: EngineOptions) -> Layout:
     )
 
 
+def s3_never_uploads(layout: Layout, chunk_tokens: int) -> str | None:
+    """Why LMCache 0.5.6's S3 connector would upload none of this chunk's objects, or None.
+
+    ``S3Connector._put`` (``connector/s3_connector.py``) uploads an object only when
+    ``memory_obj.get_physical_size() == full_chunk_size_bytes``: the physical size is the CPU allocation rounded up
+    to 4,096 bytes (``memory_management.py`` ``ALIGN_BYTES``), the other the chunk's raw bytes; so a chunk whose
+    bytes are not a multiple of 4,096 is never uploaded (``Cannot upload ...: chunk size ... does not match S3 part
+    size``), and the stage's every chunk with it."""
+    if layout.connector.name != "s3":
+        return None
+    steps, sizes = [], []
+    for stage in layout.stages:
+        per_token = stage.bytes_per_token_per_rank
+        if stage.writers and (chunk_tokens * per_token) % S3_ALIGN:
+            sizes.append(chunk_tokens * per_token)
+        if stage.writers and per_token:
+            steps.append(S3_ALIGN // math.gcd(per_token, S3_ALIGN))
+    if not sizes:
+        return None
+    step = math.lcm(*steps)
+    better = -(-chunk_tokens // step) * step
+    return (
+        f"objects of {sizes[0]:,} B are not a multiple of 4,096 B, and LMCache 0.5.6's S3 connector uploads a chunk "
+        f"only when its bytes are (s3_connector.py S3Connector._put): use chunk_size {better:,} (a multiple of {step:,})"
+    )
+
+
 def plan_row(layout: Layout, prompt_tokens: int, chunk_tokens: int) -> SweepRow:
     """One chunk size: chunks, tail, objects and bytes, exactly as LMCache stores them.
 
@@ -318,7 +346,8 @@ def plan_row(layout: Layout, prompt_tokens: int, chunk_tokens: int) -> SweepRow:
     full_chunks, tail_tokens = divmod(prompt_tokens, chunk_tokens)
     tail_saved = settings.save_unfull_chunk and layout.connector.stores_partial_chunks and tail_tokens > 0
     saved_tail = tail_tokens if tail_saved else 0
-    chunks = full_chunks + (1 if tail_saved else 0)
+    stored = 0 if s3_never_uploads(layout, chunk_tokens) else full_chunks  # whole chunks that reach the storage
+    chunks = stored + (1 if tail_saved else 0)
 
     stages = []
     for stage in layout.stages:
@@ -332,7 +361,7 @@ def plan_row(layout: Layout, prompt_tokens: int, chunk_tokens: int) -> SweepRow:
                 objects=objects,
                 object_bytes=chunk_tokens * bytes_per_token // layer_share if stage.stored_layers else 0,
                 tail_object_bytes=saved_tail * bytes_per_token // layer_share if stage.stored_layers else 0,
-                total_bytes=stage.writers * (full_chunks * chunk_tokens + saved_tail) * bytes_per_token,
+                total_bytes=stage.writers * (stored * chunk_tokens + saved_tail) * bytes_per_token,
             )
         )
     largest = stages[layout.largest_stage.index]
@@ -366,9 +395,10 @@ def pinned_bytes_needed(row: SweepRow, layout: Layout) -> int | None:
 
 
 def _limits(row: SweepRow, layout: Layout, load_seconds: float | None) -> list[Limit]:
-    """LMCache's blocking timeout (when the load was timed), CPU buffer, S3 pinned memory and int32 header length."""
+    """LMCache's blocking timeout (when the load was timed), CPU buffer, S3 pinned memory and int32 header length;
+    S3's 4,096-byte rule and the GDS buffer."""
     settings = _settings(layout)
-    found = []
+    found = _storage_limits(row, layout, settings)
     if load_seconds is not None and load_seconds > settings.blocking_timeout_s:
         found.append(
             Limit(
@@ -412,6 +442,33 @@ def _limits(row: SweepRow, layout: Layout, load_seconds: float | None) -> list[L
                 detail=f"object {format_iec(row.object_bytes)} >= 2 GiB: {connector.name}'s int32 header length overflows",
             )
         )
+    return found
+
+
+def _storage_limits(row: SweepRow, layout: Layout, settings: LMCache) -> list[Limit]:
+    """What the connector would not store: S3's chunks that are no multiple of 4,096 bytes, and GDS stores past its
+    GPU buffer (``GdsBackend``: every object of a batch is copied into the ``gds_buffer_size`` buffer, 4,096-aligned,
+    and the batch stops at the first that does not fit)."""
+    found = []
+    if row.full_chunks and (why := s3_never_uploads(layout, row.chunk_tokens)):
+        # By how many bytes the chunk's object is past a multiple of 4,096 (the worst stage's).
+        remainder = max(row.chunk_tokens * stage.bytes_per_token_per_rank % S3_ALIGN for stage in layout.stages if stage.writers)
+        found.append(Limit(limit="chunk_size", value=remainder, threshold=0, unit="B", detail=f"nothing is stored: {why}"))
+    buffer = settings.gds_buffer_bytes
+    if buffer is not None and layout.connector.name in ("gds", "weka") and row.objects:
+        aligned = -(-row.object_bytes // S3_ALIGN) * S3_ALIGN
+        needed = row.objects_per_writer * aligned
+        if needed > buffer:
+            found.append(
+                Limit(
+                    limit="gds_buffer_size",
+                    value=needed,
+                    threshold=buffer,
+                    unit="B",
+                    detail=f"one writer's {row.objects_per_writer:,} objects of {format_iec(aligned)} (4,096-aligned) "
+                    f"> gds_buffer_size {format_iec(buffer)}: GDS stores only what fits its GPU buffer",
+                )
+            )
     return found
 
 
@@ -487,6 +544,9 @@ class LMCacheEngine(Engine):
     def plan_row(self, layout: Layout, prompt_tokens: int, chunk_tokens: int) -> SweepRow:
         return plan_row(layout, prompt_tokens, chunk_tokens)
 
+    def stores_nothing(self, layout: Layout, chunk_tokens: int) -> str | None:
+        return s3_never_uploads(layout, chunk_tokens)
+
     def search_step(self, layout: Layout, spec: ModelSpec) -> int:
         # LMCache takes any chunk; the search steps by vLLM's default block (MLA backends use 64 or more).
         return 64 if spec.use_mla else 16
@@ -529,7 +589,7 @@ class LMCacheEngine(Engine):
         return notes
 
     def shared_chunk(self, layout: Layout, row: SweepRow) -> Any:
-        if not _settings(layout).layerwise:
+        if not _settings(layout).layerwise or not row.objects:
             return super().shared_chunk(layout, row)
         from kvsize.engines.base import Share
 
@@ -587,8 +647,12 @@ class LMCacheEngine(Engine):
             "Bytes are exact; IEC units (KiB, MiB, GiB, TiB) are powers of 1024.",
         ]
 
-    def emit(self, sweep: Sweep, row: SweepRow, plan: Any, margin: float) -> tuple[str, list[str]]:
-        return settings_for(sweep, plan, row.chunk_tokens, margin)
+    def emit(
+        self, sweep: Sweep, row: SweepRow, plan: Any, margin: float, emit_options: EmitOptions | None = None
+    ) -> tuple[str, list[str]]:
+        from kvsize.engines.lmcache_emit import settings_for
+
+        return settings_for(sweep, plan, row.chunk_tokens, margin, emit_options)
 
     def deployment(
         self, config: Path | None, environ: Mapping[str, str] | None, given: EngineSettings, chunk_tokens: int | None

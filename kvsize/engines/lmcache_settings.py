@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from kvsize.engines.base import Deployment, EngineSettings, Flag, per_writer_bytes
+from kvsize.engines.base import Deployment, EngineSettings, Flag
 from kvsize.errors import ConfigError, KvsizeError, shown
 from kvsize.files import read_yaml
 
 if TYPE_CHECKING:
-    from kvsize.plan import Sweep
+    pass
 
 GIB = 2**30
 # LMCache 0.5.6 defaults, in one place (lmcache/v1/config.py _CONFIG_DEFINITIONS; the S3 adapter's extra_config).
@@ -77,6 +77,9 @@ class LMCache(EngineSettings):
     """Pinned memory available, for the S3 rule (None: not checked)."""
     s3_max_inflight_reqs: int = Field(default=DEFAULT_S3_MAX_INFLIGHT_REQS, ge=1, le=10**6)
     """``extra_config.s3_max_inflight_reqs``."""
+    gds_buffer_bytes: int | None = Field(default=None, ge=1, le=2**60)
+    """``gds_buffer_size`` in bytes (MiB x 2**20): the GPU buffer every GDS store and load passes through (None: not
+    checked)."""
 
 
 HOST_PORT_SCHEMES = ("fs", "resp", "valkey")
@@ -92,22 +95,6 @@ SCHEMES = {
     "valkey": "valkey",
     "resp": "resp",
     "mooncakestore": "mooncakestore",
-}
-
-# What kvsize writes for each connector: the settings that select it, with placeholders.
-CONNECTOR_SETTINGS: dict[str, dict[str, Any]] = {
-    "s3": {"remote_url": "s3://<bucket>", "remote_serde": "naive"},
-    # LMCache 0.5.6's parse_remote_url needs a host and a port; the fs connector uses only the path.
-    "fs": {"remote_url": "fs://localhost:1/<shared mount path>", "remote_serde": "naive"},
-    "redis": {"remote_url": "redis://<host>:6379", "remote_serde": "naive"},
-    "valkey": {"remote_url": "valkey://<host>:6379", "remote_serde": "naive"},
-    "resp": {"remote_url": "resp://<host>:6379", "remote_serde": "naive"},
-    "mooncakestore": {"remote_url": "mooncakestore://<host>:<port>/", "remote_serde": "naive"},
-    "local-disk": {"local_disk": "file:///<local disk path>/", "max_local_disk_size": "<GB of disk>"},
-    "gds": {"gds_path": "<GDS mount path>"},
-    # LMCache 0.5.6 has no weka_path: its GDS backend serves WekaFS through gds_path (it detects the file system).
-    "weka": {"gds_path": "<WekaFS mount path>"},
-    "cpu": {},
 }
 
 
@@ -127,6 +114,9 @@ class LMCacheSettings(BaseModel):
     remote_url: str | None = None
     remote_url_problem: str | None = None
     """Why LMCache 0.5.6 cannot use ``remote_url`` (it would store nothing), or None."""
+    gds_buffer_bytes: int | None = None
+    problems: tuple[tuple[str, str], ...] = ()
+    """What LMCache 0.5.6 cannot start or store with, each as its key and a sentence (``lmcache_requirements``)."""
     sources: dict[str, str] = {}
     warnings: tuple[str, ...] = ()
 
@@ -226,10 +216,14 @@ MAX_TIMEOUT_S = 10**7
 MAX_CPU_GB = 10**7
 
 
+MAX_GDS_MIB = 2**40
+
+
 def read_settings(path: Path | str | None, environ: Mapping[str, str] | None = None) -> LMCacheSettings:
     """The file (or ``LMCACHE_CONFIG_FILE``) with the ``LMCACHE_*`` environment on top, each value converted
     as LMCache 0.5.6's config loader converts it (``lmcache/v1/config_base.py``: ``_from_file`` then
-    ``update_config_from_env``; environment values pass ``_parse_quoted_string`` first)."""
+    ``update_config_from_env``; environment values pass ``_parse_quoted_string`` first), and what in it LMCache
+    cannot start or store with (``lmcache_requirements.problems``)."""
     environ = os.environ if environ is None else environ
     path, raw = _raw_settings(path, environ)
     values: dict[str, Any] = {}
@@ -259,20 +253,70 @@ def read_settings(path: Path | str | None, environ: Mapping[str, str] | None = N
                 "should pin, e.g. 5",
                 field="max_local_cpu_size",
             )
+    if (found := take("gds_buffer_size")) and not _placeholder(found[0]):
+        values["gds_buffer_bytes"] = _as_int("gds_buffer_size", found[0], found[1], warnings, MAX_GDS_MIB) * 2**20
     if path is not None or raw:  # a deployment config that names no remote tier serves from CPU memory
         values["connector"] = _connector(take)
         url = raw.get("remote_url", (None, ""))[0]
         if url:
             values["remote_url"] = str(url)
             values["remote_url_problem"] = remote_url_problem(str(url))
-    if "weka_path" in raw:
-        warnings.append(
-            f"{raw['weka_path'][1]}: weka_path is not an LMCache 0.5.6 setting (it warns and ignores it); "
-            "WekaFS is served through gds_path, which detects the file system"
-        )
+    warnings += _unknown_keys(raw)
+    extra: dict[str, Any] = {}
     if found := take("extra_config"):
-        values |= _extra_config(found, warnings)
-    return LMCacheSettings(**values, sources=sources, warnings=tuple(warnings))
+        extra = _extra_mapping(found)
+        values |= _extra_config(extra, found[1], warnings)
+    from kvsize.engines.lmcache_requirements import problems
+
+    found_problems, said = problems(raw, extra, values.get("connector"), environ)
+    warnings += said
+    return LMCacheSettings(**values, problems=tuple(found_problems), sources=sources, warnings=tuple(warnings))
+
+
+def _placeholder(value: Any) -> bool:
+    from kvsize.engines.emit_options import unfilled
+
+    return bool(unfilled(value))
+
+
+def _unknown_keys(raw: Mapping[str, tuple[Any, str]]) -> list[str]:
+    """LMCache's own warning for a key it does not know (it ignores the key), naming the Weka doc's keys."""
+    from kvsize.engines.lmcache_requirements import KNOWN_KEYS
+
+    warnings = []
+    for key, (_, where) in raw.items():
+        if key in KNOWN_KEYS:
+            continue
+        if key in ("weka_path", "cufile_buffer_size"):
+            warnings.append(
+                f"{where}: {key} is not an LMCache 0.5.6 setting (it warns and ignores it); WekaFS is served through "
+                "gds_path and gds_buffer_size, which detect the file system"
+            )
+        else:
+            warnings.append(
+                f"{where}: {key} is not an LMCache 0.5.6 setting: it warns 'Unknown configuration key' and ignores it"
+            )
+    return warnings
+
+
+ENV_KEYS = (
+    "chunk_size",
+    "save_unfull_chunk",
+    "use_layerwise",
+    "blocking_timeout_secs",
+    "max_local_cpu_size",
+    "remote_url",
+    "remote_serde",
+    "local_disk",
+    "max_local_disk_size",
+    "local_disk_path_sharding",
+    "gds_path",
+    "gds_buffer_size",
+    "gds_backend",
+    "cache_policy",
+    "extra_config",
+)
+"""The ``LMCACHE_*`` variables kvsize reads (each a key of ``_CONFIG_DEFINITIONS``)."""
 
 
 def _raw_settings(path: Path | str | None, environ: Mapping[str, str]) -> tuple[Path | None, dict[str, tuple[Any, str]]]:
@@ -289,27 +333,16 @@ def _raw_settings(path: Path | str | None, environ: Mapping[str, str]) -> tuple[
         if not isinstance(data, dict):
             raise ConfigError(f"LMCache config {path} must be a mapping of settings (chunk_size: 256, ...)")
         raw.update({key: (value, str(path)) for key, value in data.items() if isinstance(key, str)})
-    keys = (
-        "chunk_size",
-        "save_unfull_chunk",
-        "use_layerwise",
-        "blocking_timeout_secs",
-        "max_local_cpu_size",
-        "remote_url",
-        "local_disk",
-        "gds_path",
-        "extra_config",
-    )
-    for key in keys:
+    for key in ENV_KEYS:
         variable = f"LMCACHE_{key.upper()}"
         if variable in environ:
             raw[key] = (_parse_quoted(environ[variable]), f"env {variable}")
     return path, raw
 
 
-def _extra_config(found: tuple[Any, str], warnings: list[str]) -> dict[str, Any]:
-    """The ``extra_config`` keys that change what is stored or pinned (JSON in the environment, as LMCache reads it)."""
-    values: dict[str, Any] = {}
+def _extra_mapping(found: tuple[Any, str]) -> dict[str, Any]:
+    """``extra_config`` as LMCache reads it: a mapping as it is, text as JSON (``x if isinstance(x, dict) else
+    json.loads(x) if x else None``)."""
     extra = found[0]
     if isinstance(extra, str):
         try:
@@ -318,12 +351,17 @@ def _extra_config(found: tuple[Any, str], warnings: list[str]) -> dict[str, Any]
             raise _fails("extra_config", found[0], found[1], "a JSON object") from None
     if extra is not None and not isinstance(extra, dict):
         raise ConfigError(f"{found[1]}: extra_config must be a mapping", field="extra_config")
-    extra = extra or {}
-    if "s3_max_inflight_reqs" in extra:  # lmcache s3 adapter: extra_config, default 64
+    return extra or {}
+
+
+def _extra_config(extra: Mapping[str, Any], where: str, warnings: list[str]) -> dict[str, Any]:
+    """The ``extra_config`` keys that change what is stored or pinned."""
+    values: dict[str, Any] = {}
+    if "s3_max_inflight_reqs" in extra:  # LMCache's S3 doc; no 0.5.6 code reads it (lmcache_requirements.S3_IGNORED)
         values["s3_max_inflight_reqs"] = _as_int(
-            "extra_config.s3_max_inflight_reqs", extra["s3_max_inflight_reqs"], found[1], warnings, 10**6
+            "extra_config.s3_max_inflight_reqs", extra["s3_max_inflight_reqs"], where, warnings, 10**6
         )
-    if "save_chunk_meta" in extra and not _as_bool("extra_config.save_chunk_meta", extra["save_chunk_meta"], found[1], warnings):
+    if "save_chunk_meta" in extra and not _as_bool("extra_config.save_chunk_meta", extra["save_chunk_meta"], where, warnings):
         warnings.append(
             "extra_config.save_chunk_meta is false: kvsize still counts the connector's metadata "
             "bytes per object (an upper bound by 28 B, or 8 KiB on gds)"
@@ -347,37 +385,6 @@ def _connector(take: Any) -> str:
     return "cpu"
 
 
-def emit_settings(
-    *,
-    chunk_size: int,
-    connector: str,
-    save_unfull_chunk: bool,
-    layerwise: bool,
-    blocking_timeout_secs: int,
-    max_local_cpu_size_gb: int,
-    comments: list[str],
-) -> str:
-    """LMCache YAML for these settings (through the YAML dumper), with the environment form as trailing comments,
-    each ``LMCACHE_NAME=value`` quoted so ``sh`` sets exactly the value the file holds (``read_settings`` reads both
-    the same). Numbers are whole: LMCache 0.5.6 reads ``blocking_timeout_secs`` with ``int()``."""
-    from kvsize.quoting import comment, env_assignment, yaml_mapping
-
-    settings: dict[str, Any] = {
-        "chunk_size": chunk_size,
-        "save_unfull_chunk": save_unfull_chunk,
-        "use_layerwise": layerwise,
-        "blocking_timeout_secs": blocking_timeout_secs,
-        "local_cpu": True,
-        "max_local_cpu_size": max_local_cpu_size_gb,
-        **CONNECTOR_SETTINGS[connector],
-    }
-    lines = ["", comment("The same as environment variables (LMCache applies these over the file):")]
-    for key, value in settings.items():
-        text = str(value).lower() if isinstance(value, bool) else str(value)
-        lines.append(comment(env_assignment(f"LMCACHE_{key.upper()}", text)))
-    return yaml_mapping(settings, comments) + "\n".join(lines) + "\n"
-
-
 def deployment(config: Path | None, environ: Mapping[str, str] | None, given: LMCache, chunk_tokens: int | None) -> Deployment:
     """The deployment's LMCache settings (the file or ``LMCACHE_CONFIG_FILE``, then the ``LMCACHE_*`` environment),
     with the settings ``given`` explicitly winning; its chunk unless ``chunk_tokens`` is given."""
@@ -389,6 +396,7 @@ def deployment(config: Path | None, environ: Mapping[str, str] | None, given: LM
         "blocking_timeout_s": read.blocking_timeout_secs,
         "cpu_buffer_bytes": read.max_local_cpu_size_bytes,
         "s3_max_inflight_reqs": read.s3_max_inflight_reqs,
+        "gds_buffer_bytes": read.gds_buffer_bytes,
     }
     settings = LMCache(**(merged | given.given()))
     return Deployment(
@@ -397,6 +405,7 @@ def deployment(config: Path | None, environ: Mapping[str, str] | None, given: LM
         sources=dict(read.sources),
         warnings=read.warnings,
         problem=read.remote_url_problem,
+        violations=read.problems,
         view={
             "blocking_timeout_secs": settings.blocking_timeout_s,
             "max_local_cpu_size_bytes": settings.cpu_buffer_bytes,
@@ -405,72 +414,3 @@ def deployment(config: Path | None, environ: Mapping[str, str] | None, given: LM
             "use_layerwise": settings.layerwise,
         },
     )
-
-
-def settings_for(sweep: Sweep, plan: Any, chunk: int, margin: float) -> tuple[str, list[str]]:
-    """The LMCache YAML for one chunk size of a sweep, sized with ``margin`` over the prediction, and warnings.
-
-    ``blocking_timeout_secs`` covers the predicted load (with a backend) and ``max_local_cpu_size``
-    one writer's bytes, each times ``margin`` and never below LMCache's defaults (10 s, 5 GB).
-    """
-    from kvsize.quoting import exact_number
-    from kvsize.units import format_iec
-
-    index = next(i for i, row in enumerate(sweep.rows) if row.chunk_tokens == chunk)
-    row = sweep.rows[index]
-    layout = sweep.layout
-    settings = layout.options.settings
-    assert isinstance(settings, LMCache)
-    writer_bytes = per_writer_bytes(row, layout)
-    cpu_gb = max(DEFAULT_CPU_BUFFER_BYTES // GIB, math.ceil(writer_bytes * margin / GIB))
-    times = exact_number(margin)
-    comments = [
-        f"LMCache settings from kvsize for {sweep.spec.name}, TP {layout.options.tp} x PP {layout.options.pp}, "
-        f"{sweep.prompt_tokens:,}-token prompts, connector {layout.connector.name}.",
-        f"chunk_size {chunk:,}: {row.objects:,} objects of {format_iec(row.object_bytes)} per prompt.",
-        f"max_local_cpu_size {cpu_gb:,} GB: one writer loads {format_iec(writer_bytes)} per prompt, x {times} margin "
-        "(LMCache default 5).",
-    ]
-    warnings: list[str] = []
-    timeout = int(DEFAULT_BLOCKING_TIMEOUT_S)
-    if plan is not None:
-        timing = plan.timings[index]
-        timeout = max(timeout, math.ceil(timing.load_seconds * margin))
-        prompts = plan.options.concurrent_prompts
-        comments.append(
-            f"blocking_timeout_secs {timeout:,}: predicted load {timing.load_seconds:.2f} s on {plan.backend.name} with "
-            f"{prompts} prompt{'s' if prompts != 1 else ''} at once, x {times} margin (LMCache default 10)."
-        )
-        warnings += [
-            f"chunk {chunk:,} breaks an engine limit no setting here fixes: {risk.detail}"
-            for risk in timing.breaches
-            if risk.limit in ("max_value_size", "int32_header", "pinned_memory")
-        ]
-    else:
-        comments.append("blocking_timeout_secs 10: LMCache's default; no backend given, so no load was predicted.")
-    comments.append("Replace the <placeholders> with your deployment's values.")
-    _readable(cpu_gb, timeout, times)
-    text = emit_settings(
-        chunk_size=chunk,
-        connector=layout.connector.name,
-        save_unfull_chunk=settings.save_unfull_chunk,
-        layerwise=settings.layerwise,
-        blocking_timeout_secs=timeout,
-        max_local_cpu_size_gb=cpu_gb,
-        comments=comments,
-    )
-    return text, warnings
-
-
-def _readable(cpu_gb: int, timeout: int, margin: str) -> None:
-    """Refuse settings past what ``kvsize check`` reads back (``read_settings``'s bounds)."""
-    for key, value, high, unit in (
-        ("max_local_cpu_size", cpu_gb, MAX_CPU_GB, "GB"),
-        ("blocking_timeout_secs", timeout, MAX_TIMEOUT_S, "s"),
-    ):
-        if value > high:
-            raise KvsizeError(
-                f"`emit` lmcache: {key} would be {value:,} {unit} (the prediction x `margin` {margin}), past the "
-                f"{high:,} {unit} kvsize check reads back: lower `margin`, or size a shorter `prompt`",
-                field="margin",
-            )

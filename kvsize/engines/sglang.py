@@ -29,6 +29,7 @@ from kvsize.model.spec import LayerKind, ModelSpec
 from kvsize.units import format_count, format_iec
 
 if TYPE_CHECKING:
+    from kvsize.engines.emit_options import EmitOptions
     from kvsize.plan import Sweep
 
 PREFETCH_THRESHOLD = 256
@@ -176,10 +177,12 @@ class SglangEngine(PerRankEngine):
             no_timeout_note=f"prompts: {self.name} has no blocking timeout, so no cap is shown.",
         )
 
-    def emit(self, sweep: Sweep, row: SweepRow, plan: Any, margin: float) -> tuple[str, list[str]]:
-        from kvsize.engines.stack_settings import sglang_flags
+    def emit(
+        self, sweep: Sweep, row: SweepRow, plan: Any, margin: float, emit_options: EmitOptions | None = None
+    ) -> tuple[str, list[str]]:
+        from kvsize.engines.sglang_settings import sglang_flags
 
-        return sglang_flags(sweep, row, plan.options if plan else None, margin)
+        return sglang_flags(sweep, row, plan.options if plan else None, margin, emit_options)
 
     def settings_for_transport(self, transport: str, given: EngineSettings) -> EngineSettings | None:
         assert isinstance(given, Sglang)

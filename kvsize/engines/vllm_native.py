@@ -60,6 +60,7 @@ from kvsize.model.spec import LayerKind, ModelSpec
 from kvsize.units import format_count, format_iec
 
 if TYPE_CHECKING:
+    from kvsize.engines.emit_options import EmitOptions
     from kvsize.plan import Sweep
 
 GIB = 2**30
@@ -637,14 +638,16 @@ class VllmNativeEngine(_VllmFamily):
             no_timeout_note=f"prompts: {self.name} has no blocking timeout, so no cap is shown.",
         )
 
-    def emit(self, sweep: Sweep, row: SweepRow, plan: Any, margin: float) -> tuple[str, list[str]]:
-        from kvsize.engines.stack_settings import vllm_flags
+    def emit(
+        self, sweep: Sweep, row: SweepRow, plan: Any, margin: float, emit_options: EmitOptions | None = None
+    ) -> tuple[str, list[str]]:
+        from kvsize.engines.vllm_settings import vllm_flags
 
         layout = _layout(sweep.layout)
         given = layout.options.settings.max_num_batched_tokens  # type: ignore[attr-defined]
         # A state model's stored states follow the prefill budget: serve it with the one sized.
         budget = layout.batched_tokens if given is not None or _has_states(layout) else None
-        return vllm_flags(sweep, row, plan.options if plan else None, margin, budget)
+        return vllm_flags(sweep, row, plan.options if plan else None, margin, emit_options, budget)
 
 
 class LlmdFsEngine(_VllmFamily):
@@ -653,6 +656,11 @@ class LlmdFsEngine(_VllmFamily):
     name = "llmd-fs"
     Settings = LlmdFs
     per_worker_files = True
+    no_emit_reason = (
+        "llm-d's fs connector stops at vLLM 0.22 (llmd-fs-connector 0.22 is its last release, and its spec imports "
+        "vllm.v1.kv_offload.worker, which vLLM 0.33 no longer has); on vLLM 0.33 the same files come from `engine` vllm "
+        "`tier` fs, which kvsize emits"
+    )
     info = EngineInfo(
         name="llmd-fs",
         stack="llm-d fs connector <= 0.22 (llmd-fs-connector, a vLLM offloading spec)",

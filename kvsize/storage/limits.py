@@ -91,11 +91,13 @@ def check_row(
     *,
     full_recompute_s: float | None = None,
     remote_url_problem: str | None = None,
+    config_problems: tuple[tuple[str, str], ...] = (),
 ) -> CheckResult:
     """Every limit against one chunk size's row (and its timing, when a backend was given).
 
     With a timing and a prefill rate, loading must beat recomputing the prompts of one instance
-    (``slower_than_recompute``); a ``remote_url`` LMCache 0.5.6 cannot parse stores nothing (``remote_url``).
+    (``slower_than_recompute``); a ``remote_url`` LMCache 0.5.6 cannot parse stores nothing (``remote_url``), and
+    so does a config with any of ``config_problems`` (each a violation named after the setting at fault).
     """
     found = _user_limits(row, layout, limits, timing)
     cost = timing.cost_seconds if timing is not None else None
@@ -114,6 +116,12 @@ def check_row(
         )
     if remote_url_problem is not None:
         found.append(Limit(limit="remote_url", value=0, threshold=0, unit="objects", detail=remote_url_problem))
+    named = {limit.limit for limit in found}
+    found += [
+        Limit(limit=key, value=0, threshold=0, unit="objects", detail=detail)
+        for key, detail in config_problems
+        if key not in named
+    ]
     found.extend(timing.breaches if timing is not None else engine_risks(row, layout))
     return CheckResult(ok=not found, violations=tuple(found), row=row, timing=timing)
 
