@@ -48,6 +48,7 @@ if TYPE_CHECKING:  # loaded on first use (PEP 562), so that sizing a catalog mod
     from kvsize.calls.compare import EnginesReport, compare_engines
     from kvsize.engines.lmcache import CONNECTORS
     from kvsize.engines.lmcache_settings import read_settings, settings_for
+    from kvsize.gpu import Gpu
     from kvsize.storage import (
         PRESETS,
         BackendProfile,
@@ -68,6 +69,7 @@ _LAZY = {
     "CONNECTORS": "kvsize.engines.lmcache",
     "EnginesReport": "kvsize.calls.compare",
     "compare_engines": "kvsize.calls.compare",
+    "Gpu": "kvsize.gpu",
     "BackendProfile": "kvsize.storage",
     "Limit": "kvsize.storage",
     "PRESETS": "kvsize.storage",
@@ -113,6 +115,7 @@ __all__ = [
     "EngineOptions",
     "EngineSettings",
     "EnginesReport",
+    "Gpu",
     "HubError",
     "KvsizeError",
     "LayerKind",

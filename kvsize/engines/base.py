@@ -22,6 +22,8 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 from kvsize.engines.layout import (
     Connector,
+    GpuGroup,
+    GpuPages,
     GroupObjects,
     KvGroup,
     Layout,
@@ -43,7 +45,8 @@ from kvsize.engines.options import (
     Serving,
     pydantic_problem,
 )
-from kvsize.errors import KvsizeError
+from kvsize.errors import KvsizeError, UnsupportedModelError
+from kvsize.model.spec import LayerKind
 
 if TYPE_CHECKING:
     from kvsize.model.spec import ModelSpec
@@ -62,6 +65,8 @@ __all__ = [
     "EngineSettings",
     "EngineText",
     "Flag",
+    "GpuGroup",
+    "GpuPages",
     "GroupObjects",
     "KvDtype",
     "KvGroup",
@@ -237,6 +242,29 @@ class Engine(ABC):
             stored_bytes=sum(s.writers * row.chunk_tokens * s.bytes_per_token_per_rank for s in layout.stages) + objects * header,
             objects_per_writer=per_chunk,
             stored_bytes_per_writer=row.chunk_tokens * largest.bytes_per_token_per_rank + per_chunk * header,
+        )
+
+    # --- GPU memory ---------------------------------------------------------------------------------------------
+
+    def gpu_pages(self, layout: Layout, spec: ModelSpec) -> GpuPages:
+        """How vLLM lays the KV cache out in GPU memory under this engine. The default: vLLM with its hybrid KV-cache
+        manager off (a connector without ``SupportsHMA``: ``vllm/config/vllm.py``), so every attention layer is in one
+        full-attention group (``unify_hybrid_kv_cache_specs`` promotes sliding and chunked layers)."""
+        if spec.is_hybrid:
+            raise UnsupportedModelError(
+                f"`gpu`: {spec.name} has state layers, which vLLM sizes in GPU memory by a rule kvsize does not model "
+                f"under `engine` {self.name}; drop `gpu`",
+                field="gpu",
+            )
+        block = layout.block_tokens or 16
+        kind = LayerKind.MLA if spec.use_mla else LayerKind.FULL
+        return GpuPages(
+            block_tokens=block,
+            page_bytes_per_layer=block * kind.bytes_per_token(layout.heads_per_rank, layout.head_size, layout.dtype_bytes),
+            layers_per_block=max(stage.stored_layers for stage in layout.stages),
+            groups=(GpuGroup(kind=kind.value),),
+            rule="one full-attention group of every attention layer: the connector lacks SupportsHMA, so vLLM turns its "
+            "hybrid KV-cache manager off (vllm/config/vllm.py)",
         )
 
     # --- what it says -------------------------------------------------------------------------------------------

@@ -21,9 +21,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from kvsize.engines.base import Connector, EngineInfo, EngineOptions, EngineSettings, EngineText, Flag, Layout, SweepRow
+from kvsize.engines.base import (
+    Connector,
+    EngineInfo,
+    EngineOptions,
+    EngineSettings,
+    EngineText,
+    Flag,
+    GpuPages,
+    Layout,
+    SweepRow,
+)
 from kvsize.engines.per_rank import PerRankEngine, per_rank_row, refuse_beyond_attention, stages
 from kvsize.engines.serving import DTYPE_BYTES, check_served, check_tp, resolve_kv_dtype, stage_layers
+from kvsize.errors import UnsupportedModelError
 from kvsize.model.spec import LayerKind, ModelSpec
 from kvsize.units import format_count, format_iec
 
@@ -136,6 +147,17 @@ class KvbmEngine(PerRankEngine):
 
     def default_candidates(self, layout: Layout) -> tuple[int, ...]:
         return (layout.block_tokens or 16,)
+
+    def gpu_pages(self, layout: Layout, spec: ModelSpec) -> GpuPages:
+        settings = layout.options.settings
+        assert isinstance(settings, Kvbm)
+        if settings.framework != "vllm":
+            raise UnsupportedModelError(
+                "`gpu` under KVBM with TensorRT-LLM: its KV pool follows free_gpu_memory_fraction, not vLLM's rule that "
+                "kvsize models; drop `gpu`, or use `kvbm_engine` vllm",
+                field="gpu",
+            )
+        return super().gpu_pages(layout, spec)
 
     def engine_options(self, layout: Layout) -> dict[str, Any]:
         settings = layout.options.settings

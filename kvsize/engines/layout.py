@@ -3,6 +3,8 @@ store, and one row per chunk size (objects, bytes, tail)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from pydantic import BaseModel, ConfigDict
 
 from kvsize.engines.options import EngineOptions, Serving
@@ -206,3 +208,31 @@ def per_writer_bytes(row: SweepRow, layout: Layout) -> int:
     """KV bytes one writer of the largest stage loads for the prompt (what its CPU buffer must hold)."""
     largest = layout.largest_stage
     return row.stages[largest.index].total_bytes // largest.writers
+
+
+@dataclass(frozen=True)
+class GpuGroup:
+    """One KV-cache group as vLLM sizes it in GPU memory: its kind and, for a windowed kind, the window."""
+
+    kind: str
+    window_tokens: int | None = None
+    """A sliding window's tokens (sliding_attention) or a local chunk's (chunked_attention); None otherwise."""
+
+
+@dataclass(frozen=True)
+class GpuPages:
+    """How vLLM lays a model's KV cache out in GPU memory under an engine: the groups that share one pool of blocks,
+    the block, and the bytes one block takes on the busiest worker."""
+
+    block_tokens: int
+    page_bytes_per_layer: int
+    """One layer's page: ``block x per-token bytes of one layer on one rank`` (K and V, or MLA's latent)."""
+    layers_per_block: int
+    """Layers of the widest group on the busiest worker: a block's bytes are this many pages."""
+    groups: tuple[GpuGroup, ...]
+    rule: str
+    """Why the groups are what they are (the engine's own words, cited)."""
+
+    @property
+    def bytes_per_block(self) -> int:
+        return self.layers_per_block * self.page_bytes_per_layer

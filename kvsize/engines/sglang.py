@@ -21,10 +21,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from kvsize.engines.base import Connector, EngineInfo, EngineOptions, EngineSettings, EngineText, Flag, Layout, SweepRow
+from kvsize.engines.base import (
+    Connector,
+    EngineInfo,
+    EngineOptions,
+    EngineSettings,
+    EngineText,
+    Flag,
+    GpuPages,
+    Layout,
+    SweepRow,
+)
 from kvsize.engines.per_rank import PerRankEngine, per_rank_row, refuse_beyond_attention, stages
 from kvsize.engines.serving import DTYPE_BYTES, check_tp, resolve_kv_dtype
-from kvsize.errors import ParallelismError
+from kvsize.errors import ParallelismError, UnsupportedModelError
 from kvsize.model.spec import LayerKind, ModelSpec
 from kvsize.units import format_count, format_iec
 
@@ -146,6 +156,13 @@ class SglangEngine(PerRankEngine):
 
     def plan_row(self, layout: Layout, prompt_tokens: int, chunk_tokens: int) -> SweepRow:
         return per_rank_row(layout, prompt_tokens, chunk_tokens)
+
+    def gpu_pages(self, layout: Layout, spec: ModelSpec) -> GpuPages:
+        raise UnsupportedModelError(
+            "`gpu` under `engine` sglang: SGLang sizes its KV pool by --mem-fraction-static (its own allocator), not by "
+            "vLLM's rule that kvsize models; drop `gpu`",
+            field="gpu",
+        )
 
     def engine_options(self, layout: Layout) -> dict[str, Any]:
         return {

@@ -31,6 +31,8 @@ from kvsize.engines.base import (
     EngineSettings,
     EngineText,
     Flag,
+    GpuGroup,
+    GpuPages,
     GroupObjects,
     KvGroup,
     Layout,
@@ -346,6 +348,29 @@ class _VllmFamily(Engine):
 
     def _group_rows(self, layout: Layout, prompt_tokens: int, chunk_tokens: int) -> list[tuple[KvGroup, int]]:
         return [(group, stored_chunks(group, prompt_tokens, chunk_tokens)) for group in _layout(layout).groups]
+
+    def gpu_pages(self, layout: Layout, spec: ModelSpec) -> GpuPages:
+        """vLLM keeps its KV-cache groups (the connector supports the hybrid allocator): a block is the widest group's
+        layers on the busiest worker times one layer's page (``_get_kv_cache_bytes_per_block``)."""
+        vllm = _layout(layout)
+        if any(group.kind in STATE_KIND_NAMES for group in vllm.groups):
+            raise UnsupportedModelError(
+                f"`gpu`: {spec.name} has state layers, whose GPU pages kvsize does not size under `engine` {self.name} "
+                "yet; drop `gpu`, or use `engine` lmcache",
+                field="gpu",
+            )
+        kind = LayerKind.MLA if spec.use_mla else LayerKind.FULL
+        per_layer = kind.bytes_per_token(layout.heads_per_rank, layout.head_size, layout.dtype_bytes)
+        block = layout.block_tokens or 16
+        windows = {"sliding_attention": spec.sliding_window, "chunked_attention": spec.attention_chunk_size}
+        return GpuPages(
+            block_tokens=block,
+            page_bytes_per_layer=block * per_layer,
+            layers_per_block=max(stage.bytes_per_token_per_rank for stage in layout.stages) // per_layer,
+            groups=tuple(GpuGroup(kind=group.kind, window_tokens=windows.get(group.kind)) for group in vllm.groups),
+            rule=f"vLLM's {len(vllm.groups)} KV-cache group{'s' if len(vllm.groups) != 1 else ''} share one pool of "
+            "blocks (the native connector supports the hybrid allocator; kv_cache_planning.py get_kv_cache_groups)",
+        )
 
     def shared_chunk(self, layout: Layout, row: SweepRow) -> Share:
         """The objects of the groups that store every chunk (full and chunked-local attention), found again by their
