@@ -11,7 +11,8 @@ command's ``--format json`` output:
 Arguments come in typed groups: ``kvsize.Serving`` (TP, PP, dtype), the engine and its settings
 (``engine="vllm"`` or ``engine=kvsize.engines.Vllm(tier="obj")``), ``kvsize.Workload`` (the prompt, prompts at
 once) and ``kvsize.Storage`` (backends and figures). ``kvsize.check`` (the CI guard), ``kvsize.capacity`` and
-``kvsize.probe`` do the same for their commands; the building blocks (``resolve_model``, ``plan_sweep``,
+``kvsize.probe`` do the same for their commands, and ``kvsize.replay`` replays a request trace over the tiers
+(``kvsize.Gpu``, ``kvsize.Replay``, ``kvsize.SyntheticTrace``); the building blocks (``resolve_model``, ``plan_sweep``,
 ``plan_storage``, ...) are here too. Errors are ``KvsizeError`` subclasses, one per kind, naming the parameter at
 fault.
 """
@@ -46,6 +47,7 @@ from kvsize.units import format_iec, parse_count, parse_duration, parse_rate, pa
 
 if TYPE_CHECKING:  # loaded on first use (PEP 562), so that sizing a catalog model imports only what it needs
     from kvsize.calls.compare import EnginesReport, compare_engines
+    from kvsize.calls.replaying import Replay, replay
     from kvsize.engines.lmcache import CONNECTORS
     from kvsize.engines.lmcache_settings import read_settings, settings_for
     from kvsize.gpu import Gpu
@@ -62,6 +64,8 @@ if TYPE_CHECKING:  # loaded on first use (PEP 562), so that sizing a catalog mod
     from kvsize.storage.capacity import CapacityReport, plan_capacity
     from kvsize.storage.limits import CheckReport, Limits, check_row
     from kvsize.storage.probe import ProbeReport, open_target, run_probe
+    from kvsize.traces.result import ReplayResult
+    from kvsize.traces.synthetic import SyntheticTrace
 
 __version__ = "0.1.0"
 
@@ -70,6 +74,10 @@ _LAZY = {
     "EnginesReport": "kvsize.calls.compare",
     "compare_engines": "kvsize.calls.compare",
     "Gpu": "kvsize.gpu",
+    "Replay": "kvsize.calls.replaying",
+    "ReplayResult": "kvsize.traces.result",
+    "SyntheticTrace": "kvsize.traces.synthetic",
+    "replay": "kvsize.calls.replaying",
     "BackendProfile": "kvsize.storage",
     "Limit": "kvsize.storage",
     "PRESETS": "kvsize.storage",
@@ -126,6 +134,8 @@ __all__ = [
     "ParallelismError",
     "ProbeError",
     "ProbeReport",
+    "Replay",
+    "ReplayResult",
     "Serving",
     "SizeResult",
     "Stage",
@@ -133,6 +143,7 @@ __all__ = [
     "StoragePlan",
     "Sweep",
     "SweepRow",
+    "SyntheticTrace",
     "TimeOptions",
     "UnsupportedModelError",
     "Workload",
@@ -160,6 +171,7 @@ __all__ = [
     "probe",
     "probe_leftovers",
     "read_settings",
+    "replay",
     "resolve_backend",
     "resolve_model",
     "run_probe",

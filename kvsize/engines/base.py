@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from kvsize.engines.layout import (
+    Admission,
     Connector,
     GpuGroup,
     GpuPages,
@@ -29,6 +30,8 @@ from kvsize.engines.layout import (
     Layout,
     Stage,
     StageObjects,
+    StoredChunks,
+    StoredGroup,
     SweepRow,
     per_writer_bytes,
     whole_chunk_row,
@@ -52,10 +55,15 @@ if TYPE_CHECKING:
     from kvsize.model.spec import ModelSpec
     from kvsize.plan import Sweep
 
+HOST_ALIGN_BYTES = 4096
+"""What a CPU tier rounds each object up to (LMCache's ``ALIGN_BYTES``; vLLM's ``mmap.PAGESIZE``)."""
+
 __all__ = [
+    "HOST_ALIGN_BYTES",
     "MAX_DRAFT_LAYERS",
     "MAX_PARALLEL",
     "VLLM_VERSION",
+    "Admission",
     "Checked",
     "Connector",
     "Deployment",
@@ -76,6 +84,8 @@ __all__ = [
     "Share",
     "Stage",
     "StageObjects",
+    "StoredChunks",
+    "StoredGroup",
     "SweepRow",
     "per_writer_bytes",
     "pydantic_problem",
@@ -244,7 +254,7 @@ class Engine(ABC):
             stored_bytes_per_writer=row.chunk_tokens * largest.bytes_per_token_per_rank + per_chunk * header,
         )
 
-    # --- GPU memory ---------------------------------------------------------------------------------------------
+    # --- GPU memory and a trace replay --------------------------------------------------------------------------
 
     def gpu_pages(self, layout: Layout, spec: ModelSpec) -> GpuPages:
         """How vLLM lays the KV cache out in GPU memory under this engine. The default: vLLM with its hybrid KV-cache
@@ -266,6 +276,30 @@ class Engine(ABC):
             rule="one full-attention group of every attention layer: the connector lacks SupportsHMA, so vLLM turns its "
             "hybrid KV-cache manager off (vllm/config/vllm.py)",
         )
+
+    def stored_chunks(self, layout: Layout, prompt_tokens: int, chunk_tokens: int) -> StoredChunks:
+        """The chunks a prompt stores, per group, as ``plan_row`` counts them; the default: whole chunks
+        0 .. floor(N / C) - 1 of one group, loadable up to all N tokens."""
+        return StoredChunks(groups=(StoredGroup(start=0, stop=prompt_tokens // chunk_tokens),), max_hit_tokens=prompt_tokens)
+
+    def chunk_row(self, layout: Layout, chunk_tokens: int) -> SweepRow:
+        """One stored chunk of one group as a row: its objects (every writer's) and bytes, to scale by the chunks a
+        request stores or loads."""
+        return self.plan_row(layout, chunk_tokens, chunk_tokens)
+
+    def cpu_tier_chunks(self, layout: Layout, chunk_row: SweepRow, cpu_bytes: int) -> tuple[int, str]:
+        """Chunks a CPU tier of ``cpu_bytes`` holds, and how; the default: the whole instance's tier holds every writer's
+        objects of a chunk, each rounded up to the host page."""
+        per_chunk = sum(s.objects * -(-s.object_bytes // HOST_ALIGN_BYTES) * HOST_ALIGN_BYTES for s in chunk_row.stages)
+        return cpu_bytes // max(1, per_chunk), f"{cpu_bytes:,} B for the instance / {per_chunk:,} B per chunk (every writer)"
+
+    def admission(self, layout: Layout, cpu_tier: bool) -> Admission | None:
+        """A filter that decides which offered chunks the storage tier takes (None: it takes every new one)."""
+        return None
+
+    def replay_notes(self, layout: Layout) -> list[str]:
+        """What a replay assumes of this engine's tiers (their eviction policy, cited)."""
+        return []
 
     # --- what it says -------------------------------------------------------------------------------------------
 

@@ -236,3 +236,34 @@ class GpuPages:
     @property
     def bytes_per_block(self) -> int:
         return self.layers_per_block * self.page_bytes_per_layer
+
+
+@dataclass(frozen=True)
+class StoredGroup:
+    """The chunks one KV-cache group stores for one prompt (for an engine with one group: the whole model)."""
+
+    start: int
+    stop: int
+    """Whole chunks ``start`` to ``stop - 1`` are stored."""
+    window: int | None = None
+    """None: a load needs every chunk from the first on (a prefix); W: the W chunks before the hit (a sliding window)."""
+    tail_tokens: int = 0
+    """A partial chunk stored after the whole ones (chunk ``stop``), 0 when none."""
+
+
+@dataclass(frozen=True)
+class StoredChunks:
+    """What a prompt of N tokens stores at chunk C, per group, and the most a later load of it may cover."""
+
+    groups: tuple[StoredGroup, ...]
+    max_hit_tokens: int
+    """Tokens a load may cover at most (N, or N - 1 where the engine recomputes the prompt's last token)."""
+
+
+@dataclass(frozen=True)
+class Admission:
+    """A tier that stores a chunk only on its ``sightings``-th offer within ``window_seconds`` (a frequency filter)."""
+
+    sightings: int
+    window_seconds: float
+    source: str

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from kvsize.engines.base import (
+    HOST_ALIGN_BYTES,
     Connector,
     Deployment,
     Engine,
@@ -38,6 +39,8 @@ from kvsize.engines.base import (
     Limit,
     Stage,
     StageObjects,
+    StoredChunks,
+    StoredGroup,
     SweepRow,
     per_writer_bytes,
 )
@@ -486,6 +489,35 @@ class LMCacheEngine(Engine):
 
     def plan_row(self, layout: Layout, prompt_tokens: int, chunk_tokens: int) -> SweepRow:
         return plan_row(layout, prompt_tokens, chunk_tokens)
+
+    def stored_chunks(self, layout: Layout, prompt_tokens: int, chunk_tokens: int) -> StoredChunks:
+        """Whole chunks, and the tail as a partial chunk when ``save_unfull_chunk`` is on and the connector stores
+        one (``ChunkedTokenDatabase._chunk_tokens``); a load covers all N tokens (on a full hit LMCache's adapter
+        recomputes the last token, ``vllm_v1_adapter.py`` ``get_num_new_matched_tokens``: one token, not counted)."""
+        settings = _settings(layout)
+        full, tail = divmod(prompt_tokens, chunk_tokens)
+        if not (settings.save_unfull_chunk and layout.connector.stores_partial_chunks):
+            tail = 0
+        return StoredChunks(groups=(StoredGroup(start=0, stop=full, tail_tokens=tail),), max_hit_tokens=prompt_tokens)
+
+    def cpu_tier_chunks(self, layout: Layout, chunk_row: SweepRow, cpu_bytes: int) -> tuple[int, str]:
+        """``max_local_cpu_size`` is per rank (``LocalCPUBackend.initialize_allocator``): the busiest writer's objects
+        of a chunk, each rounded up to 4,096 B (``ALIGN_BYTES``)."""
+        stage = layout.largest_stage
+        objects = chunk_row.stages[stage.index]
+        per_writer = objects.objects // max(1, stage.writers)
+        aligned = -(-objects.object_bytes // HOST_ALIGN_BYTES) * HOST_ALIGN_BYTES
+        per_chunk = max(1, per_writer * aligned)
+        return cpu_bytes // per_chunk, (
+            f"max_local_cpu_size {cpu_bytes:,} B per rank / {per_chunk:,} B per chunk on the busiest writer "
+            f"({per_writer} object{'s' if per_writer != 1 else ''} rounded up to {HOST_ALIGN_BYTES:,} B)"
+        )
+
+    def replay_notes(self, layout: Layout) -> list[str]:
+        return [
+            "LMCache evicts least-recently-used chunks (cache_policy LRU, the default: storage_backend/cache_policy/"
+            "lru.py); a request's hits are touched with its prefix most recent (touch_cache), so its tail goes first"
+        ]
 
     def search_step(self, layout: Layout, spec: ModelSpec) -> int:
         # LMCache takes any chunk; the search steps by vLLM's default block (MLA backends use 64 or more).

@@ -40,6 +40,8 @@ from kvsize.engines.base import (
     Share,
     Stage,
     StageObjects,
+    StoredChunks,
+    StoredGroup,
     SweepRow,
     whole_chunk_row,
 )
@@ -349,6 +351,40 @@ class _VllmFamily(Engine):
     def _group_rows(self, layout: Layout, prompt_tokens: int, chunk_tokens: int) -> list[tuple[KvGroup, int]]:
         return [(group, stored_chunks(group, prompt_tokens, chunk_tokens)) for group in _layout(layout).groups]
 
+    def _row(self, layout: Layout, prompt_tokens: int, chunk_tokens: int, counted: list[tuple[KvGroup, int]]) -> SweepRow:
+        raise NotImplementedError
+
+    def plan_row(self, layout: Layout, prompt_tokens: int, chunk_tokens: int) -> SweepRow:
+        return self._row(layout, prompt_tokens, chunk_tokens, self._group_rows(layout, prompt_tokens, chunk_tokens))
+
+    def chunk_row(self, layout: Layout, chunk_tokens: int) -> SweepRow:
+        """One (chunk, group) object (vLLM native), or one per worker (llm-d)."""
+        return self._row(layout, chunk_tokens, chunk_tokens, [(_layout(layout).groups[0], 1)])
+
+    def stored_chunks(self, layout: Layout, prompt_tokens: int, chunk_tokens: int) -> StoredChunks:
+        """Per group, as ``stored_chunks`` counts them: a full or chunked-local group every whole chunk; a
+        sliding-window group the ``window_chunks`` before the last reachable boundary, N - 1. With a sliding-window
+        group a load covers at most N - 1 tokens (``OffloadingConnectorScheduler._lookup_complete_chunks``: "the last
+        prompt token has to be recomputed"), and that group needs its window's chunks before the hit
+        (``_sliding_window_lookup``)."""
+        vllm = _layout(layout)
+        groups = []
+        for group in vllm.groups:
+            if group.kind in STATE_KIND_NAMES:
+                raise UnsupportedModelError(
+                    f"a replay under `engine` {self.name} of a model with state layers ({group.kind}): kvsize does not "
+                    "yet model which states vLLM stores per request; use `engine` lmcache for the attention layers",
+                    field="engine",
+                )
+            if group.window_tokens is None:
+                groups.append(StoredGroup(start=0, stop=prompt_tokens // chunk_tokens))
+                continue
+            reachable = (prompt_tokens - 1) // chunk_tokens
+            window = window_chunks(group.window_tokens, chunk_tokens)
+            groups.append(StoredGroup(start=max(0, reachable - window), stop=reachable, window=window))
+        windowed = any(group.window_tokens is not None for group in vllm.groups)
+        return StoredChunks(groups=tuple(groups), max_hit_tokens=prompt_tokens - 1 if windowed else prompt_tokens)
+
     def gpu_pages(self, layout: Layout, spec: ModelSpec) -> GpuPages:
         """vLLM keeps its KV-cache groups (the connector supports the hybrid allocator): a block is the widest group's
         layers on the busiest worker times one layer's page (``_get_kv_cache_bytes_per_block``)."""
@@ -371,6 +407,20 @@ class _VllmFamily(Engine):
             rule=f"vLLM's {len(vllm.groups)} KV-cache group{'s' if len(vllm.groups) != 1 else ''} share one pool of "
             "blocks (the native connector supports the hybrid allocator; kv_cache_planning.py get_kv_cache_groups)",
         )
+
+    def cpu_tier_chunks(self, layout: Layout, chunk_row: SweepRow, cpu_bytes: int) -> tuple[int, str]:
+        """vLLM's CPU tier: ``cpu_bytes_to_use // object`` slots of one (chunk, group) each (``v1/kv_offload/cpu/spec.py``)."""
+        if self.per_worker_files:
+            raise UnsupportedModelError("`cpu_tier`: llm-d's fs connector has no CPU tier; drop it", field="cpu_tier")
+        slots = cpu_bytes // max(1, chunk_row.object_bytes)
+        return slots, f"cpu_bytes_to_use {cpu_bytes:,} B / {chunk_row.object_bytes:,} B per (chunk, group) slot"
+
+    def replay_notes(self, layout: Layout) -> list[str]:
+        return [
+            "vLLM's CPU tier evicts least-recently-used chunks (eviction_policy lru: v1/kv_offload/cpu/policies/lru.py), an "
+            "older request's first and a request's tail before its head; its fs and obj tiers never evict "
+            "(tiering/fs/manager.py), so storage is unlimited unless `storage_capacity` is given"
+        ]
 
     def shared_chunk(self, layout: Layout, row: SweepRow) -> Share:
         """The objects of the groups that store every chunk (full and chunked-local attention), found again by their
@@ -493,14 +543,13 @@ class VllmNativeEngine(_VllmFamily):
         source="vllm/distributed/kv_transfer/kv_connector/v1/offloading/config.py, v1/kv_offload/cpu/spec.py",
     )
 
-    def plan_row(self, layout: Layout, prompt_tokens: int, chunk_tokens: int) -> SweepRow:
+    def _row(self, layout: Layout, prompt_tokens: int, chunk_tokens: int, counted: list[tuple[KvGroup, int]]) -> SweepRow:
         vllm = _layout(layout)
         assert vllm.copies and vllm.host_page_bytes
         block = layout.block_tokens or 1
         page = vllm.host_page_bytes
         raw = vllm.copies * vllm.worker_block_bytes * chunk_tokens // block
         object_bytes = -(-raw // page) * page
-        counted = self._group_rows(layout, prompt_tokens, chunk_tokens)
         objects = sum(count for _, count in counted)
         total = objects * object_bytes
         stages = [
@@ -581,8 +630,7 @@ class LlmdFsEngine(_VllmFamily):
         source="llmd_fs_backend/spec.py (llm-d-kv-cache-manager)",
     )
 
-    def plan_row(self, layout: Layout, prompt_tokens: int, chunk_tokens: int) -> SweepRow:
-        counted = self._group_rows(layout, prompt_tokens, chunk_tokens)
+    def _row(self, layout: Layout, prompt_tokens: int, chunk_tokens: int, counted: list[tuple[KvGroup, int]]) -> SweepRow:
         chunks = sum(count for _, count in counted)
         stages = [
             StageObjects(
