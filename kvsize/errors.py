@@ -68,14 +68,17 @@ def shown(value: object, limit: int = 40) -> str:
 
 
 def finite(value: float, what: str, *, low: float | None = None, low_open: bool = False, high: float | None = None) -> float:
-    """``value`` when it is a finite number in range, else an error naming ``what``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise KvsizeError(f"{what} must be a finite number, got {shown(value)}", field=what)
+    """``value`` when it is a finite number in range, else an error naming ``what`` (a `parameter` in backticks: the
+    error's ``field`` is the parameter's name)."""
+    field = what[1:-1] if len(what) > 2 and what[0] == what[-1] == "`" else what
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (isinstance(value, float) and not math.isfinite(value)):
+        raise KvsizeError(f"{what} must be a finite number, got {shown(value)}", field=field)
+    given = f"{value:g}" if isinstance(value, float) else shown(value)  # an int may be past float's range
     if low is not None and (value < low or (low_open and value == low)):
         bound = f"more than {low:g}" if low_open else f"at least {low:g}"
-        raise KvsizeError(f"{what} must be {bound}, got {value:g}", field=what)
+        raise KvsizeError(f"{what} must be {bound}, got {given}", field=field)
     if high is not None and value > high:
-        raise KvsizeError(f"{what} must be at most {high:g}, got {value:g}", field=what)
+        raise KvsizeError(f"{what} must be at most {high:g}, got {given}", field=field)
     return value
 
 

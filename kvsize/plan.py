@@ -54,13 +54,13 @@ def plan_row(layout: Layout, prompt_tokens: int, chunk_tokens: int) -> SweepRow:
 def _check_sizes(chunk_sizes: tuple[int, ...] | list[int]) -> None:
     if not chunk_sizes:
         raise KvsizeError("no chunk sizes to plan: give `chunk_sizes` like 256,2048", field="chunk_sizes")
+    for chunk in chunk_sizes:
+        if isinstance(chunk, bool) or not isinstance(chunk, int) or not 1 <= chunk <= MAX_TOKENS:
+            raise KvsizeError(f"chunk size must be 1 to {MAX_TOKENS:,} tokens, got {shown(chunk)}", field="chunk_sizes")
     if len(set(chunk_sizes)) > 2 * MAX_CHUNK_CANDIDATES:  # the candidates and what a search adds between them
         raise KvsizeError(
             f"`chunk_sizes` has {len(set(chunk_sizes)):,} sizes; give at most {MAX_CHUNK_CANDIDATES}", field="chunk_sizes"
         )
-    for chunk in chunk_sizes:
-        if isinstance(chunk, bool) or not isinstance(chunk, int) or not 1 <= chunk <= MAX_TOKENS:
-            raise KvsizeError(f"chunk size must be 1 to {MAX_TOKENS:,} tokens, got {shown(chunk)}", field="chunk_sizes")
 
 
 def plan_sweep(
@@ -70,7 +70,7 @@ def plan_sweep(
     chunk_sizes: tuple[int, ...] | list[int] | None = DEFAULT_CHUNK_SIZES,
 ) -> Sweep:
     """Plan every candidate chunk size for one prompt (None: the engine's defaults for the model's layout)."""
-    if not 1 <= prompt_tokens <= MAX_TOKENS:
+    if isinstance(prompt_tokens, bool) or not isinstance(prompt_tokens, int) or not 1 <= prompt_tokens <= MAX_TOKENS:
         raise KvsizeError(f"`prompt` must be 1 to {MAX_TOKENS:,} tokens, got {shown(prompt_tokens)}", field="prompt")
     if chunk_sizes is not None:
         _check_sizes(chunk_sizes)
@@ -111,5 +111,5 @@ def plan_sweep(
         prompt_tokens=prompt_tokens,
         rows=tuple(rows),
         warnings=tuple(warnings),
-        notes=layout.notes,
+        notes=(*layout.notes, *engine.row_notes(layout, prompt_tokens, rows)),
     )

@@ -4,6 +4,11 @@ One parser per kind of quantity, shared by every command. Decimal suffixes
 (k, M, G, T; kB, MB, GB, TB) are powers of 1000, binary ones (Ki, Mi, Gi, Ti;
 KiB, MiB, GiB, TiB) powers of 1024. Parsing is exact: the result is an integer
 wherever the quantity is a count or a byte size.
+
+The number grammar: digits, optionally a decimal point and more digits (``1.5k``), then the
+unit. A comma or an underscore separates thousands only, one kind per number and in groups of
+three (``100,000``, ``1,234,567``, ``100_000``); anything else (``1,5k``, ``7,5GiB``, ``1_0``) is
+refused with the fix, never read as another number.
 """
 
 from __future__ import annotations
@@ -20,11 +25,32 @@ MAX_DIGITS = 24
 """Digits a quantity may have: ~10^24 is past every count, size and rate kvsize deals in."""
 
 
-def _split(text: str, what: str, example: str) -> tuple[Decimal, str]:
+_GROUPED = re.compile(r"-?[0-9]{1,3}(?:,[0-9]{3})+|-?[0-9]{1,3}(?:_[0-9]{3})+")
+"""A whole part with separators: one kind (``,`` or ``_``), every group after the first three digits."""
+
+
+def _whole_part(text: str, number: str, what: str) -> str:
+    """``number``'s whole part without its thousands separators; a separator anywhere else is refused, since
+    ``1,5k`` read as ``15k`` (a decimal comma taken for a thousands separator) would be a silently wrong count."""
+    whole_part = number.split(".")[0]
+    if ("," in whole_part or "_" in whole_part) and not _GROUPED.fullmatch(whole_part):
+        mark = "," if "," in whole_part else "_"
+        if mark == "," and whole_part.count(",") == 1 and "." not in number and "_" not in number:
+            fix = f"for a decimal, write a point: {text.strip().replace(',', '.')}"
+        else:
+            fix = "write it like 100,000, 100_000 or 1.5k"
+        raise KvsizeError(f"{what} {shown(text)}: {mark!r} separates thousands only, in groups of three digits; {fix}")
+    return number.replace(",", "").replace("_", "")
+
+
+def _split(text: str, what: str, example: str, noun: str = "number") -> tuple[Decimal, str]:
+    if not isinstance(text, str):
+        raise KvsizeError(f"{what} must be given as text like {example}, got {shown(text)}")
     match = _NUMBER.match(text) if len(text) <= 64 else None
     if not match:
-        raise KvsizeError(f"{what} {shown(text)} is not a number: write it like {example}")
-    digits = match.group(1).replace("_", "").replace(",", "")
+        hint = "; a comma separates thousands only, write a decimal with a point" if "," in text else ""
+        raise KvsizeError(f"{what} {shown(text)} is not a {noun}: write it like {example}{hint}")
+    digits = _whole_part(text, match.group(1), what)
     if len(digits.lstrip("-").split(".")[0].lstrip("0")) > MAX_DIGITS:
         raise KvsizeError(f"{what} {shown(text)} is too large: it has more than {MAX_DIGITS} digits")
     try:
@@ -90,10 +116,10 @@ _DURATIONS: dict[str, Decimal | int] = {
 
 def parse_duration(text: str, what: str = "duration") -> float:
     """Seconds: ``10s``, ``500ms``, ``80us``, ``2min``; a bare number is seconds."""
-    match = re.match(r"^\s*([0-9]{1,24}(?:\.[0-9]{1,24})?)\s*(µs|us|ms|min|s|m|h)?\s*$", text) if len(text) <= 64 else None
-    if not match:
+    value, suffix = _split(text, what, "10s, 500ms or 80us", "duration")
+    if suffix not in _DURATIONS:
         raise KvsizeError(f"{what} {shown(text)} is not a duration: write it like 10s, 500ms or 80us")
-    seconds = Decimal(match.group(1)) * Decimal(_DURATIONS[match.group(2) or ""])
+    seconds = value * Decimal(_DURATIONS[suffix])
     if seconds <= 0:
         raise KvsizeError(f"{what} must be more than 0, got {shown(text)}")
     return float(seconds)
@@ -104,11 +130,8 @@ _BITS = {"bit": 1, "Kbit": 10**3, "kbit": 10**3, "Mbit": 10**6, "Gbit": 10**9, "
 
 def parse_rate(text: str, what: str = "bandwidth") -> float:
     """Bytes per second: ``90MB/s``, ``1.5GiB/s``, ``10Gbit/s``, ``25GB/s``; bare = B/s."""
-    body = text.strip()
-    per_second = body.endswith("/s")
-    if per_second:
-        body = body[:-2]
-    value, suffix = _split(body, what, "90MB/s, 1GiB/s or 10Gbit/s")
+    value, suffix = _split(text, what, "90MB/s, 1GiB/s or 10Gbit/s")
+    suffix = suffix.removesuffix("/s")
     if suffix in _BITS:
         return float(value * _BITS[suffix] / 8)
     scale = {**_SIZE_DECIMAL, **_SIZE_BINARY, "": 1}.get(suffix, 0)

@@ -39,7 +39,16 @@ def test_seed_shape_under_vllm_native(run_json):
     assert (data[16]["objects"], data[16]["object_bytes"]) == (6_250, 4 * per_worker_block) == (6_250, 2_359_296)
     assert (data[256]["objects"], data[256]["object_bytes"]) == (390, 37_748_736)
     assert data[256]["total_bytes"] == data[256]["stored_bytes"] == 390 * 37_748_736
-    assert data[256]["groups"] == [{"kind": "full_attention", "layers": 36, "objects": 390, "object_bytes": 37_748_736}]
+    assert data[256]["groups"] == [
+        {
+            "kind": "full_attention",
+            "layers": 36,
+            "objects": 390,
+            "object_bytes": 37_748_736,
+            "states_handed_over": None,  # a state group's only
+            "resend_hit_tokens": None,  # a state model's only
+        }
+    ]
     assert (data[256]["tail_tokens"], data[256]["tail_saved"], data[256]["header_bytes"]) == (160, False, 0)
 
 
@@ -165,7 +174,9 @@ def test_mamba1_hybrid_jamba(run_json):
     assert [row["chunk_tokens"] for row in data["rows"]] == [80, 320, 1280, 5120, 10240]  # 1, 4, 16, 64, 128 blocks
     row = rows(data)[80]
     assert row["object_bytes"] == 4 * 4 * 80 * 1_024 == 1_310_720
-    assert row["objects"] == 7 * 1 + 100_000 // 80
+    # Hopper's 8,192-token prefill budget: chunks end every 8,160 tokens (12 of them up to 97,920), then 99,920 (the
+    # last block boundary) and 100,000 (80 divides it): 14 states per Mamba group, all stored at chunk 80.
+    assert row["objects"] == 7 * 14 + 100_000 // 80
     assert [g["kind"] for g in row["groups"]] == ["mamba"] * 7 + ["full_attention"]
     assert any("77,824 B of state per layer and rank" in note for note in data["notes"])
     assert any(note.startswith("approximate: vLLM raises the GPU block") for note in data["notes"])
@@ -181,16 +192,22 @@ def test_mamba2_hybrid_keeps_its_ssm_state_in_float32(run_json):
     row = rows(data)[1056]
     # 23 Mamba layers in groups of 6 (4 groups) + 6 attention layers: a slot of 6 layers.
     assert row["object_bytes"] == 4 * 6 * 1_056 * 512
-    assert row["objects"] == 4 + 100_000 // 1_056
+    # Hopper's 8,192 tokens: chunks end every 7,392 (13 of them), each with a checkpoint one block before (Mamba2),
+    # then 99,264 (the last block boundary): 27 states per group (tests/test_vllm_hybrids.py).
+    assert row["objects"] == 4 * 27 + 100_000 // 1_056
 
 
 def test_gated_delta_net_hybrid_qwen3_next(run_json):
     """Qwen3-Next at TP 4 (qwen3_next.py): conv (128 x 16 x 2 + 128 x 32) / 4 x 3 = 6,144 values; ssm 32 / 4 x 128 x 128
-    = 131,072 values; x 2 B = 274,432 B. Attention 2 x 1 head x 256 x 2 B = 1,024 B a token: block 16 x 17 = 272."""
-    data = run_json("Qwen/Qwen3-Next-80B-A3B-Instruct", "--tp", "4", "--engine", "vllm", "--chunk-sizes", "272")
+    = 131,072 values; x 2 B = 274,432 B. Attention 2 x 1 head x 256 x 2 B = 1,024 B a token: on Ampere (Triton GDN, no
+    checkpoint alignment) the block is 16 x 17 = 272."""
+    data = run_json(
+        "Qwen/Qwen3-Next-80B-A3B-Instruct", "--tp", "4", "--engine", "vllm", "--gpu-arch", "ampere", "--chunk-sizes", "272"
+    )
     row = rows(data)[272]
     assert row["object_bytes"] == 4 * 12 * 272 * 1_024
-    assert row["objects"] == 3 + 100_000 // 272
+    # A100's 2,048 tokens: chunks end every 1,904 (52 of them), then 99,824: 53 states per GDN group, all stored.
+    assert row["objects"] == 3 * 53 + 100_000 // 272
 
 
 def test_a_given_gpu_block_that_holds_the_state_is_kept(run_json):
@@ -264,7 +281,7 @@ def test_check_defaults_to_the_engines_chunk(run_json):
         (("--engine", "vllm", "--connector", "fs"), "--connector applies to --engine lmcache, not vllm"),
         (("--engine", "vllm", "--layerwise"), "--layerwise applies to --engine lmcache, not vllm"),
         (("--tier", "obj"), "--tier applies to --engine vllm or llmd-fs, not lmcache"),
-        (("--gpu-block-size", "32"), "--gpu-block-size applies to --engine vllm or llmd-fs, not lmcache"),
+        (("--gpu-block-size", "32"), "--gpu-block-size applies to --engine vllm or llmd-fs or aibrix, not lmcache"),
         (("--engine", "vllm", "--sglang-backend", "file"), "--sglang-backend applies to --engine sglang, not vllm"),
         (("--engine", "sglang", "--kvbm-tier", "disk"), "--kvbm-tier applies to --engine kvbm, not sglang"),
         (("--engine", "kvbm", "--tier", "fs"), "--tier applies to --engine vllm or llmd-fs, not kvbm"),
@@ -380,9 +397,9 @@ def test_emit_refuses_the_other_engines_settings(run):
 
 def test_engines_lists_each_engine_and_sizes_the_seed(run_json):
     data = run_json("engines", SEED, "--tp", "4")
-    assert [e["name"] for e in data["engines"]] == ["lmcache", "vllm", "llmd-fs", "sglang", "kvbm"]
+    assert [e["name"] for e in data["engines"]] == ["lmcache", "vllm", "llmd-fs", "sglang", "kvbm", "aibrix"]
     defaults = {e["name"]: e["default_chunk"] for e in data["engines"]}
-    assert defaults == {"lmcache": 256, "vllm": 16, "llmd-fs": 256, "sglang": 1, "kvbm": 16}
+    assert defaults == {"lmcache": 256, "vllm": 16, "llmd-fs": 256, "sglang": 1, "kvbm": 16, "aibrix": 16}
     table = {(r["engine"], r["chunk_tokens"]): (r["objects"], r["object_bytes"]) for r in data["rows"]}
     assert table == {
         ("lmcache", 256): (1_560, 9_437_184),
@@ -393,6 +410,8 @@ def test_engines_lists_each_engine_and_sizes_the_seed(run_json):
         ("sglang", 256): (1_560, 9_437_184),
         ("kvbm", 16): (25_000, 589_824),
         ("kvbm", 256): (1_560, 9_437_184),
+        ("aibrix", 16): (25_000, 589_824),
+        ("aibrix", 256): (1_560, 9_437_184),
     }
 
 
@@ -408,6 +427,35 @@ def test_capacity_shares_only_the_groups_that_store_every_chunk(run_json):
     assert capacity["needed"]["objects"] == 3_125 + 10 * (6_634 - 3_125)
     assert capacity["needed"]["stored_bytes"] == capacity["needed"]["objects"] * 1_310_720
     assert any("KV-cache groups (7)" in line for line in data["assumptions"])
+
+
+def test_vllm_under_an_uneven_pp_times_its_one_writer(run_json):
+    """Llama-3.2-3B at TP 2 x PP 3 (stages of 9, 10 and 9 layers): every object holds 6 worker slices sized as the
+    first stage's (9 layers x 2,048 B per token), written and read by the first stage's scheduler, the one writer,
+    which loads the whole prompt (the busiest stage of 10 layers writes nothing of its own)."""
+    data = run_json("meta-llama/Llama-3.2-3B", "--tp", "2", "--pp", "3", "--engine", "vllm", "--chunk-sizes", "256",
+                    "--backend", "s3", "--tier", "obj")  # fmt: skip
+    assert [stage["layers"] for stage in data["stages"]] == [9, 10, 9]
+    assert [stage["writers"] for stage in data["stages"]] == [1, 0, 0]
+    assert data["bytes_per_token_per_rank"] == 9 * 2_048
+    (row,) = data["rows"]
+    assert (row["objects"], row["object_bytes"]) == (390, 6 * 9 * 2_048 * 256)
+    assert row["per_writer_bytes"] == row["total_bytes"] == 390 * 6 * 9 * 2_048 * 256
+
+
+def test_llmd_capacity_shares_each_workers_own_file(run_json):
+    """llm-d under an uneven PP: Llama-3.2-3B at TP 2 x PP 3 (stages of 9, 10 and 9 layers, 2,048 B per layer and
+    token on a rank), chunk 256. A shared chunk stores each worker's own file, 256 x 2,048 x its stage's layers: 2 x
+    (9 + 10 + 9) files' worth, not 6 files of the largest stage."""
+    data = run_json("capacity", "meta-llama/Llama-3.2-3B", "--tp", "2", "--pp", "3", "--engine", "llmd-fs",
+                    "--chunk-size", "256", "--prompts", "2", "--shared-prefix", "50000")  # fmt: skip
+    capacity = data["capacity"]
+    per_chunk = 2 * 256 * 2_048 * (9 + 10 + 9)
+    assert capacity["per_prompt"]["stored_bytes"] == 390 * per_chunk
+    assert capacity["shared"]["stored_bytes"] == 195 * per_chunk  # 50,000 // 256 shared chunks
+    assert capacity["unique_per_prompt"]["stored_bytes"] == (390 - 195) * per_chunk
+    assert capacity["needed"]["stored_bytes"] == (195 + 2 * 195) * per_chunk
+    assert capacity["shared"]["stored_bytes_per_writer"] == 195 * 256 * 2_048 * 10
 
 
 def test_explain_shows_vllms_own_formula(run):

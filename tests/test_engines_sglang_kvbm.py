@@ -89,6 +89,17 @@ def test_sglang_pp_gives_the_last_stages_the_extra_layers(run_json):
     assert [stage["layers"] for stage in kvbm["stages"]] == [11, 11, 10]
 
 
+def test_sglang_takes_a_pp_partition_only_when_it_adds_up(run, run_json):
+    """10 + 20 layers of a 36-layer model would size 30 of them: refused, as every engine refuses it; 10 + 26 is used
+    as given."""
+    assert "--pp-partition 10,20 must give 2 stages" in one_line(
+        run(SEED, "--tp", "4", "--pp", "2", "--pp-partition", "10,20", "--engine", "sglang")
+    )
+    data = run_json(SEED, "--tp", "4", "--pp", "2", "--pp-partition", "10,26", "--engine", "sglang", "--chunk-sizes", "64")
+    assert [stage["layers"] for stage in data["stages"]] == [10, 26]
+    assert rows(data)[64]["total_bytes"] == 4 * 1_562 * 64 * 2 * 2 * 128 * 2 * 36
+
+
 def test_partial_pages_are_not_stored(run_json):
     data = run_json(SEED, "--tp", "4", "--engine", "sglang", "--prompt", "100", "--chunk-sizes", "64")
     row = rows(data)[64]

@@ -72,7 +72,7 @@ def test_fleet_on_s3(run, s3_server):  # noqa: F811
     assert keys == ["runs/keep"]
 
 
-def _start(target: Path, *extra: str) -> subprocess.Popen[str]:
+def _start(target: Path, *extra: str, session: bool = False) -> subprocess.Popen[str]:
     args = ("--object-sizes", "64KiB,128KiB", "--concurrency", "1", "--objects", "4000", "--max-bytes", "1GiB")
     return subprocess.Popen(
         [sys.executable, "-m", "kvsize", "probe", str(target), *args, "--scheduler", "local:3", *extra],
@@ -80,6 +80,7 @@ def _start(target: Path, *extra: str) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        start_new_session=session,
     )
 
 
@@ -120,14 +121,33 @@ def test_ctrl_c_stops_every_client_and_cleans_up(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_ctrl_c_in_a_terminal_then_more_signals_during_the_clean_up(tmp_path):
+    """A terminal's Ctrl-C reaches the workers too; a SIGTERM and a second Ctrl-C during the clean-up change nothing."""
+    process = _start(tmp_path, session=True)
+    _wait_for_writers(tmp_path, process)
+    os.killpg(process.pid, signal.SIGINT)
+    time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    os.killpg(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=180)
+    assert process.returncode == 130, stderr
+    assert stderr == "kvsize: probe stopped by Ctrl-C; removed everything it wrote\n"
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (("--scheduler", "bogus"), "--scheduler 'bogus' is not tcp://HOST:PORT or local:N"),
+        (("--scheduler", "bogus"), "--scheduler 'bogus' is not tcp://HOST:PORT, tls://HOST:PORT"),
         (("--scheduler", "local:0"), "local:N takes 1 to 64 workers"),
-        (("--scheduler", "local:100000"), "is not tcp://HOST:PORT or local:N"),
-        (("--scheduler", "local:nan"), "is not tcp://HOST:PORT or local:N"),
-        (("--scheduler", "tcp://h\udcff:8786"), "is not tcp://HOST:PORT or local:N"),
+        (("--scheduler", "local:100000"), "is not tcp://HOST:PORT, tls://HOST:PORT"),
+        (("--scheduler", "local:nan"), "is not tcp://HOST:PORT, tls://HOST:PORT"),
+        (("--scheduler", "tcp://h\udcff:8786"), "is not tcp://HOST:PORT, tls://HOST:PORT"),
+        (("--scheduler", "tcp://a:b"), "--scheduler 'tcp://a:b' is not tcp://HOST:PORT, tls://HOST:PORT"),
+        (("--scheduler", "tcp://a:"), "--scheduler 'tcp://a:' is not tcp://HOST:PORT"),
+        (("--scheduler", "tcp://127.0.0.1:99999"), "--scheduler 'tcp://127.0.0.1:99999': the port must be 1 to 65535"),
+        (("--scheduler", "tcp://127.0.0.1:0"), "the port must be 1 to 65535"),
+        (("--scheduler", "tls://127.0.0.1:8786"), "--scheduler 'tls://127.0.0.1:8786' needs Dask's TLS settings"),
         (("--clients", "2"), "--clients goes with --scheduler"),
         (("--scheduler", "local:1", "--clients", "0"), "--clients must be 1 to 100,000"),
         (("--scheduler", "local:1", "--clients", "99999999999"), "--clients must be 1 to 100,000"),
@@ -148,3 +168,37 @@ def test_without_the_fleet_extra(run, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed now raises ImportError
     line = one_line(run("probe", str(tmp_path), *SMALL, "--scheduler", "local:2"))
     assert "pip install 'kvsize[fleet]'" in line
+
+
+def test_a_tls_scheduler_with_dasks_tls_settings(run, tmp_path):
+    """tls:// connects with Dask's own TLS settings (its config, or DASK_DISTRIBUTED__COMM__TLS__* variables); without
+    them, or with unusable ones, one line naming --scheduler."""
+    import dask
+    from distributed import LocalCluster
+    from distributed.security import Security
+
+    security = Security.temporary()  # a self-signed CA, certificate and key, in memory
+    pem = {}
+    for part, text in (
+        ("ca-file", security.tls_ca_file),
+        ("client.cert", security.tls_client_cert),
+        ("client.key", security.tls_client_key),
+    ):
+        pem[f"distributed.comm.tls.{part}"] = str(tmp_path / f"{part}.pem")
+        (tmp_path / f"{part}.pem").write_text(text)
+    target = tmp_path / "mount"
+    target.mkdir()
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=False, protocol="tls://", security=security, dashboard_address="127.0.0.1:0"
+    ) as cluster:
+        address = cluster.scheduler_address
+        assert address.startswith("tls://")
+        assert "needs Dask's TLS settings, and none is set" in one_line(run("probe", str(target), *SMALL, "--scheduler", address))
+        with dask.config.set({**pem, "distributed.comm.tls.ca-file": str(tmp_path / "missing.pem")}):
+            line = one_line(run("probe", str(target), *SMALL, "--scheduler", address))
+            assert f"--scheduler '{address}': Dask's TLS settings (distributed.comm.tls.*) cannot be used" in line
+        with dask.config.set(pem):
+            result = run("probe", str(target), *SMALL, "--scheduler", address, "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["fleet"]["clients_measured"] == 2
+    assert list(target.iterdir()) == []

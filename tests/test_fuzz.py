@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from kvsize.cli import app
+from kvsize.engines.registry import ENGINE_NAMES, engine_for
 from tests.conftest import reference_config, reference_models
 
 MODELS = reference_models()
@@ -87,6 +88,34 @@ FLAGS = st.lists(
     ),
     max_size=4,
 )
+VALUES_BY_KIND = {
+    "bool": [None],
+    "int": ["32", "0", "-1", "9" * 40],
+    "float": ["0.5", "nan", "-inf", "1e400"],
+    "size": ["5GiB", "0", "1e400", "lots"],
+    "duration": ["10s", "nan", "-1s", "1e400s"],
+}
+
+
+def engine_flags() -> list[tuple[str, str | None]]:
+    """Every registered engine, and each engine's own flags with good and bad values (from its settings' flags)."""
+    import typing
+
+    found: list[tuple[str, str | None]] = [("--engine", name) for name in ENGINE_NAMES] + [("--engine", "nope")]
+    for name in ENGINE_NAMES:
+        settings = engine_for(name).Settings
+        for field, flag in settings.FLAGS.items():
+            if flag.kind == "bool":
+                found += [(flag.name, None), ("--no-" + flag.name[2:], None)]
+            elif flag.kind == "choice":
+                found += [(flag.name, str(choice)) for choice in typing.get_args(settings.model_fields[field].annotation)]
+                found.append((flag.name, "nope"))
+            else:
+                found += [(flag.name, value) for value in VALUES_BY_KIND[flag.kind]]
+    return list(dict.fromkeys(found))
+
+
+ENGINE_FLAGS = st.lists(st.sampled_from(engine_flags()), max_size=3)
 NON_FINITE = re.compile(r"\b(nan|inf|infinity)\b", re.IGNORECASE)
 
 
@@ -121,8 +150,10 @@ def check(args: list[str]) -> None:
     edits=st.lists(st.tuples(st.sampled_from(KEYS), st.one_of(st.just("<delete>"), VALUES)), min_size=1, max_size=3),
     in_text_config=st.booleans(),
     flags=FLAGS,
+    engine=st.sampled_from(ENGINE_NAMES),
+    more=ENGINE_FLAGS,
 )
-def test_mutated_configs_and_flags(tmp_path_factory, model, edits, in_text_config, flags):
+def test_mutated_configs_and_flags(tmp_path_factory, model, edits, in_text_config, flags, engine, more):
     raw = reference_config(model)
     target = raw["text_config"] if in_text_config and isinstance(raw.get("text_config"), dict) else raw
     for key, value in edits:
@@ -132,6 +163,7 @@ def test_mutated_configs_and_flags(tmp_path_factory, model, edits, in_text_confi
             target[key] = value
     folder: Path = tmp_path_factory.mktemp("fuzz")
     (folder / "config.json").write_text(json.dumps(raw))  # NaN and Infinity as Python's json writes them
+    flags = [("--engine", engine), *flags, *more]  # every engine, and every engine's own flags, good and bad
     args = [str(folder)] + [part for flag in flags for part in flag if part is not None]
     check(args)
 

@@ -43,6 +43,7 @@ def test_replication_stores_every_copy(run_json):
         (SEED, "3", "TP 3 does not divide Qwen/Qwen3-4B-Instruct-2507's 32 attention heads"),
         (SEED, "64", "does not divide"),
         ("microsoft/phi-4", "4", "TP 4 neither divides nor is a multiple of microsoft/phi-4's 10 KV heads"),
+        ("microsoft/phi-4", "4", "pick a --tp that divides the KV heads"),
     ],
 )
 def test_invalid_tp_is_rejected_like_vllm(run, model, tp, message):

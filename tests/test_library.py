@@ -109,7 +109,8 @@ def test_lmcache_config_from_a_result():
 @pytest.mark.parametrize(
     ("call", "kind", "field"),
     [
-        (lambda: kvsize.size(SEED, tp=3), kvsize.ParallelismError, None),
+        (lambda: kvsize.size(SEED, tp=3), kvsize.ParallelismError, "tp"),
+        (lambda: kvsize.size("microsoft/phi-4", serving=kvsize.Serving(tp=4)), kvsize.ParallelismError, "tp"),
         (lambda: kvsize.size(SEED, tp=0), kvsize.ParallelismError, "tp"),
         (lambda: kvsize.size(SEED, prompt=0), kvsize.KvsizeError, "prompt"),
         (lambda: kvsize.size(SEED, backend=["tape"]), kvsize.BackendError, None),

@@ -264,7 +264,9 @@ def test_redis_probe_two_keys_per_object_and_cleanup(run, redis_url):
     target.prepare(4096)
     target.write("0", memoryview(bytes(4096)))
     written = {key.decode(): client.strlen(key) for key in client.keys(f"{target.prefix}:*")}
-    assert written == {f"{target.prefix}:0kv_bytes": 4096, f"{target.prefix}:0metadata": 28}
+    marker = f"{target.prefix}:.kvsize-probe"  # the run's marker, written first and removed last
+    assert written == {f"{target.prefix}:0kv_bytes": 4096, f"{target.prefix}:0metadata": 28, marker: written[marker]}
+    assert json.loads(client.get(marker))["kvsize_probe"] == target.prefix
     assert target.read("0", 4096) == 4096
     target.close()
     assert client.keys("*") == [b"keep"]
@@ -315,7 +317,9 @@ def test_directory_objects_are_written_and_read_as_lmcache_fs_connector(tmp_path
             reads.append(len(buffer))
             return self.file.readinto(buffer)
 
-    monkeypatch.setattr("kvsize.storage.targets.open", lambda path, mode: Recording(real_open(path, mode)), raising=False)
+    monkeypatch.setattr(
+        "kvsize.storage.targets.open", lambda path, mode, **kw: Recording(real_open(path, mode, **kw)), raising=False
+    )
     assert target.read("a", len(payload)) == len(payload)
     assert reads == ([] if direct else [28, len(payload)])
     if not direct:
@@ -360,10 +364,10 @@ def test_read_only_target_is_one_line_and_leaves_nothing(run, tmp_path: Path, mo
 
     real_open = os.open
 
-    def read_only(path, flags, *args):
+    def read_only(path, flags, *args, **kwargs):
         if flags & os.O_CREAT:
             raise OSError(errno.EROFS, "Read-only file system", str(path))
-        return real_open(path, flags, *args)
+        return real_open(path, flags, *args, **kwargs)
 
     monkeypatch.setattr(os, "open", read_only)
     result = run("probe", str(tmp_path), *SMALL)

@@ -17,8 +17,8 @@ from kvsize.calls.sizing import _groups
 from kvsize.calls.timed import backend_profiles, mismatches, prefill_rate, time_options
 from kvsize.engines.base import Deployment, EngineOptions, EngineSettings, Serving
 from kvsize.engines.registry import DEFAULT_ENGINE, engine_for
-from kvsize.errors import KvsizeError, shown
-from kvsize.plan import Sweep, plan_sweep
+from kvsize.errors import KvsizeError, shown, whole
+from kvsize.plan import MAX_TOKENS, Sweep, plan_sweep
 
 if TYPE_CHECKING:
     from kvsize.storage import RowTiming
@@ -54,8 +54,8 @@ def _deployment(
 ) -> Deployment:
     if lmcache_config is not None and not isinstance(lmcache_config, (str, Path)):
         raise KvsizeError(f"`lmcache_config` must be a path, got {shown(lmcache_config)}", field="lmcache_config")
-    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
-        raise KvsizeError(f"`chunk_size` must be a whole number of tokens, got {shown(chunk_size)}", field="chunk_size")
+    if chunk_size is not None:
+        whole(chunk_size, "chunk_size", 1, MAX_TOKENS)
     config = Path(lmcache_config) if lmcache_config is not None else None
     return engine_for(settings.engine_name()).deployment(config, environ, settings, chunk_size)
 

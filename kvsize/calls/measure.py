@@ -6,11 +6,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kvsize.calls.args import GIB, resolve_spec
+from kvsize.calls.args import GIB, grouped, resolve_spec
 from kvsize.calls.sizing import candidate_sizes
 from kvsize.engines.base import EngineOptions, EngineSettings, KvDtype, Serving
-from kvsize.engines.registry import engine_for, settings_for
-from kvsize.errors import KvsizeError, finite, whole
+from kvsize.engines.registry import engine_for
+from kvsize.errors import KvsizeError, finite, shown, whole
 
 if TYPE_CHECKING:
     from kvsize.storage.probe import ProbeReport
@@ -32,8 +32,8 @@ def probe(
     time_limit: float = 120.0,
     direct: bool = False,
     endpoint_url: str | None = None,
-    save_profile: Path | None = None,
-    catalog: Path | None = None,
+    save_profile: Path | str | None = None,
+    catalog: Path | str | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     scheduler: str | None = None,
     clients: int | None = None,
@@ -48,16 +48,15 @@ def probe(
     """
     from kvsize.storage import probe as probing
 
+    save_profile = Path(save_profile) if save_profile is not None else None
     if save_profile is not None:
         _writable(save_profile, "save_profile")
-    sizes = _probe_sizes(model, tp, pp, chunk_sizes, kv_dtype, object_sizes, catalog, engine, engine_options)
-    levels = [whole(level, "concurrency", 1, 4096) for level in concurrency]
-    if not levels:
-        raise KvsizeError("`concurrency` is empty: give levels like 1,4,16", field="concurrency")
+    sizes = _probe_sizes("probe", model, tp, pp, chunk_sizes, kv_dtype, object_sizes, catalog, engine, engine_options)
+    levels = _levels(concurrency)
     bounds: dict[str, Any] = {
         "objects": whole(objects, "objects", 1, 1_000_000),
         "max_bytes": whole(max_bytes, "max_bytes", 1, 2**50),
-        "time_limit_s": finite(time_limit, "`time_limit`", low=0, high=86_400),
+        "time_limit_s": finite(time_limit, "`time_limit`", low=0, low_open=True, high=86_400),
     }
     if clients is not None and scheduler is None:
         raise KvsizeError("`clients` goes with `scheduler` (a Dask cluster)", field="clients")
@@ -90,30 +89,39 @@ def _fleet_probe(
     progress: Callable[[str, int, int], None] | None,
 ) -> ProbeReport:
     """The probe on a Dask cluster: the clients' reports, the fleet's, and the profile fitted fleet-wide."""
+    from kvsize import stopping
     from kvsize.storage import fleet
-    from kvsize.storage.probe import ProbeReport, open_target, probe_plan, stop_on_sigterm
+    from kvsize.storage.probe import ProbeReport, check_stop, open_target, probe_plan
 
     if clients is not None:
         whole(clients, "clients", 1, 100_000)
     plan = probe_plan(sizes, levels, bounds["objects"], bounds["max_bytes"])
     name = str(open_target(target, direct=direct, endpoint_url=endpoint_url).name)  # the same checks as one machine
-    client, cluster = fleet.connect(scheduler)
-    try:
-        with stop_on_sigterm():
-            reports, summary, profile, complete, notes = fleet.run_fleet(
-                client,
-                target,
-                plan,
-                clients=clients,
-                direct=direct,
-                endpoint_url=endpoint_url,
-                time_limit_s=bounds["time_limit_s"],
-                progress=progress,
-            )
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+    # Held from the cluster's start to its close: a signal is recorded, never raised inside distributed (a cluster
+    # cut off mid-start cannot close); the run stops at its next poll, every client cleans up, the cluster closes.
+    with stopping.held():
+        try:
+            client, cluster = fleet.connect(scheduler)
+            try:
+                check_stop()
+                reports, summary, profile, complete, notes = fleet.run_fleet(
+                    client,
+                    target,
+                    plan,
+                    clients=clients,
+                    direct=direct,
+                    endpoint_url=endpoint_url,
+                    time_limit_s=bounds["time_limit_s"],
+                    progress=progress,
+                )
+            finally:
+                client.close()
+                if cluster is not None:
+                    cluster.close()
+        except Exception as error:  # after a stop, the stop is the news (a failure it caused, or one beside it)
+            if stopping.requested() is None or isinstance(error, stopping.Interrupted):
+                raise
+            raise stopping.interrupted(str(error) if isinstance(error, KvsizeError) else "nothing was written") from None
     if direct:
         notes.append("reads used O_DIRECT (writes are buffered, then fsync'd)")
     return ProbeReport(
@@ -128,11 +136,25 @@ def _fleet_probe(
     )
 
 
+def _levels(concurrency: Sequence[int]) -> list[int]:
+    """The concurrency levels, each 1 to 4,096; none is an error (never the defaults in silence)."""
+    if isinstance(concurrency, (str, bytes)) or not isinstance(concurrency, Sequence):
+        raise KvsizeError(
+            f"`concurrency` must be a list of levels like [1, 4, 16], got {shown(concurrency)}", field="concurrency"
+        )
+    levels = [whole(level, "concurrency", 1, 4096) for level in concurrency]
+    if not levels:
+        raise KvsizeError("`concurrency` is empty: give levels like 1,4,16", field="concurrency")
+    return levels
+
+
 def _writable(path: Path, name: str) -> None:
     """Refuse before any work a file path whose folder is missing or not writable (kvsize creates no folders)."""
     import os
 
     folder = path.parent if str(path.parent) else Path(".")
+    if path.is_fifo() or path.is_socket():  # writing would wait for a reader, after the whole measurement
+        raise KvsizeError(f"`{name}` {path} is a pipe or a socket: give a file name", field=name)
     if path.is_dir():
         raise KvsizeError(f"`{name}` {path} is a folder: give a file name, e.g. {path / 'profile.yaml'}", field=name)
     if not folder.is_dir():
@@ -142,6 +164,7 @@ def _writable(path: Path, name: str) -> None:
 
 
 def _probe_sizes(
+    call: str,
     model: str | None,
     tp: int,
     pp: int,
@@ -153,7 +176,7 @@ def _probe_sizes(
     engine_options: dict[str, Any] | None = None,
 ) -> list[int]:
     """The object sizes to probe: the ones kvsize predicts for ``model`` under ``engine`` (its settings: tier, GPU
-    block ...), or ``object_sizes``."""
+    block ...), or ``object_sizes``. Engine options given flat (``tier="obj"``) are deprecated, as in ``size``."""
     from kvsize.plan import plan_row
 
     if model is not None and object_sizes is not None:
@@ -162,15 +185,23 @@ def _probe_sizes(
     if model is None:
         if chunk_sizes is not None or engine is not None or given:
             raise KvsizeError("`chunk_sizes`, `engine` and the engine's options go with `model`", field="chunk_sizes")
-        if object_sizes is not None and (isinstance(object_sizes, (str, bytes)) or not list(object_sizes)):
-            raise KvsizeError("`object_sizes` is empty: give sizes like 9MiB,72MiB", field="object_sizes")
-        sizes = sorted(set(object_sizes or (2**20, 16 * 2**20, 64 * 2**20)))
-        return [whole(size, "object_sizes", 1, 2**40) for size in sizes]
+        if object_sizes is None:
+            return [2**20, 16 * 2**20, 64 * 2**20]
+        if isinstance(object_sizes, (str, bytes)) or not isinstance(object_sizes, Sequence) or not object_sizes:
+            raise KvsizeError(
+                f"`object_sizes` must be a list of sizes in bytes like [1048576], got {shown(object_sizes)}",
+                field="object_sizes",
+            )
+        return sorted({whole(size, "object_sizes", 1, 2**40) for size in object_sizes})
     spec = resolve_spec(model, catalog, None, False)
-    settings = settings_for(engine, **given)
+    _, settings, _, _ = grouped(
+        {}, serving=None, engine=engine, workload=None, storage=None, call=call, given_engine_options=engine_options
+    )
     options = EngineOptions(serving=Serving(tp=tp, pp=pp, kv_dtype=kv_dtype), settings=settings, engine=settings.engine_name())
     chosen = engine_for(options.engine)
     layout = chosen.plan_layout(spec, options)
+    if chunk_sizes is not None and not chunk_sizes:
+        raise KvsizeError("`chunk_sizes` is empty: give sizes like 256,2048, or leave it out", field="chunk_sizes")
     chunks = candidate_sizes(chunk_sizes, None) or chosen.default_candidates(layout)
     for chunk in chunks:
         if problem := chosen.chunk_problem(layout, chunk):
@@ -180,28 +211,57 @@ def _probe_sizes(
 
 
 def clean_probe_leftovers(target: str, *, endpoint_url: str | None = None) -> list[tuple[str, str, bool]]:
-    """Remove what earlier probes killed mid-run left on ``target`` (their process gone): ``(name, why, removed)`` each."""
+    """Remove what earlier probes killed mid-run left on ``target``: runs whose process is gone and that hold a probe's
+    marker naming them, never through a symbolic link, and in them only what a probe writes; ``(name, why, removed)``
+    each. Ctrl-C or SIGTERM stops it between two runs, never inside one (``Interrupted``, saying what is left)."""
+    import shlex
+
+    from kvsize import stopping
     from kvsize.storage.leftovers import classify
     from kvsize.storage.targets import open_target
 
     handle = open_target(target, direct=False, endpoint_url=endpoint_url)
-    out = []
+    out: list[tuple[str, str, bool]] = []
+    with stopping.held():
+        found = [(name, left) for name in handle.leftovers() if (left := classify(name)) is not None]
+        for index, (name, left) in enumerate(found):
+            if stopping.requested() is not None:
+                done = sum(removed for *_, removed in out)
+                rest = sum(1 for _, later in found[index:] if later.owner_gone)
+                raise stopping.interrupted(
+                    f"removed {done} of {done + rest} leftover runs: run 'kvsize probe {shlex.quote(target)} --clean' again"
+                )
+            problem = _clean_run(handle, name) if left.owner_gone else None
+            out.append((name, problem or left.why, left.owner_gone and problem is None))
+    return out
+
+
+def _clean_run(handle: Any, name: str) -> str | None:
+    try:
+        problem: str | None = handle.clean(name)
+    except Exception as error:  # an unreachable bucket or server, a vanished mount: said, and the next run is tried
+        return f"could not remove it: {type(error).__name__}: {shown(str(error), 80)}"
+    return problem
+
+
+def probe_leftovers(target: str, *, endpoint_url: str | None = None) -> list[Any]:
+    """What earlier probes killed mid-run left on ``target`` (``Leftover`` records; ``kept`` says why ``--clean``
+    would leave one in place)."""
+    from kvsize.storage.leftovers import classify
+    from kvsize.storage.targets import open_target
+
+    handle = open_target(target, direct=False, endpoint_url=endpoint_url)
+    found = []
     for name in handle.leftovers():
         left = classify(name)
         if left is None:
             continue
-        problem = handle.clean(name) if left.owner_gone else None
-        out.append((name, problem or left.why, left.owner_gone and problem is None))
-    return out
-
-
-def probe_leftovers(target: str, *, endpoint_url: str | None = None) -> list[Any]:
-    """What earlier probes killed mid-run left on ``target`` (``Leftover`` records)."""
-    from kvsize.storage.leftovers import classify
-    from kvsize.storage.targets import open_target
-
-    handle = open_target(target, direct=False, endpoint_url=endpoint_url)
-    return [left for name in handle.leftovers() if (left := classify(name)) is not None]
+        try:
+            kept = handle.check_run(name)
+        except Exception as error:
+            kept = f"could not check it: {type(error).__name__}: {shown(str(error), 80)}"
+        found.append(left.model_copy(update={"kept": kept}))
+    return found
 
 
 def fio_job(
@@ -226,20 +286,23 @@ def fio_job(
 
     if "://" in target:
         raise KvsizeError("`emit` fio needs a directory target (fio measures files): give the mount's path", field="emit")
-    sizes = _probe_sizes(model, tp, pp, chunk_sizes, kv_dtype, object_sizes, catalog, engine, engine_options)
-    levels = [whole(level, "concurrency", 1, 4096) for level in concurrency]
+    sizes = _probe_sizes(
+        "calls.measure.fio_job", model, tp, pp, chunk_sizes, kv_dtype, object_sizes, catalog, engine, engine_options
+    )
+    levels = _levels(concurrency)
     bound = whole(max_bytes, "max_bytes", 1, 2**50)
     return job_file(target, sizes, levels, objects=whole(objects, "objects", 1, 1_000_000), max_bytes=bound, direct=direct)
 
 
-def probe_from_fio(result: Path, target: str, *, save_profile: Path | None = None) -> ProbeReport:
+def probe_from_fio(result: Path | str, target: str, *, save_profile: Path | str | None = None) -> ProbeReport:
     """The probe report and fitted profile from fio's JSON output of an ``fio_job`` file (one host, or many clients)."""
     from kvsize.storage import probe as probing
     from kvsize.storage.fio import report_from_fio
 
+    save_profile = Path(save_profile) if save_profile is not None else None
     if save_profile is not None:
         _writable(save_profile, "save_profile")
-    report = report_from_fio(result, target)
+    report = report_from_fio(Path(result), target)
     if save_profile is not None:
         try:
             save_profile.write_text(probing.profile_yaml(report.profile), encoding="utf-8")

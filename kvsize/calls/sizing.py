@@ -15,7 +15,7 @@ from kvsize.calls.args import Storage, Workload, draft_layers, grouped, resolve_
 from kvsize.calls.timed import backend_profiles, mismatches, prefill_rate, time_options
 from kvsize.engines.base import EngineOptions, EngineSettings, Serving
 from kvsize.engines.registry import engine_for
-from kvsize.errors import KvsizeError, shown
+from kvsize.errors import KvsizeError, shown, whole
 from kvsize.gpu import Gpu
 from kvsize.plan import MAX_CHUNK_CANDIDATES, MAX_TOKENS, Sweep, plan_sweep
 from kvsize.results import SizeResult, size_result
@@ -30,6 +30,7 @@ def candidate_sizes(chunk_sizes: Sequence[int] | None, chunk_size: int | None) -
     if chunk_sizes is not None and chunk_size is not None:
         raise KvsizeError("give `chunk_sizes` or `chunk_size`, not both", field="chunk_sizes")
     if chunk_size is not None:
+        whole(chunk_size, "chunk_size", 1, MAX_TOKENS)
         chunk_sizes = (chunk_size,)
     if chunk_sizes is None:
         return None
@@ -88,7 +89,7 @@ def size(
         return size_result(sweep, [], list(sweep.warnings), _explain(sweep, [], explain), tier)
     rate, assumption, warnings = prefill_rate(spec, serving.tp * serving.pp, workload)
     profiles = backend_profiles(storage)
-    plans = _plans(sweep, profiles, time_options(sweep.layout, workload, rate), assumption, storage.search)
+    plans = _plans(sweep, profiles, time_options(sweep.layout, workload, rate), assumption, storage.search, warnings)
     sweep = plans[0][0]
     warnings += mismatches(storage, sweep.layout)
     timed_plans = [plan for _, plan in plans]
@@ -174,7 +175,12 @@ def _explain(sweep: Sweep, plans: list[StoragePlan], explain: bool) -> list[str]
 
 
 def _plans(
-    sweep: Sweep, profiles: list[BackendProfile], options: TimeOptions, assumption: str | None, search: bool
+    sweep: Sweep,
+    profiles: list[BackendProfile],
+    options: TimeOptions,
+    assumption: str | None,
+    search: bool,
+    notes: list[str],
 ) -> list[tuple[Sweep, StoragePlan]]:
     """Every backend's plan; with ``search``, the sweep gains the best multiple of the engine's block between the
     candidates."""
@@ -182,8 +188,14 @@ def _plans(
 
     if search:
         sizes = [row.chunk_tokens for row in sweep.rows]
-        block = engine_for(sweep.layout.engine).search_step(sweep.layout, sweep.spec)
-        found = {search_chunk(sweep.layout, sweep.prompt_tokens, p, options, min(sizes), max(sizes), block) for p in profiles}
+        engine = engine_for(sweep.layout.engine)
+        low, high = min(sizes), max(sizes)
+        block = engine.search_step(sweep.layout, sweep.spec)
+        steps = engine.search_sizes(sweep.layout, sweep.spec, low, high)
+        found = {
+            search_chunk(sweep.layout, sweep.prompt_tokens, p, options, low, high, block, notes=notes, sizes=steps)
+            for p in profiles
+        }
         extra = tuple(chunk for chunk in found if chunk is not None and chunk not in sizes)
         if extra:
             sweep = plan_sweep(sweep.spec, sweep.layout.options, sweep.prompt_tokens, (*sizes, *extra))

@@ -1,6 +1,5 @@
 """``kvsize models``, ``kvsize inspect`` and ``kvsize catalog add``."""
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -65,7 +64,9 @@ def inspect(
     spec = resolve_model(model, catalog_path=catalog, revision=revision, offline=offline or None)
     warn(*spec.warnings)
     if output is o.TableFormat.json:
-        sys.stdout.write(json.dumps(spec_dict(spec), indent=2) + "\n")
+        from kvsize.cli.output import json_text
+
+        sys.stdout.write(json_text(spec_dict(spec)))
         return
     table = Table(title=f"{spec.name}\n{spec.source}", title_justify="left")
     table.add_column("what")

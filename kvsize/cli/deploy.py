@@ -1,6 +1,5 @@
 """``kvsize check`` and ``kvsize capacity``: parse the flags, call ``kvsize.check`` / ``kvsize.capacity``, render."""
 
-import json
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated
@@ -155,6 +154,8 @@ def capacity(
 
 def _write(report: "CheckReport | CapacityReport", output: o.ReportFormat, printer: Callable[..., None]) -> None:
     if output is o.ReportFormat.json:
-        sys.stdout.write(json.dumps(report.model_dump(mode="json"), indent=2) + "\n")
+        from kvsize.cli.output import json_text
+
+        sys.stdout.write(json_text(report.model_dump(mode="json")))
     else:
         printer(report, markdown=output is o.ReportFormat.markdown)

@@ -136,6 +136,15 @@ def given_settings(engine: str) -> dict[str, Any]:
 def engine_settings(engine: Any) -> EngineSettings:
     """The selected engine's settings from its flags (only those given are set)."""
     from kvsize.engines.registry import settings_for
+    from kvsize.errors import KvsizeError
 
     name = engine.value if isinstance(engine, Enum) else str(engine)
-    return settings_for(name, **given_settings(name))
+    try:
+        return settings_for(name, **given_settings(name))
+    except KvsizeError as error:
+        flag = engine_for(name).Settings.FLAGS.get(error.field or "")
+        if flag is None:
+            raise
+        # The setting named as its flag (`cpu_buffer_bytes` is --cpu-buffer), which the app writes as --flag.
+        named = f"`{_param_name(flag.name)}`"
+        raise type(error)(str(error).replace(f"`{error.field}`", named), field=_param_name(flag.name)) from None

@@ -1,6 +1,5 @@
 """``kvsize engines``: the offloading stacks kvsize sizes, and one prompt under each."""
 
-import json
 import sys
 from typing import Annotated
 
@@ -40,7 +39,9 @@ def engines(
     )
     warn(*report.warnings)
     if output is o.ReportFormat.json:
-        sys.stdout.write(json.dumps(report.model_dump(mode="json"), indent=2) + "\n")
+        from kvsize.cli.output import json_text
+
+        sys.stdout.write(json_text(report.model_dump(mode="json")))
         return
     from kvsize.cli.reports import engines_markdown, print_engines
 

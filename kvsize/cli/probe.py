@@ -1,6 +1,5 @@
 """``kvsize probe``: parse the flags, call ``kvsize.probe`` (or clean up), render."""
 
-import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -9,7 +8,7 @@ import typer
 
 from kvsize.cli import options as o
 from kvsize.cli.app import app
-from kvsize.cli.engine_flags import EngineCommand, given_settings
+from kvsize.cli.engine_flags import EngineCommand, engine_settings, given_settings
 from kvsize.errors import KvsizeError
 
 if TYPE_CHECKING:
@@ -59,8 +58,8 @@ def probe(
         str | None,
         typer.Option(
             "--scheduler",
-            help="Run on every worker of a Dask cluster at once: tcp://HOST:8786, or local:N for N processes here "
-            "(needs: pip install 'kvsize\\[fleet]'). Measures B and R fleet-wide.",
+            help="Run on every worker of a Dask cluster at once: tcp://HOST:8786 (tls://HOST:8786 with Dask's TLS "
+            "settings), or local:N for N processes here (needs: pip install 'kvsize\\[fleet]'). Measures B and R fleet-wide.",
         ),
     ] = None,
     clients: Annotated[
@@ -68,12 +67,16 @@ def probe(
     ] = None,
     clean: Annotated[
         bool,
-        typer.Option("--clean", help="Remove what earlier probes killed mid-run left on TARGET (their process gone), then stop."),
+        typer.Option(
+            "--clean",
+            help="Remove what earlier probes killed mid-run left on TARGET (their process gone; never a symbolic link, "
+            "nor a folder without a probe's marker), then stop.",
+        ),
     ] = False,
 ) -> None:
     """Measure a storage target with LMCache-shaped objects and fit the time model's L, b and B."""
+    from kvsize import stopping
     from kvsize.calls import measure
-    from kvsize.storage.probe import Interrupted
     from kvsize.units import parse_duration, parse_int_list, parse_size
 
     if clean:
@@ -87,14 +90,15 @@ def probe(
         sizes = [parse_size(part.strip(), "--object-sizes") for part in object_sizes.split(",") if part.strip()]
         if not sizes:
             raise KvsizeError("--object-sizes is empty: give sizes like 9MiB,72MiB")
+    chosen = (engine or o.DEFAULT_ENGINE_CHOICE).value
     sets: dict[str, Any] = {
         "model": model,
         "tp": tp,
         "pp": pp,
         "chunk_sizes": parse_int_list(chunk_sizes, "--chunk-sizes") if chunk_sizes else None,
         "kv_dtype": kv_dtype.value,
-        "engine": engine.value if engine is not None else None,
-        **given_settings((engine or o.DEFAULT_ENGINE_CHOICE).value),
+        # The engine's settings as one object (flat engine keywords are deprecated in the library), when any is given.
+        "engine": engine_settings(chosen) if engine is not None or given_settings(chosen) else None,
         "object_sizes": sizes,
         "concurrency": parse_int_list(concurrency, "--concurrency"),
         "objects": objects,
@@ -106,6 +110,10 @@ def probe(
         sys.stdout.write(measure.fio_job(target, **sets))
         return
     for left in measure.probe_leftovers(target, endpoint_url=endpoint_url):
+        if left.kept:
+            kept = f"{left.name}, named like a probe's run; kvsize leaves it alone ({left.kept})"
+            sys.stderr.write(f"kvsize: note: {target} holds {kept}\n")
+            continue
         fix = "run 'kvsize probe TARGET --clean' to remove it" if left.owner_gone else "kvsize leaves it alone"
         sys.stderr.write(f"kvsize: note: {target} holds {left.name} from an earlier probe ({left.why}); {fix}\n")
     from rich.progress import Progress
@@ -123,9 +131,9 @@ def probe(
                 clients=clients,
                 progress=lambda label, done, total: bar.update(task, completed=done, total=total, description=label),
             )
-        except Interrupted as stop:
-            sys.stderr.write(f"kvsize: probe {stop}; removed everything it wrote\n")
-            raise typer.Exit(143 if "SIGTERM" in str(stop) else 130) from None
+        except stopping.Interrupted as stop:
+            stopping.report(f"probe {stop}")
+            raise typer.Exit(stop.exit_code) from None
     _show(report, output, save_profile)
 
 
@@ -135,15 +143,22 @@ def _show(report: "ProbeReport", output: o.TableFormat, save_profile: Path | Non
     for note in report.notes:
         sys.stderr.write(f"kvsize: note: {note}\n")
     if output is o.TableFormat.json:
-        sys.stdout.write(json.dumps(report.model_dump(mode="json"), indent=2) + "\n")
+        from kvsize.cli.output import json_text
+
+        sys.stdout.write(json_text(report.model_dump(mode="json")))
         return
     print_probe(report, save_profile)
 
 
 def _clean(target: str, endpoint_url: str | None) -> None:
+    from kvsize import stopping
     from kvsize.calls import measure
 
-    found = measure.clean_probe_leftovers(target, endpoint_url=endpoint_url)
+    try:
+        found = measure.clean_probe_leftovers(target, endpoint_url=endpoint_url)
+    except stopping.Interrupted as stop:
+        stopping.report(f"clean-up {stop}")
+        raise typer.Exit(stop.exit_code) from None
     for name, why, removed in found:
         if removed:
             sys.stdout.write(f"removed {name} ({why})\n")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,7 +42,9 @@ def catalog_rows(specs: list[tuple[ModelSpec, Layout]]) -> list[dict[str, Any]]:
 def render_rows(rows: list[dict[str, Any]], output: str) -> str:
     """JSON, CSV or Markdown for a list of flat rows."""
     if output == "json":
-        return json.dumps(rows, indent=2) + "\n"
+        from kvsize.cli.output import json_text
+
+        return json_text(rows)
     if output == "csv":
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=list(rows[0]) if rows else [], lineterminator="\n")

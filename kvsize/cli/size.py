@@ -1,6 +1,5 @@
 """``kvsize MODEL`` (``kvsize size``): parse the flags, call ``kvsize.size``, render."""
 
-import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -149,7 +148,9 @@ def _render(result: "SizeResult", output: o.SizeFormat, plot: Path | None, emit:
         warn(*warnings)
         sys.stdout.write(text)
     elif output is o.SizeFormat.json:
-        sys.stdout.write(json.dumps(result.model_dump(mode="json"), indent=2) + "\n")
+        from kvsize.cli.output import json_text
+
+        sys.stdout.write(json_text(result.model_dump(mode="json")))
     elif output is o.SizeFormat.csv:
         sys.stdout.write(render.render_csv(result.sweep, list(result.plans)))
     elif output is o.SizeFormat.markdown:

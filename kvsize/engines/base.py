@@ -13,7 +13,7 @@ Nothing here imports an engine module: the registry (``kvsize.engines.registry``
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -209,11 +209,25 @@ class Engine(ABC):
         """The chunk sizes to sweep when none are given (they may depend on the layout's GPU block)."""
         return self.info.candidates
 
+    def row_notes(self, layout: Layout, prompt_tokens: int, rows: Sequence[SweepRow]) -> list[str]:
+        """What the engine says about the sweep's rows, beside the layout's notes (none by default)."""
+        return []
+
     def search_step(self, layout: Layout, spec: ModelSpec) -> int:
         """The granularity ``search`` steps through: the GPU block every chunk must be a multiple of."""
         return layout.block_tokens or 16
 
+    def search_sizes(self, layout: Layout, spec: ModelSpec, low: int, high: int) -> Sequence[int]:
+        """The chunk sizes ``search`` may time in [low, high], each one the engine takes: every multiple of
+        ``search_step`` (an engine whose sizes are not evenly spaced gives its own)."""
+        step = self.search_step(layout, spec)
+        return range(max(step, -(-low // step) * step), high + 1, step)
+
     # --- the time model -----------------------------------------------------------------------------------------
+
+    def recompute_tokens(self, row: SweepRow, layout: Layout) -> int:
+        """Tokens a resend of the prompt recomputes after its load: the tail past the last whole chunk, unless stored."""
+        return 0 if row.tail_saved else row.tail_tokens
 
     def requests_in_flight(self, layout: Layout, host_cpus: int | None) -> int | None:
         """Requests one writer keeps in flight when the engine fixes it; None: the storage profile's concurrency."""

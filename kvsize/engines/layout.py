@@ -116,7 +116,10 @@ class Layout(BaseModel):
 
     @property
     def largest_stage(self) -> Stage:
-        return max(self.stages, key=lambda stage: (stage.bytes_per_token_per_rank, stage.writers))
+        """The stage whose writers store the most per token (a stage with no writer of its own is never it: under
+        vLLM native offloading the first stage's scheduler writes for every stage)."""
+        writing = [stage for stage in self.stages if stage.writers] or list(self.stages)
+        return max(writing, key=lambda stage: (stage.bytes_per_token_per_rank, stage.writers))
 
     @property
     def bytes_per_token_per_rank(self) -> int:
@@ -144,6 +147,12 @@ class GroupObjects(BaseModel):
     layers: int
     objects: int
     object_bytes: int
+    states_handed_over: int | None = None
+    """A state group's states the scheduler hands the connector for the prompt (stored only where a chunk ends);
+    null for other groups."""
+    resend_hit_tokens: int | None = None
+    """For a state model's groups: the tokens an identical prompt reloads from the offload tier (0 when no state is
+    stored where a reload can use it, so the attention chunks are not loaded either); null otherwise."""
 
 
 class SweepRow(BaseModel):

@@ -226,7 +226,7 @@ MAX_TIMEOUT_S = 10**7
 MAX_CPU_GB = 10**7
 
 
-def read_settings(path: Path | None, environ: Mapping[str, str] | None = None) -> LMCacheSettings:
+def read_settings(path: Path | str | None, environ: Mapping[str, str] | None = None) -> LMCacheSettings:
     """The file (or ``LMCACHE_CONFIG_FILE``) with the ``LMCACHE_*`` environment on top, each value converted
     as LMCache 0.5.6's config loader converts it (``lmcache/v1/config_base.py``: ``_from_file`` then
     ``update_config_from_env``; environment values pass ``_parse_quoted_string`` first)."""
@@ -253,6 +253,12 @@ def read_settings(path: Path | None, environ: Mapping[str, str] | None = None) -
     if found := take("max_local_cpu_size"):
         gigabytes = _as_number("max_local_cpu_size", found[0], found[1], MAX_CPU_GB)
         values["max_local_cpu_size_bytes"] = int(gigabytes * GIB)
+        if values["max_local_cpu_size_bytes"] < 1:  # named here, as its source, never as the flag that overrides it
+            raise ConfigError(
+                f"{found[1]}: max_local_cpu_size = {shown(found[0])} GB is less than one byte; write the GB LMCache "
+                "should pin, e.g. 5",
+                field="max_local_cpu_size",
+            )
     if path is not None or raw:  # a deployment config that names no remote tier serves from CPU memory
         values["connector"] = _connector(take)
         url = raw.get("remote_url", (None, ""))[0]
@@ -269,13 +275,15 @@ def read_settings(path: Path | None, environ: Mapping[str, str] | None = None) -
     return LMCacheSettings(**values, sources=sources, warnings=tuple(warnings))
 
 
-def _raw_settings(path: Path | None, environ: Mapping[str, str]) -> tuple[Path | None, dict[str, tuple[Any, str]]]:
+def _raw_settings(path: Path | str | None, environ: Mapping[str, str]) -> tuple[Path | None, dict[str, tuple[Any, str]]]:
     """Each key's raw value and where it came from: the file, then the ``LMCACHE_*`` environment over it."""
     raw: dict[str, tuple[Any, str]] = {}
+    what = "LMCache config"
     if path is None and environ.get("LMCACHE_CONFIG_FILE"):
-        path = Path(_parse_quoted(environ["LMCACHE_CONFIG_FILE"]))
+        path, what = _parse_quoted(environ["LMCACHE_CONFIG_FILE"]), "LMCache config (LMCACHE_CONFIG_FILE)"
+    path = Path(path) if path is not None else None
     if path is not None:
-        data = read_yaml(path, "LMCache config")
+        data = read_yaml(path, what)
         if data is None:
             data = {}
         if not isinstance(data, dict):

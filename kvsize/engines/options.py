@@ -103,7 +103,8 @@ class Serving(Checked):
 
         if not (1 <= self.tp <= MAX_PARALLEL and 1 <= self.pp <= MAX_PARALLEL):
             raise ParallelismError(
-                f"`tp` and `pp` must be 1 to {MAX_PARALLEL:,}, got TP {shown(self.tp)}, PP {shown(self.pp)}", field="tp"
+                f"`tp` and `pp` must be 1 to {MAX_PARALLEL:,}, got TP {shown(self.tp)}, PP {shown(self.pp)}",
+                field="tp" if not 1 <= self.tp <= MAX_PARALLEL else "pp",
             )
         if not 0 <= self.draft_layers <= MAX_DRAFT_LAYERS:
             raise KvsizeError(

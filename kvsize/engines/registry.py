@@ -21,6 +21,7 @@ _ENGINES: dict[str, str] = {
     "llmd-fs": "kvsize.engines.vllm_native:LlmdFsEngine",
     "sglang": "kvsize.engines.sglang:SglangEngine",
     "kvbm": "kvsize.engines.kvbm:KvbmEngine",
+    "aibrix": "kvsize.engines.aibrix:AibrixEngine",
 }
 DEFAULT_ENGINE = next(iter(_ENGINES))
 ENGINE_NAMES: tuple[str, ...] = tuple(_ENGINES)
@@ -79,7 +80,10 @@ def settings_for(engine: str | EngineSettings | None, **given: Any) -> EngineSet
     name = DEFAULT_ENGINE if engine is None else engine
     settings_type = engine_for(name).Settings
     options = {}
+    aliases: dict[str, str] = {}
     for key, value in given.items():
+        if key in settings_type.ALIASES:
+            aliases[settings_type.ALIASES[key]] = key
         key = settings_type.ALIASES.get(key, key)
         if key in settings_type.model_fields:
             if value is not None:
@@ -89,7 +93,13 @@ def settings_for(engine: str | EngineSettings | None, **given: Any) -> EngineSet
             if owners:
                 raise KvsizeError(f"`{key}` applies to `engine` {' or '.join(owners)}, not {name}", field=key)
             raise KvsizeError(f"unknown engine option `{key}`", field=key)
-    return settings_type(**options)
+    try:
+        return settings_type(**options)
+    except KvsizeError as error:
+        if error.field not in aliases:
+            raise
+        alias = aliases[error.field]
+        raise type(error)(str(error).replace(f"`{error.field}`", f"`{alias}`"), field=alias) from None
 
 
 def _takes(settings_type: type[EngineSettings], key: str) -> bool:

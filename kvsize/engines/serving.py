@@ -69,9 +69,12 @@ RETIRED_ARCHITECTURES: dict[str, str] = {
 
 
 def version_tuple(text: str, what: str) -> tuple[int, ...]:
+    if not isinstance(text, str):
+        raise ParallelismError(f"{what} must be a version string like '0.23.0', got {shown(text)}", field=what.strip("`"))
     parts = text.strip().removeprefix("v").split(".")
-    if not 1 <= len(parts) <= 4 or not all(part.isdigit() and len(part) <= 6 for part in parts):
-        raise ParallelismError(f"{what} {shown(text)} is not a version: write it like 0.23.0", field=what)
+    # ASCII digits only: str.isdigit() also takes '²' and other digits int() refuses.
+    if not 1 <= len(parts) <= 4 or not all(part.isascii() and part.isdigit() and len(part) <= 6 for part in parts):
+        raise ParallelismError(f"{what} {shown(text)} is not a version: write it like 0.23.0", field=what.strip("`"))
     return tuple(int(part) for part in parts)
 
 
@@ -152,7 +155,8 @@ def check_tp(spec: ModelSpec, tp: int) -> None:
         options = [n for n in (1, 2, 4, 8, 16, 32, 64, 128) if heads % n == 0]
         raise ParallelismError(
             f"TP {tp} does not divide {spec.name}'s {heads} attention heads, so vLLM rejects it; "
-            f"use `tp` {', '.join(map(str, options))}"
+            f"use `tp` {', '.join(map(str, options))}",
+            field="tp",
         )
     if spec.use_mla:
         return
@@ -160,5 +164,6 @@ def check_tp(spec: ModelSpec, tp: int) -> None:
     if (tp >= kv and tp % kv) or (tp < kv and kv % tp):
         raise ParallelismError(
             f"TP {tp} neither divides nor is a multiple of {spec.name}'s {kv} KV heads, so vLLM rejects it; "
-            "pick a TP that divides the KV heads or is a multiple of them"
+            "pick a `tp` that divides the KV heads or is a multiple of them",
+            field="tp",
         )

@@ -35,7 +35,7 @@ from kvsize.engines.base import (
     SweepRow,
 )
 from kvsize.engines.per_rank import PerRankEngine, per_rank_row, refuse_beyond_attention, stages
-from kvsize.engines.serving import DTYPE_BYTES, check_tp, resolve_kv_dtype
+from kvsize.engines.serving import DTYPE_BYTES, check_tp, resolve_kv_dtype, stage_layers
 from kvsize.errors import ParallelismError, UnsupportedModelError
 from kvsize.model.spec import LayerKind, ModelSpec
 from kvsize.units import format_count, format_iec
@@ -128,7 +128,11 @@ class SglangEngine(PerRankEngine):
         kv_dtype, dtype_field, dtype_warnings = resolve_kv_dtype(spec, options.kv_dtype)
         dtype_bytes = DTYPE_BYTES[kv_dtype]
         heads = 1 if spec.use_mla else max(1, spec.num_kv_heads // options.tp)
-        partition = list(options.pp_partition) if options.pp_partition else sglang_pp_split(spec.num_layers, options.pp)
+        partition = (
+            stage_layers(spec, options.pp, options.pp_partition)
+            if options.pp_partition
+            else sglang_pp_split(spec.num_layers, options.pp)
+        )
         settings = options.settings
         assert isinstance(settings, Sglang)
         backend = BACKENDS[settings.backend]

@@ -58,8 +58,11 @@ def model_argument(sweep: Sweep) -> str:
     return model
 
 
-def vllm_flags(sweep: Sweep, row: SweepRow, options: TimeOptions | None, margin: float) -> tuple[str, list[str]]:
-    """The commented ``vllm serve`` line for ``row``'s chunk, and warnings."""
+def vllm_flags(
+    sweep: Sweep, row: SweepRow, options: TimeOptions | None, margin: float, batched_tokens: int | None = None
+) -> tuple[str, list[str]]:
+    """The commented ``vllm serve`` line for ``row``'s chunk (with ``--max-num-batched-tokens`` when the sizing rests
+    on it), and warnings."""
     layout = sweep.layout
     tier = layout.connector.name
     prompts = -(-options.concurrent_prompts // options.instances) if options else 1
@@ -85,6 +88,8 @@ def vllm_flags(sweep: Sweep, row: SweepRow, options: TimeOptions | None, margin:
         lines.append("Replace each <...> placeholder: kvsize cannot know your directory or bucket.")
     command = ["vllm", "serve", model_argument(sweep), "--tensor-parallel-size", str(layout.options.tp)]
     command += ["--pipeline-parallel-size", str(layout.options.pp), "--block-size", str(layout.block_tokens)]
+    if batched_tokens is not None:
+        command += ["--max-num-batched-tokens", str(batched_tokens)]
     command += ["--kv-offloading-size", str(gib), "--kv-transfer-config", config]
     return "".join(comment(line) + "\n" for line in lines) + shell_line(command) + "\n", warnings
 

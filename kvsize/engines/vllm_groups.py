@@ -19,9 +19,13 @@ the same way, their page padded to the attention page (``kvsize.engines.vllm_sta
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from kvsize.engines.base import KvGroup
 from kvsize.model.spec import LayerKind, ModelSpec
+
+if TYPE_CHECKING:
+    from kvsize.engines.vllm_state import StoredStates
 
 STATE_KIND_NAMES = frozenset({"mamba", "linear_attention"})
 GROUP_SIZE_SLACK = 1.5
@@ -78,7 +82,7 @@ def window_chunks(window_tokens: int, chunk_tokens: int) -> int:
     return max(_cdiv(window_tokens, chunk_tokens), _cdiv(window_tokens - 1, chunk_tokens))
 
 
-def stored_chunks(group: KvGroup, prompt_tokens: int, chunk_tokens: int) -> int:
+def stored_chunks(group: KvGroup, prompt_tokens: int, chunk_tokens: int, states: StoredStates | None = None) -> int:
     """Chunks a group stores for one prompt.
 
     Full and chunked-local groups store every full chunk, ``floor(N / C)`` (no store filter; the
@@ -86,12 +90,13 @@ def stored_chunks(group: KvGroup, prompt_tokens: int, chunk_tokens: int) -> int:
     ``window_chunks`` chunks the load path can reach, and never the chunk ending at the prompt's
     last token: the scheduler's reachable boundary is ``num_prompt_tokens - 1``
     (``offloading/scheduler.py`` ``_build_store_jobs``; ``SlidingWindowManager.reachable_block_mask``),
-    so ``min(window_chunks, floor((N - 1) / C))``. A state group keeps one state (window 1), at that boundary:
-    an approximation (``mamba_cache_mode`` "align" checkpoints are not modelled), said in the output.
+    so ``min(window_chunks, floor((N - 1) / C))``. A state group stores the states ``states`` counts
+    (``kvsize.engines.vllm_state.stored_states``: the block-aligned prefill chunk ends that a chunk ends at).
     """
     if group.kind in STATE_KIND_NAMES:
-        # ``get_sliding_window_size_in_chunks`` is 1 for MambaSpec: one state, at the last reachable boundary.
-        return min(1, (prompt_tokens - 1) // chunk_tokens)
+        if states is None:
+            raise ValueError("a state group's chunks need the prompt's states (vllm_state.stored_states)")
+        return states.stored
     if group.window_tokens is None:
         return prompt_tokens // chunk_tokens
     return min(window_chunks(group.window_tokens, chunk_tokens), (prompt_tokens - 1) // chunk_tokens)

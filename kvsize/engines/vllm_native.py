@@ -18,21 +18,18 @@ llm-d's fs connector (``llmd_fs_backend/spec.py``): one file per (chunk, group, 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
 
 from kvsize.engines.base import (
     Connector,
-    Engine,
     EngineInfo,
     EngineOptions,
     EngineSettings,
     EngineText,
     Flag,
-    GpuGroup,
-    GpuPages,
     GroupObjects,
     KvGroup,
     Layout,
@@ -40,14 +37,24 @@ from kvsize.engines.base import (
     Share,
     Stage,
     StageObjects,
-    StoredChunks,
-    StoredGroup,
     SweepRow,
     whole_chunk_row,
 )
 from kvsize.engines.serving import DTYPE_BYTES, check_served, check_tp, resolve_kv_dtype, stage_layers
 from kvsize.engines.vllm_groups import STATE_KIND_NAMES, STATE_KINDS, kv_cache_groups, slot_layers, stored_chunks, window_chunks
-from kvsize.engines.vllm_state import aligned_block, state_page_bytes
+from kvsize.engines.vllm_state import (
+    DEFAULT_ARCH,
+    MAX_BATCHED_TOKENS,
+    GpuArch,
+    StoredStates,
+    prefill_budget,
+    prefill_checkpoints,
+    resend_notes,
+    state_block,
+    state_rule,
+    stored_states,
+)
+from kvsize.engines.vllm_tiers import VllmTiers
 from kvsize.errors import UnsupportedModelError
 from kvsize.model.spec import LayerKind, ModelSpec
 from kvsize.units import format_count, format_iec
@@ -123,6 +130,18 @@ LLMD_FS_CONNECTOR = Connector(
 TierName = Literal["cpu", "fs", "obj"]
 TRANSPORT_TIERS: dict[str, TierName] = {"object": "obj", "file": "fs", "memory": "cpu"}
 GpuBlock = Field(default=None, ge=1, le=65_536)
+BatchedTokens = Field(default=None, ge=1, le=MAX_BATCHED_TOKENS)
+ARCH_FLAG = Flag(
+    "--gpu-arch",
+    "The GPU generation vLLM runs on: ampere, ada, hopper (default), blackwell. A state model's GPU block (Gated "
+    "DeltaNet) and the default --max-num-batched-tokens follow it, and with them the states it stores.",
+)
+BATCHED_FLAG = Flag(
+    "--max-num-batched-tokens",
+    "vLLM's per-step token budget (default by --gpu-arch: 2,048 ampere and ada, 8,192 hopper, 16,384 blackwell): "
+    "a state model stores a state at each prefill chunk end.",
+    "int",
+)
 
 
 class Vllm(EngineSettings):
@@ -139,6 +158,8 @@ class Vllm(EngineSettings):
         "kv_offloading_size": Flag(
             "--kv-offloading-size", "vLLM's --kv-offloading-size in GiB (its CPU tier); one prompt's objects must fit.", "float"
         ),
+        "gpu_arch": ARCH_FLAG,
+        "max_num_batched_tokens": BATCHED_FLAG,
     }
 
     tier: TierName = "fs"
@@ -148,6 +169,11 @@ class Vllm(EngineSettings):
     block a state model forces."""
     kv_offloading_size: float | None = Field(default=None, gt=0, le=2**30)
     """``--kv-offloading-size`` in GiB: the CPU tier, ``cpu_bytes_to_use`` = GiB x 2**30 (``config/vllm.py``)."""
+    gpu_arch: GpuArch = DEFAULT_ARCH
+    """The GPU generation: it picks the Gated DeltaNet prefill kernel (the GPU block of Qwen3-Next) and the default
+    ``max_num_batched_tokens``."""
+    max_num_batched_tokens: int | None = BatchedTokens
+    """vLLM's ``--max-num-batched-tokens``; None: ``vllm serve``'s default for ``gpu_arch`` (``BATCHED_TOKENS``)."""
 
     @property
     def cpu_bytes_to_use(self) -> int | None:
@@ -161,10 +187,15 @@ class LlmdFs(EngineSettings):
     FLAGS: ClassVar[Mapping[str, Flag]] = {
         "tier": Flag("--tier", "llm-d writes files only: fs."),
         "gpu_block_size": Vllm.FLAGS["gpu_block_size"],
+        "gpu_arch": ARCH_FLAG,
+        "max_num_batched_tokens": BATCHED_FLAG,
     }
 
     tier: Literal["fs"] = "fs"
     gpu_block_size: int | None = GpuBlock
+    gpu_arch: GpuArch = DEFAULT_ARCH
+    """As ``Vllm.gpu_arch``: the GPU block and the chunk ends are vLLM's, whatever connector stores them."""
+    max_num_batched_tokens: int | None = BatchedTokens
 
 
 class VllmLayout(Layout):
@@ -179,6 +210,11 @@ class VllmLayout(Layout):
     llm-d, whose files hold one worker's slice."""
     host_page_bytes: int | None
     """What vLLM rounds each object up to (``mmap.PAGESIZE``); None for llm-d."""
+    gpu_arch: str
+    batched_tokens: int
+    """The per-step token budget prefill chunks are cut from (``max_num_batched_tokens``)."""
+    prefill_checkpoints: bool
+    """The state groups take a prefill checkpoint one block before each chunk end (Mamba2, FlashInfer's GDN)."""
 
 
 def _refuse(spec: ModelSpec, options: EngineOptions) -> None:
@@ -247,29 +283,35 @@ def _gpu_block(options: EngineOptions) -> int:
     return options.settings.gpu_block_size or 16  # type: ignore[attr-defined]
 
 
-def _state_block(spec: ModelSpec, options: EngineOptions, page_per_token: int) -> tuple[int, list[str]]:
-    """The GPU block a state model forces (``_align_hybrid_block_size``), and the notes saying it is approximate."""
-    assert spec.state is not None
-    model_bytes = DTYPE_BYTES.get(spec.config_dtype or "", 2)  # the conv state is in the model's dtype (bf16 if unsure)
-    state_page = state_page_bytes(spec.state, options.tp, model_bytes)
-    block = aligned_block(_gpu_block(options), state_page, page_per_token)
-    state_layers = sum(1 for kind in spec.layer_kinds if kind in STATE_KINDS)
-    notes = [
-        f"{state_layers} state layers ({spec.state.kind}, {spec.state.source}): {state_page:,} B of state per layer "
-        f"and rank, padded to the attention page; each state group stores one state per prompt",
-        f"approximate: vLLM raises the GPU block to fit that state, here to {block} tokens assuming a 16-token "
-        "attention kernel block and no Mamba prefill-checkpoint alignment (mamba_cache_mode 'align' may raise it "
-        "further); if vLLM logs 'Setting attention block size to N tokens', give --gpu-block-size N",
-    ]
-    return block, notes
-
-
 def _layout(layout: Layout) -> VllmLayout:
     assert isinstance(layout, VllmLayout)
     return layout
 
 
-class _VllmFamily(Engine):
+def _state_groups(layout: VllmLayout) -> int:
+    return sum(1 for g in layout.groups if g.kind in STATE_KIND_NAMES)
+
+
+def _has_states(layout: VllmLayout) -> bool:
+    return _state_groups(layout) > 0
+
+
+def _states(layout: VllmLayout, prompt_tokens: int, chunk_tokens: int) -> StoredStates | None:
+    """What each state group stores for the prompt at this chunk (None for a model without state layers)."""
+    if not _has_states(layout):
+        return None
+    return stored_states(prompt_tokens, layout.block_tokens or 1, layout.batched_tokens, chunk_tokens, layout.prefill_checkpoints)
+
+
+def _resend_hit(layout: VllmLayout, states: StoredStates | None) -> int | None:
+    """Tokens an identical resend reloads, for a state model whose other groups keep every chunk; None otherwise (a
+    sliding-window group beside the states would need its window's chunks at the state too: not derived here)."""
+    if states is None or any(g.window_tokens is not None for g in layout.groups):
+        return None
+    return states.resend_hit_tokens
+
+
+class _VllmFamily(VllmTiers):
     """What vLLM native and llm-d's fs connector share: groups, pages, the chunk rule."""
 
     per_worker_files: ClassVar[bool]
@@ -287,7 +329,7 @@ class _VllmFamily(Engine):
         )
         block, state_notes = _gpu_block(options), list[str]()
         if spec.state is not None:
-            block, state_notes = _state_block(spec, options, page_per_token)
+            block, state_notes = state_block(spec, options, page_per_token)
         partition = stage_layers(spec, options.pp, options.pp_partition)
         replicated = _replicated(spec, options) and not self.per_worker_files
         stages, first = [], 0
@@ -329,6 +371,9 @@ class _VllmFamily(Engine):
             worker_block_bytes=stages[0].bytes_per_token_per_rank * block,
             copies=None if self.per_worker_files else (1 if replicated else options.tp * options.pp),
             host_page_bytes=None if self.per_worker_files else HOST_PAGE_BYTES,
+            gpu_arch=options.settings.gpu_arch,  # type: ignore[attr-defined]
+            batched_tokens=prefill_budget(options),
+            prefill_checkpoints=spec.state is not None and prefill_checkpoints(spec.state, options.settings.gpu_arch),  # type: ignore[attr-defined]
         )
 
     def default_candidates(self, layout: Layout) -> tuple[int, ...]:
@@ -349,88 +394,61 @@ class _VllmFamily(Engine):
         )
 
     def _group_rows(self, layout: Layout, prompt_tokens: int, chunk_tokens: int) -> list[tuple[KvGroup, int]]:
-        return [(group, stored_chunks(group, prompt_tokens, chunk_tokens)) for group in _layout(layout).groups]
+        states = _states(_layout(layout), prompt_tokens, chunk_tokens)
+        return [(group, stored_chunks(group, prompt_tokens, chunk_tokens, states)) for group in _layout(layout).groups]
 
-    def _row(self, layout: Layout, prompt_tokens: int, chunk_tokens: int, counted: list[tuple[KvGroup, int]]) -> SweepRow:
-        raise NotImplementedError
+    def recompute_tokens(self, row: SweepRow, layout: Layout) -> int:
+        """A state model's resend reloads only up to its last stored state (``resend_hit_tokens``) and recomputes the
+        rest, which can be the whole prompt; otherwise the tail."""
+        hit = row.groups[0].resend_hit_tokens if row.groups else None
+        if hit is None:
+            return row.tail_tokens
+        return row.full_chunks * row.chunk_tokens + row.tail_tokens - hit
 
-    def plan_row(self, layout: Layout, prompt_tokens: int, chunk_tokens: int) -> SweepRow:
-        return self._row(layout, prompt_tokens, chunk_tokens, self._group_rows(layout, prompt_tokens, chunk_tokens))
-
-    def chunk_row(self, layout: Layout, chunk_tokens: int) -> SweepRow:
-        """One (chunk, group) object (vLLM native), or one per worker (llm-d)."""
-        return self._row(layout, chunk_tokens, chunk_tokens, [(_layout(layout).groups[0], 1)])
-
-    def stored_chunks(self, layout: Layout, prompt_tokens: int, chunk_tokens: int) -> StoredChunks:
-        """Per group, as ``stored_chunks`` counts them: a full or chunked-local group every whole chunk; a
-        sliding-window group the ``window_chunks`` before the last reachable boundary, N - 1. With a sliding-window
-        group a load covers at most N - 1 tokens (``OffloadingConnectorScheduler._lookup_complete_chunks``: "the last
-        prompt token has to be recomputed"), and that group needs its window's chunks before the hit
-        (``_sliding_window_lookup``)."""
+    def row_notes(self, layout: Layout, prompt_tokens: int, rows: Sequence[SweepRow]) -> list[str]:
+        """For a state model: what an identical resend reloads at each chunk, and the chunks at which no state is
+        stored where a reload could use it (the prompt's attention objects are then never loaded)."""
         vllm = _layout(layout)
-        groups = []
-        for group in vllm.groups:
-            if group.kind in STATE_KIND_NAMES:
-                raise UnsupportedModelError(
-                    f"a replay under `engine` {self.name} of a model with state layers ({group.kind}): kvsize does not "
-                    "yet model which states vLLM stores per request; use `engine` lmcache for the attention layers",
-                    field="engine",
-                )
-            if group.window_tokens is None:
-                groups.append(StoredGroup(start=0, stop=prompt_tokens // chunk_tokens))
-                continue
-            reachable = (prompt_tokens - 1) // chunk_tokens
-            window = window_chunks(group.window_tokens, chunk_tokens)
-            groups.append(StoredGroup(start=max(0, reachable - window), stop=reachable, window=window))
-        windowed = any(group.window_tokens is not None for group in vllm.groups)
-        return StoredChunks(groups=tuple(groups), max_hit_tokens=prompt_tokens - 1 if windowed else prompt_tokens)
+        hits = [(row, states) for row in rows if (states := _states(vllm, prompt_tokens, row.chunk_tokens))]
+        if not hits or _resend_hit(vllm, hits[0][1]) is None:
+            return []
+        return resend_notes(hits, _state_groups(vllm) * self._writers(layout))
 
-    def gpu_pages(self, layout: Layout, spec: ModelSpec) -> GpuPages:
-        """vLLM keeps its KV-cache groups (the connector supports the hybrid allocator): a block is the widest group's
-        layers on the busiest worker times one layer's page (``_get_kv_cache_bytes_per_block``)."""
+    def _writers(self, layout: Layout) -> int:
+        """Objects per group per chunk: llm-d writes one per worker."""
+        return layout.writers if self.per_worker_files else 1
+
+    def _group_objects(
+        self, layout: Layout, counted: list[tuple[KvGroup, int]], prompt_tokens: int, chunk_tokens: int, object_bytes: int
+    ) -> tuple[GroupObjects, ...]:
+        """Each group's objects; a state model's groups add the states handed over and what a resend reloads."""
         vllm = _layout(layout)
-        if any(group.kind in STATE_KIND_NAMES for group in vllm.groups):
-            raise UnsupportedModelError(
-                f"`gpu`: {spec.name} has state layers, whose GPU pages kvsize does not size under `engine` {self.name} "
-                "yet; drop `gpu`, or use `engine` lmcache",
-                field="gpu",
+        states = _states(vllm, prompt_tokens, chunk_tokens)
+        hit = _resend_hit(vllm, states)
+        return tuple(
+            GroupObjects(
+                kind=g.kind,
+                layers=len(g.layers),
+                objects=count * self._writers(layout),
+                object_bytes=object_bytes,
+                states_handed_over=states.handed_over if states and g.kind in STATE_KIND_NAMES else None,
+                resend_hit_tokens=hit,
             )
-        kind = LayerKind.MLA if spec.use_mla else LayerKind.FULL
-        per_layer = kind.bytes_per_token(layout.heads_per_rank, layout.head_size, layout.dtype_bytes)
-        block = layout.block_tokens or 16
-        windows = {"sliding_attention": spec.sliding_window, "chunked_attention": spec.attention_chunk_size}
-        return GpuPages(
-            block_tokens=block,
-            page_bytes_per_layer=block * per_layer,
-            layers_per_block=max(stage.bytes_per_token_per_rank for stage in layout.stages) // per_layer,
-            groups=tuple(GpuGroup(kind=group.kind, window_tokens=windows.get(group.kind)) for group in vllm.groups),
-            rule=f"vLLM's {len(vllm.groups)} KV-cache group{'s' if len(vllm.groups) != 1 else ''} share one pool of "
-            "blocks (the native connector supports the hybrid allocator; kv_cache_planning.py get_kv_cache_groups)",
+            for g, count in counted
         )
-
-    def cpu_tier_chunks(self, layout: Layout, chunk_row: SweepRow, cpu_bytes: int) -> tuple[int, str]:
-        """vLLM's CPU tier: ``cpu_bytes_to_use // object`` slots of one (chunk, group) each (``v1/kv_offload/cpu/spec.py``)."""
-        if self.per_worker_files:
-            raise UnsupportedModelError("`cpu_tier`: llm-d's fs connector has no CPU tier; drop it", field="cpu_tier")
-        slots = cpu_bytes // max(1, chunk_row.object_bytes)
-        return slots, f"cpu_bytes_to_use {cpu_bytes:,} B / {chunk_row.object_bytes:,} B per (chunk, group) slot"
-
-    def replay_notes(self, layout: Layout) -> list[str]:
-        return [
-            "vLLM's CPU tier evicts least-recently-used chunks (eviction_policy lru: v1/kv_offload/cpu/policies/lru.py), an "
-            "older request's first and a request's tail before its head; its fs and obj tiers never evict "
-            "(tiering/fs/manager.py), so storage is unlimited unless `storage_capacity` is given"
-        ]
 
     def shared_chunk(self, layout: Layout, row: SweepRow) -> Share:
         """The objects of the groups that store every chunk (full and chunked-local attention), found again by their
-        chained block hashes; a sliding-window or state group's objects sit at each prompt's end, so they stay per
-        prompt."""
+        chained block hashes; a sliding-window group's objects sit at each prompt's end, and a state group's at the
+        prompt's prefill chunk ends, so both are counted per prompt."""
         every_chunk = sum(1 for g in _layout(layout).groups if g.window_tokens is None and g.kind not in STATE_KIND_NAMES)
         objects = every_chunk * (layout.writers if self.per_worker_files else 1)
+        stored = objects * row.object_bytes
+        if self.per_worker_files:  # each worker's file is its own stage's slot (stages of unequal layers differ)
+            stored = every_chunk * sum(s.writers * row.chunk_tokens * s.bytes_per_token_per_rank for s in layout.stages)
         return Share(
             objects=objects,
-            stored_bytes=objects * row.object_bytes,
+            stored_bytes=stored,
             objects_per_writer=every_chunk,
             stored_bytes_per_writer=every_chunk * row.object_bytes,
         )
@@ -446,6 +464,8 @@ class _VllmFamily(Engine):
             "host_page_bytes": vllm.host_page_bytes,
             "io_threads": layout.connector.io_threads,
             "source": layout.connector.source,
+            "gpu_arch": vllm.gpu_arch,
+            "max_num_batched_tokens": vllm.batched_tokens,
         }
 
     def explain(self, sweep: Sweep) -> list[str]:
@@ -485,7 +505,7 @@ class _VllmFamily(Engine):
                 )
             for group, counted in zip(layout.groups, row.groups or (), strict=True):
                 if group.kind in STATE_KIND_NAMES:
-                    rule = f"state: min(1, ({sweep.prompt_tokens:,} - 1) // {row.chunk_tokens:,})"
+                    rule = state_rule(_states(layout, sweep.prompt_tokens, row.chunk_tokens), layout.prefill_checkpoints)
                 elif group.window_tokens is not None:
                     chunks = window_chunks(group.window_tokens, row.chunk_tokens)
                     rule = (
@@ -496,17 +516,29 @@ class _VllmFamily(Engine):
                 workers = f" x {layout.writers} workers" if per_worker else ""
                 lines.append(f"  {group.kind} ({len(group.layers)} layers): {rule}{workers} -> {counted.objects:,} objects")
             lines.append(f"  total {row.objects:,} objects of {row.object_bytes:,} B = {row.total_bytes:,} B")
+            hit = _resend_hit(layout, _states(layout, sweep.prompt_tokens, row.chunk_tokens))
+            if hit is not None:
+                lines.append(f"  an identical resend reloads {hit:,} tokens (the last stored state below the prompt's end)")
         return lines
 
     def assumptions(self, sweep: Sweep) -> list[str]:
         spec, layout = sweep.spec, _layout(sweep.layout)
         info, connector = self.info, layout.connector
+        states = []
+        if _has_states(layout):
+            states.append(
+                "State groups: a state at each block-aligned prefill chunk end, stored where the chunk divides it, for "
+                f"a prompt prefilled alone on {layout.gpu_arch} with max_num_batched_tokens {layout.batched_tokens:,} "
+                "(vllm/v1/core/sched/scheduler.py _mamba_block_aligned_split; offloading/scheduler.py "
+                "_build_aligned_boundary_store_jobs); a resend reloads up to the last stored state."
+            )
         return [
             f"Model fields from {spec.source}; KV dtype {layout.kv_dtype} ({layout.dtype_field}).",
             f"{info.stack}: {info.object_rule} ({info.source}; confidence {info.confidence}).",
             f"KV-cache groups ({len(layout.groups)}): "
             + ", ".join(f"{g.kind} x {len(g.layers)}" for g in layout.groups)
             + f"; GPU block {layout.block_tokens} tokens.",
+            *states,
             "Chunks: only full chunks are stored; the tail is recomputed.",
             f"Tier {connector.name}: {connector.layout} ({connector.source}).",
             "Prompts sharing a prefix share its whole chunks (chained block hashes), stored once.",
@@ -562,9 +594,7 @@ class VllmNativeEngine(_VllmFamily):
             )
             for stage in layout.stages
         ]
-        groups = tuple(
-            GroupObjects(kind=g.kind, layers=len(g.layers), objects=count, object_bytes=object_bytes) for g, count in counted
-        )
+        groups = self._group_objects(layout, counted, prompt_tokens, chunk_tokens, object_bytes)
         return whole_chunk_row(prompt_tokens, chunk_tokens, stages, object_bytes, objects, groups)
 
     def limits(self, row: SweepRow, layout: Layout, load_seconds: float | None) -> list[Limit]:
@@ -609,7 +639,11 @@ class VllmNativeEngine(_VllmFamily):
     def emit(self, sweep: Sweep, row: SweepRow, plan: Any, margin: float) -> tuple[str, list[str]]:
         from kvsize.engines.stack_settings import vllm_flags
 
-        return vllm_flags(sweep, row, plan.options if plan else None, margin)
+        layout = _layout(sweep.layout)
+        given = layout.options.settings.max_num_batched_tokens  # type: ignore[attr-defined]
+        # A state model's stored states follow the prefill budget: serve it with the one sized.
+        budget = layout.batched_tokens if given is not None or _has_states(layout) else None
+        return vllm_flags(sweep, row, plan.options if plan else None, margin, budget)
 
 
 class LlmdFsEngine(_VllmFamily):
@@ -643,10 +677,7 @@ class LlmdFsEngine(_VllmFamily):
             for stage in layout.stages
         ]
         largest = stages[layout.largest_stage.index]
-        groups = tuple(
-            GroupObjects(kind=g.kind, layers=len(g.layers), objects=count * layout.writers, object_bytes=largest.object_bytes)
-            for g, count in counted
-        )
+        groups = self._group_objects(layout, counted, prompt_tokens, chunk_tokens, largest.object_bytes)
         return whole_chunk_row(prompt_tokens, chunk_tokens, stages, largest.object_bytes, chunks, groups)
 
     def text(self, layout: Layout) -> EngineText:

@@ -69,37 +69,39 @@ def bundled_catalog_path() -> Path:
 
 
 @lru_cache(maxsize=8)
-def _load_file(path: str, mtime_ns: int) -> dict[str, CatalogEntry]:
-    data = read_yaml(Path(path), "catalog")
+def _load_file(path: str, mtime_ns: int, what: str) -> dict[str, CatalogEntry]:
+    data = read_yaml(Path(path), what)
     try:
         return CatalogFile.model_validate(data).models
     except ValidationError as error:
         first = error.errors()[0]
         location = ".".join(str(part) for part in first["loc"])
-        raise KvsizeError(f"catalog {path}: {location}: {first['msg']}; fix the entry") from None
+        raise KvsizeError(f"{what} {path}: {location}: {first['msg']}; fix the entry") from None
 
 
-def load_catalog_file(path: Path) -> dict[str, CatalogEntry]:
-    """Read and validate one catalog file."""
+def load_catalog_file(path: Path, *, from_env: bool = False) -> dict[str, CatalogEntry]:
+    """Read and validate one catalog file (``from_env``: named by ``KVSIZE_CATALOG``, which errors then name)."""
+    what = f"catalog ({CATALOG_ENV})" if from_env else "catalog"
     try:
         mtime = path.stat().st_mtime_ns
     except OSError:
-        raise KvsizeError(f"catalog {path} does not exist; check the `catalog` path or {CATALOG_ENV}") from None
-    return _load_file(str(path), mtime)
+        fix = f"check {CATALOG_ENV}" if from_env else f"check the `catalog` path or {CATALOG_ENV}"
+        raise KvsizeError(f"{what} {path} does not exist; {fix}") from None
+    return _load_file(str(path), mtime, what)
 
 
 class Catalog:
     """The bundled catalog, with a user catalog's entries taking precedence by name."""
 
-    def __init__(self, user_path: Path | None = None) -> None:
-        if user_path is None and os.environ.get(CATALOG_ENV):
-            user_path = Path(os.environ[CATALOG_ENV])
+    def __init__(self, user_path: Path | str | None = None) -> None:
+        from_env = user_path is None and bool(os.environ.get(CATALOG_ENV))
+        user_path = Path(os.environ[CATALOG_ENV]) if from_env else Path(user_path) if user_path is not None else None
         self.bundled_path = bundled_catalog_path()
         self.user_path = user_path
         entries = dict(load_catalog_file(self.bundled_path))
         self.user_names: frozenset[str] = frozenset()
         if user_path is not None:
-            user_entries = load_catalog_file(user_path)
+            user_entries = load_catalog_file(user_path, from_env=from_env)
             self.user_names = frozenset(user_entries)
             entries.update(user_entries)
         self.entries = entries

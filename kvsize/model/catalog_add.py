@@ -40,18 +40,19 @@ def _entry(model: str, name: str | None, revision: str | None, offline: bool) ->
 def add_models(
     models: Sequence[str],
     *,
-    catalog: Path | None = None,
+    catalog: Path | str | None = None,
     name: str | None = None,
     revision: str | None = None,
     offline: bool = False,
 ) -> tuple[Path, list[ModelSpec]]:
     """Write ``models`` into ``catalog`` (or ``KVSIZE_CATALOG``); each must size exactly as its source does."""
-    target = catalog or (Path(os.environ[CATALOG_ENV]) if os.environ.get(CATALOG_ENV) else None)
+    from_env = not catalog and bool(os.environ.get(CATALOG_ENV))
+    target = Path(catalog) if catalog else Path(os.environ[CATALOG_ENV]) if from_env else None
     if target is None:
         raise KvsizeError(f"catalog add needs a file to write: give `catalog` PATH or set {CATALOG_ENV}", field="catalog")
     if name is not None and len(models) != 1:
         raise KvsizeError("`name` names one entry: give one MODEL with it", field="name")
-    entries: dict[str, CatalogEntry] = dict(load_catalog_file(target)) if target.exists() else {}
+    entries: dict[str, CatalogEntry] = dict(load_catalog_file(target, from_env=from_env)) if target.exists() else {}
     added = []
     for model in models:
         entry_name, origin, entry = _entry(model, name, revision, offline)

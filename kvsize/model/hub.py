@@ -23,7 +23,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from kvsize.errors import HubError, shown
+from kvsize.errors import HubError, KvsizeError, shown
+from kvsize.files import read_text
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9_.-]+$")
@@ -36,7 +37,32 @@ def looks_like_repo_id(name: str) -> bool:
 
 
 def endpoint() -> str:
-    return (os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
+    """``HF_ENDPOINT`` (else the Hub), checked: an http(s) URL with a host, printable and without spaces."""
+    value = os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT
+    problem = _endpoint_problem(value)
+    if problem:
+        raise HubError(
+            f"HF_ENDPOINT {shown(value)} {problem}; set it to the Hub's URL, like {DEFAULT_ENDPOINT}, or unset it",
+            field="HF_ENDPOINT",
+        )
+    return value.rstrip("/")
+
+
+def _endpoint_problem(url: str) -> str | None:
+    from urllib.parse import urlsplit
+
+    if not url.isascii() or not url.isprintable() or any(char.isspace() for char in url):
+        return "holds a space, a control or a non-ASCII character"
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # a port that is not a number 0 to 65535 raises here
+    except ValueError as error:
+        return f"is not a URL ({error})"
+    if parts.scheme not in ("http", "https"):
+        return "is not an http:// or https:// URL"
+    if not parts.hostname:
+        return "has no host"
+    return None
 
 
 def offline_from_env() -> bool:
@@ -66,15 +92,15 @@ class SpecCache:
         if COMMIT.match(revision):
             return revision
         try:
-            commit = self._ref_path(revision).read_text(encoding="utf-8").strip()
-        except OSError:
+            commit = read_text(self._ref_path(revision), "cache entry").strip()
+        except KvsizeError:
             return None
         return commit if COMMIT.match(commit) else None
 
     def load(self, commit: str) -> dict[str, Any] | None:
         try:
-            data = json.loads((self.folder / "commits" / f"{commit}.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            data = json.loads(read_text(self.folder / "commits" / f"{commit}.json", "cache entry"))
+        except (ValueError, RecursionError):  # KvsizeError is a ValueError
             return None  # absent or damaged: fetch again
         return data if isinstance(data, dict) and isinstance(data.get("config"), dict) else None
 

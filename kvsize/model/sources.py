@@ -23,7 +23,7 @@ def resolve_model(
     model: str,
     *,
     catalog: Catalog | None = None,
-    catalog_path: Path | None = None,
+    catalog_path: Path | str | None = None,
     revision: str | None = None,
     offline: bool | None = None,
 ) -> ModelSpec:

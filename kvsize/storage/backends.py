@@ -12,15 +12,41 @@ import itertools
 import math
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from kvsize.errors import BackendError, shown
+
+MAX_CONCURRENCY = 100_000
+MAX_OBJECT_BYTES = 2**50
+FIGURE_RANGES: dict[str, tuple[float, float, str]] = {
+    "latency_s": (0.0, 3600.0, "0 to 3,600 s (an hour)"),
+    "stream_bytes_per_s": (1.0, 1e16, "1 B/s to 10 PB/s"),
+    "aggregate_bytes_per_s": (1.0, 1e16, "1 B/s to 10 PB/s"),
+    "max_requests_per_s": (1e-3, 1e12, "0.001 to 10^12 requests/s"),
+    "write_max_requests_per_s": (1e-3, 1e12, "0.001 to 10^12 requests/s"),
+    "concurrency": (1, MAX_CONCURRENCY, "a whole number 1 to 100,000"),
+    "part_size_bytes": (1, 2**40, "a whole number of bytes, 1 B to 1 TiB"),
+    "max_value_bytes": (1, MAX_OBJECT_BYTES, "a whole number of bytes, 1 B to 1 PiB"),
+}
+"""What a storage figure may physically be: every figure kvsize times with is finite and in this range, so a load
+time is finite too (a typo of a profile, a broken measurement, is refused rather than timed)."""
+
+
+def figure_problem(field: str, value: object) -> str | None:
+    """Why ``value`` cannot be the figure ``field`` (``FIGURE_RANGES``), or None."""
+    low, high, words = FIGURE_RANGES[field]
+    whole = isinstance(low, int)
+    if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)):
+        return f"must be {words}"
+    if (isinstance(value, float) and not math.isfinite(value)) or not low <= value <= high:
+        return f"must be {words}" if whole or field == "latency_s" else f"must be a finite number more than 0, {words}"
+    return None
 
 
 class BackendProfile(BaseModel):
     """Timing of one storage tier. Headers and requests per object belong to the connector."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, strict=True)  # strict: a bool or a numeric string is not a figure
 
     name: str
     latency_s: float | None = None
@@ -43,36 +69,35 @@ class BackendProfile(BaseModel):
     """Figures that are not published, and how to supply them."""
 
     def __init__(self, **data: Any) -> None:
-        super().__init__(**data)
-        for field in (
-            "latency_s",
-            "stream_bytes_per_s",
-            "aggregate_bytes_per_s",
-            "max_requests_per_s",
-            "write_max_requests_per_s",
-        ):
+        try:
+            super().__init__(**data)
+        except ValidationError as error:
+            first = error.errors()[0]
+            field = str(first["loc"][0]) if first["loc"] else "name"
+            raise BackendError(
+                f"backend {shown(data.get('name'))}: `{field}` {first['msg'].lower()}, got {shown(first.get('input'))}",
+                field=field,
+            ) from None
+        for field in FIGURE_RANGES:
             value = getattr(self, field)
-            if value is not None and (not math.isfinite(value) or value < 0 or (value == 0 and field != "latency_s")):
-                raise BackendError(
-                    f"backend {self.name}: `{field}` must be a finite number more than 0, got {shown(value)}", field=field
-                )
+            if value is not None and (problem := figure_problem(field, value)):
+                raise BackendError(f"backend {self.name}: `{field}` {problem}, got {shown(value)}", field=field)
         by_size = self.aggregate_by_object_size or {}
-        if any(size < 1 for size in by_size):
-            raise BackendError(f"backend {self.name}: `aggregate_by_object_size` needs sizes of at least 1 byte")
+        if any(isinstance(size, bool) or not 1 <= size <= MAX_OBJECT_BYTES for size in by_size):
+            raise BackendError(
+                f"backend {self.name}: `aggregate_by_object_size` needs sizes of at least 1 byte and at most 1 PiB",
+                field="aggregate_by_object_size",
+            )
         tables = [("aggregate_by_concurrency", self.aggregate_by_concurrency or {})]
         tables += [("aggregate_by_object_size", levels) for levels in by_size.values()]
         for table, levels in tables:
             for level, rate in levels.items():
-                if isinstance(level, bool) or level < 1 or not math.isfinite(rate) or rate <= 0:
+                if figure_problem("concurrency", level) or figure_problem("aggregate_bytes_per_s", rate):
                     raise BackendError(
-                        f"backend {self.name}: `{table}` needs levels of at least 1 and finite rates more than 0, got "
-                        f"{shown(level)}: {shown(rate)}",
+                        f"backend {self.name}: `{table}` needs levels of at least 1 (at most {MAX_CONCURRENCY:,}) and "
+                        f"finite rates more than 0 (1 B/s to 10 PB/s), got {shown(level)}: {shown(rate)}",
                         field=table,
                     )
-        for field in ("concurrency", "part_size_bytes", "max_value_bytes"):
-            value = getattr(self, field)
-            if value is not None and value < 1:
-                raise BackendError(f"backend {self.name}: `{field}` must be at least 1, got {shown(value)}", field=field)
 
     def aggregate_at(self, in_flight: int, object_bytes: int | None = None) -> float | None:
         """B at ``in_flight`` requests of ``object_bytes``: from the sets of the nearest object size (by ratio) when the

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict
 
 from kvsize.engines.base import Layout, Share, SweepRow, per_writer_bytes
 from kvsize.engines.registry import engine_for
-from kvsize.errors import KvsizeError
+from kvsize.errors import KvsizeError, whole
 from kvsize.results import SweepReport
 
 __all__ = ["Capacity", "CapacityReport", "Share", "plan_capacity"]
@@ -67,6 +67,11 @@ def plan_capacity(
 ) -> Capacity:
     if storage_bytes is None and prompts is None:
         raise KvsizeError("capacity needs `storage` SIZE (how many prompts fit) or `prompts` N (the storage needed)")
+    if storage_bytes is not None:
+        whole(storage_bytes, "storage", 1, 2**80)
+    if prompts is not None:
+        whole(prompts, "prompts", 1, 10**12)
+    whole(shared_prefix_tokens, "shared_prefix", 0, 10**9)
     header = layout.connector.header_bytes
     writer_objects = row.objects_per_writer
     per_prompt = Share(

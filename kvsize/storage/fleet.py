@@ -6,30 +6,38 @@ started in step by Dask ``Event`` objects per set and phase and reporting on a D
 adds the clients' figures up: fleet throughput is all clients' bytes over the span from the first client's
 start to the last client's end (worker clocks; on several hosts they must agree, as NTP keeps them).
 
-Clean-up: every client removes what it wrote, on success, error and the driver's stop (Ctrl-C); a client
-whose worker is lost cannot, so the driver removes that client's run by its name and says whether it could.
+Clean-up: every client removes what it wrote, on success, error and the driver's stop (Ctrl-C, SIGTERM); a client
+whose worker is lost cannot, so the driver removes that client's run by its name and says whether it could. The
+driver's run is ``kvsize.stopping.held`` work, from the cluster's start to its close: a signal is recorded, the run
+stops at its next poll and waits for every client's clean-up, and a second or third signal cannot cut that short.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import re
 import secrets
+import shlex
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from kvsize import stopping
 from kvsize.errors import KvsizeError, ProbeError, shown
 from kvsize.storage.fleet_client import dask
-from kvsize.storage.probe import FittedProfile, ProbeResult, fit_profile
+from kvsize.storage.probe import FittedProfile, ProbeResult, check_stop, fit_profile
 from kvsize.storage.targets import Interrupted, open_target
 
 MAX_LOCAL_WORKERS = 64
+ALL_REMOVED = "every client removed what it wrote"
 _LOCAL = re.compile(r"^local:([0-9]{1,3})$")
-_REMOTE = re.compile(r"^(tcp|tls)://[A-Za-z0-9.\-\[\]:]{1,255}$")
+_REMOTE = re.compile(r"^(?P<protocol>tcp|tls)://(?:\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9.\-]{1,253})(?::(?P<port>[0-9]{1,6}))?$")
+ACCEPTED = "tcp://HOST:PORT, tls://HOST:PORT (with Dask's TLS settings) or local:N (N worker processes on this machine)"
 
 
 class ClientReport(BaseModel):
@@ -60,12 +68,13 @@ class FleetReport(BaseModel):
 
 
 def connect(scheduler: str) -> tuple[Any, Any]:
-    """A Dask client for ``scheduler`` (``tcp://HOST:PORT`` or ``local:N``) and the local cluster it started, if any."""
-    if not isinstance(scheduler, str) or not (_LOCAL.match(scheduler) or _REMOTE.match(scheduler)):
-        raise KvsizeError(
-            f"`scheduler` {shown(scheduler)} is not tcp://HOST:PORT or local:N (N worker processes on this machine)",
-            field="scheduler",
-        )
+    """A Dask client for ``scheduler`` (``tcp://HOST:PORT``, ``tls://HOST:PORT`` or ``local:N``) and the local cluster
+    it started, if any."""
+    remote = _REMOTE.match(scheduler) if isinstance(scheduler, str) else None
+    if not isinstance(scheduler, str) or not (_LOCAL.match(scheduler) or remote):
+        raise KvsizeError(f"`scheduler` {shown(scheduler)} is not {ACCEPTED}", field="scheduler")
+    if remote and remote.group("port") is not None and not 1 <= int(remote.group("port")) <= 65535:
+        raise KvsizeError(f"`scheduler` {shown(scheduler)}: the port must be 1 to 65535", field="scheduler")
     try:
         distributed = dask()
     except ImportError:
@@ -77,14 +86,58 @@ def connect(scheduler: str) -> tuple[Any, Any]:
         workers = int(local.group(1))
         if not 1 <= workers <= MAX_LOCAL_WORKERS:
             raise KvsizeError(f"`scheduler` local:N takes 1 to {MAX_LOCAL_WORKERS} workers, got {workers}", field="scheduler")
-        cluster = distributed.LocalCluster(
-            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR
-        )
+        cluster = _local_cluster(distributed, workers)
         return distributed.Client(cluster), cluster
+    security = _security(distributed, scheduler) if scheduler.startswith("tls://") else None
     try:
-        return distributed.Client(scheduler, timeout="10s"), None
+        return distributed.Client(scheduler, timeout="10s", security=security), None
     except (OSError, TimeoutError) as error:
-        raise ProbeError(f"cannot reach the Dask scheduler at {scheduler}: {shown(str(error), 120)}") from None
+        raise ProbeError(
+            f"`scheduler` {shown(scheduler)}: cannot reach the Dask scheduler: {shown(str(error), 120)}", field="scheduler"
+        ) from None
+
+
+def _local_cluster(distributed: Any, workers: int) -> Any:
+    """``workers`` worker processes on this machine, their stderr /dev/null: a Ctrl-C in a terminal reaches every
+    process of its group, and each worker would print its own traceback; what a client has to say comes back in its
+    result. The scheduler's HTTP server takes a free loopback port (its default, 8787, taken by any other Dask
+    cluster here, prints a warning)."""
+    sys.stderr.flush()
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)  # the worker processes inherit it as they start
+        return distributed.LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address="127.0.0.1:0",
+            silence_logs=logging.ERROR,
+        )
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
+def _security(distributed: Any, scheduler: str) -> Any:
+    """Dask's TLS settings for a client (its config: ``distributed.comm.tls.ca-file``, ``.client.cert``, ``.client.key``,
+    or their ``DASK_DISTRIBUTED__COMM__TLS__...`` variables); refused in one line when missing or unusable."""
+    try:
+        security = distributed.Security()
+        context = security.get_connection_args("client").get("ssl_context")
+    except (OSError, ValueError, TypeError) as error:  # ssl.SSLError is an OSError: a missing or malformed file
+        raise KvsizeError(
+            f"`scheduler` {shown(scheduler)}: Dask's TLS settings (distributed.comm.tls.*) cannot be used: "
+            f"{shown(str(error), 100)}; fix them, or give tcp://HOST:PORT or local:N",
+            field="scheduler",
+        ) from None
+    if context is None:
+        raise KvsizeError(
+            f"`scheduler` {shown(scheduler)} needs Dask's TLS settings, and none is set: set distributed.comm.tls.ca-file, "
+            ".client.cert and .client.key (e.g. DASK_DISTRIBUTED__COMM__TLS__CA_FILE=ca.pem), or give tcp://HOST:PORT or local:N",
+            field="scheduler",
+        )
+    return security
 
 
 class _Run:
@@ -112,6 +165,7 @@ class _Run:
                 if message.get("kind") == kind:
                     got.append(message)
                 continue
+            check_stop()
             self.check()
             time.sleep(0.05)
             if time.monotonic() > deadline:
@@ -183,6 +237,7 @@ def run_fleet(
     try:
         run.collect("ready", wanted, 120.0)
         for number, (size, level, count) in enumerate(plan):
+            check_stop()
             if time.monotonic() - started > time_limit_s:
                 complete = False
                 notes.append(f"--time-limit {time_limit_s:g} s reached: {len(plan) - number} of {len(plan)} sets not measured")
@@ -194,19 +249,15 @@ def run_fleet(
                 run.collect(kind, wanted, max(600.0, time_limit_s))
         run.stop.set()
         outcomes = client.gather(run.futures)
-    except KeyboardInterrupt:
-        _abandon(run, target_url, direct, endpoint_url, None)
-        raise Interrupted("stopped by Ctrl-C") from None
-    except Interrupted:  # SIGTERM
-        _abandon(run, target_url, direct, endpoint_url, None)
-        raise
+    except (KeyboardInterrupt, Interrupted):  # Ctrl-C or SIGTERM
+        outcome = _abandon(run, target_url, direct, endpoint_url, None)
+        raise stopping.interrupted("removed everything it wrote" if outcome == ALL_REMOVED else outcome) from None
     except _Lost as lost:
         raise ProbeError(_abandon(run, target_url, direct, endpoint_url, lost)) from None
     except _Failed as failed:
-        _abandon(run, target_url, direct, endpoint_url, None)
+        outcome = _abandon(run, target_url, direct, endpoint_url, None)
         raise ProbeError(
-            f"fleet probe: client {failed.index} (worker {failed.worker}) failed: {shown(failed.error or '?', 120)}; "
-            "every client removed what it wrote"
+            f"fleet probe: client {failed.index} (worker {failed.worker}) failed: {shown(failed.error or '?', 120)}; {outcome}"
         ) from None
     reports = [_client_report(outcome, run) for outcome in outcomes]
     if not any(outcome["sets"] for outcome in outcomes):
@@ -235,13 +286,11 @@ def _abandon(run: _Run, target_url: str, direct: bool, endpoint_url: str | None,
             left.append(f"{name} ({problem})")
     if lost is None:
         if left:
-            raise ProbeError(
-                f"fleet probe stopped; could not remove {'; '.join(left)}: run 'kvsize probe TARGET --clean' from its host"
-            )
-        return "stopped"
+            return f"could not remove {'; '.join(left)}: run 'kvsize probe {shlex.quote(target_url)} --clean' on its host"
+        return ALL_REMOVED
     what = f"fleet probe: client {lost.index} (worker {lost.worker}) was lost mid-run"
     if left:
-        return f"{what}; could not remove {'; '.join(left)}: run 'kvsize probe TARGET --clean' from its host"
+        return f"{what}; could not remove {'; '.join(left)}: run 'kvsize probe {shlex.quote(target_url)} --clean' on its host"
     return f"{what}; removed what it wrote, and the other clients removed theirs"
 
 

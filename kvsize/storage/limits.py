@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from kvsize.engines.base import Layout, Limit, SweepRow
+from kvsize.errors import finite, whole
 from kvsize.plan import Sweep
 from kvsize.results import RowView
 from kvsize.storage.risks import engine_risks
@@ -28,6 +29,20 @@ class Limits(BaseModel):
     max_object_bytes: int | None = None
     max_total_bytes: int | None = None
     max_load_seconds: float | None = None
+
+    def __init__(self, **data: Any) -> None:
+        # Named as the argument (and flag) that sets each: a limit is a whole count or size of at least 1, or
+        # seconds more than 0, never a bool (a limit of 0 or less would fail every configuration).
+        for field, name, high in (
+            ("max_objects", "max_objects", 10**15),
+            ("max_object_bytes", "max_object_size", 2**60),
+            ("max_total_bytes", "max_total_bytes", 2**70),
+        ):
+            if data.get(field) is not None:
+                whole(data[field], name, 1, high)
+        if data.get("max_load_seconds") is not None:
+            finite(data["max_load_seconds"], "`max_load_seconds`", low=0, low_open=True, high=10**7)
+        super().__init__(**data)
 
 
 class CheckResult(BaseModel):

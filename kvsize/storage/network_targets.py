@@ -2,15 +2,18 @@
 
 S3: one PUT and one GET per object. Redis: two keys per chunk, ``<key>kv_bytes`` and ``<key>metadata`` (28 bytes),
 as LMCache's redis connector stores them, read back as its ``_get`` does (the metadata, then the value, copied into
-a CPU buffer). Each run writes under a name of its own and removes only what it wrote.
+a CPU buffer). Each run writes under a name of its own, a marker first (``kvsize.storage.leftovers``), and removes
+only what it wrote. ``clean`` removes an earlier run's keys only under a valid marker naming that run, and only the
+keys a probe writes; the run's name (letters, digits, dots and dashes) can match no other run's prefix.
 """
 
 from __future__ import annotations
 
 import queue
+import re
 
 from kvsize.errors import ProbeError, shown
-from kvsize.storage.leftovers import PREFIX, run_name
+from kvsize.storage.leftovers import MARKER, MARKER_LIMIT, PREFIX, PROBE_KEY, marker, marker_problem, run_name
 
 REDIS_METADATA_BYTES = 28  # LMCache RemoteMetadata, stored as a second key by the redis connector
 
@@ -33,6 +36,7 @@ class S3Target:
         self.name = url
         self.cache_note: str | None = None
         self._written: set[str] = set()
+        self._marker: str | None = None
 
     def prepare(self, planned_bytes: int, buffer_bytes: int = 0) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -43,6 +47,8 @@ class S3Target:
             raise ProbeError(
                 f"cannot reach bucket {shown(self.bucket)}: {error}; check the name, `endpoint_url` and the AWS credentials"
             ) from None
+        self._marker = self._key(MARKER)
+        self.client.put_object(Bucket=self.bucket, Key=self._marker, Body=marker(self.prefix.rsplit("/", 1)[-1]))
 
     def _key(self, key: str) -> str:
         return f"{self.prefix}/{key}"
@@ -71,6 +77,9 @@ class S3Target:
     def close(self) -> None:
         if self._written:
             self.remove([name.rsplit("/", 1)[1] for name in list(self._written)])
+        if self._marker is not None:  # last: a run that could not finish keeps it, for --clean
+            self.client.delete_object(Bucket=self.bucket, Key=self._marker)
+            self._marker = None
 
     def _run_prefix(self, name: str) -> str:
         return f"{self.root}/{name}/".lstrip("/")
@@ -84,12 +93,30 @@ class S3Target:
             return []
         return sorted(entry["Prefix"].rstrip("/").rsplit("/", 1)[-1] for entry in found)
 
+    def check_run(self, name: str) -> str | None:
+        """Why ``clean`` would leave run ``name`` in place (no valid marker), or None."""
+        try:
+            got = self.client.get_object(Bucket=self.bucket, Key=self._run_prefix(name) + MARKER, Range=f"bytes=0-{MARKER_LIMIT}")
+        except self.client.exceptions.NoSuchKey:
+            return marker_problem(name, None)
+        return marker_problem(name, got["Body"].read(MARKER_LIMIT + 1))
+
     def clean(self, name: str) -> str | None:
-        while True:
-            listed = self.client.list_objects_v2(Bucket=self.bucket, Prefix=self._run_prefix(name)).get("Contents", [])
-            if not listed:
-                return None
-            self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": [{"Key": item["Key"]} for item in listed]})
+        """Remove run ``name``'s objects (only keys a probe writes, under a valid marker), then the marker."""
+        if problem := self.check_run(name):
+            return problem
+        prefix, others = self._run_prefix(name), 0
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+            keys = [item["Key"] for item in page.get("Contents", [])]
+            ours = [key for key in keys if PROBE_KEY.match(key[len(prefix) :])]
+            others += len(keys) - len(ours) - (prefix + MARKER in keys)
+            for start in range(0, len(ours), 1000):
+                batch = [{"Key": key} for key in ours[start : start + 1000]]
+                self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch})
+        if others:
+            return f"it holds keys a probe does not write ({others:,}; its probe objects were removed)"
+        self.client.delete_object(Bucket=self.bucket, Key=prefix + MARKER)
+        return None
 
 
 class RedisTarget:
@@ -107,6 +134,7 @@ class RedisTarget:
         self._written: set[str] = set()
         self._pool: queue.SimpleQueue[bytearray] | None = None
         self._pool_length = 0
+        self._marker: str | None = None
 
     def prepare(self, planned_bytes: int, buffer_bytes: int = 0) -> None:
         import redis
@@ -115,6 +143,8 @@ class RedisTarget:
             self.client.ping()
         except redis.RedisError as error:
             raise ProbeError(f"cannot reach {self.name}: {error}") from None
+        self._marker = f"{self.prefix}:{MARKER}"
+        self.client.set(self._marker, marker(self.prefix), nx=True)
 
     def write(self, key: str, data: memoryview) -> None:
         name = f"{self.prefix}:{key}"
@@ -159,6 +189,9 @@ class RedisTarget:
         if self._written:
             self.client.delete(*self._written)
             self._written.clear()
+        if self._marker is not None:  # last: a run that could not finish keeps it, for --clean
+            self.client.delete(self._marker)
+            self._marker = None
 
     def leftovers(self) -> list[str]:
         """Names of earlier probe runs that still have keys on the server."""
@@ -168,8 +201,27 @@ class RedisTarget:
             return []
         return sorted(names)
 
+    def check_run(self, name: str) -> str | None:
+        """Why ``clean`` would leave run ``name`` in place (no valid marker), or None."""
+        data = self.client.get(f"{name}:{MARKER}")
+        return marker_problem(name, data if isinstance(data, bytes) or data is None else str(data).encode())
+
     def clean(self, name: str) -> str | None:
-        keys = list(self.client.scan_iter(match=f"{name}:*", count=1000))
-        for start in range(0, len(keys), 1000):
-            self.client.delete(*keys[start : start + 1000])
+        """Remove run ``name``'s keys (only the two a probe writes per object, under a valid marker), then the marker."""
+        if problem := self.check_run(name):
+            return problem
+        pattern = re.sub(r"([*?\[\]\\])", r"\\\1", name) + ":*"  # a run name has no glob characters; escaped all the same
+        ours, others = [], 0
+        for raw in self.client.scan_iter(match=pattern, count=1000):
+            key = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+            rest = key[len(name) + 1 :]
+            if rest.endswith(("kv_bytes", "metadata")) and PROBE_KEY.match(rest[:-8]):
+                ours.append(raw)
+            elif rest != MARKER:
+                others += 1
+        for start in range(0, len(ours), 1000):
+            self.client.delete(*ours[start : start + 1000])
+        if others:
+            return f"it holds keys a probe does not write ({others:,}; its probe keys were removed)"
+        self.client.delete(f"{name}:{MARKER}")
         return None

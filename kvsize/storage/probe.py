@@ -15,6 +15,8 @@ over all the sets at the highest level (bytes read / time reading). It needs at 
 Safety: every object goes under a fresh run folder or prefix; only what this run
 created is ever removed, on success, error, Ctrl-C and SIGTERM; free space is checked
 before writing; ``--max-bytes`` bounds one object set and ``--time-limit`` the run.
+Signals: the run is ``kvsize.stopping.held`` work. Ctrl-C or SIGTERM is recorded, the run stops
+before its next operation and cleans up; a second or third signal cannot cut the clean-up short.
 """
 
 from __future__ import annotations
@@ -22,16 +24,16 @@ from __future__ import annotations
 import json
 import math
 import os
-import signal
+import shlex
 import statistics
+import threading
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from kvsize import stopping
 from kvsize.errors import KvsizeError, ProbeError, shown
 from kvsize.storage.network_targets import RedisTarget, S3Target
 from kvsize.storage.targets import DirectoryTarget, Interrupted, Target, open_target, read_buffer_bytes
@@ -129,33 +131,43 @@ def _percentile(values: list[float], fraction: float) -> float:
     return ordered[index]
 
 
-@contextmanager
-def stop_on_sigterm() -> Iterator[None]:
-    """SIGTERM ends the run through the same clean-up as Ctrl-C."""
-
-    def handler(signum: int, frame: Any) -> None:
-        raise Interrupted("stopped by SIGTERM")
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+def check_stop() -> None:
+    """Raise ``Interrupted`` when Ctrl-C or SIGTERM came (work in ``stopping.held()`` asks between operations); its
+    message holds until the work has cleaned up and says what is left."""
+    if stopping.requested() is not None:
+        raise stopping.interrupted("nothing was written")
 
 
-def _close(target: Target) -> None:
-    """Remove what the run wrote; a failure here is said, never hidden."""
+def close_target(target: Target) -> str | None:
+    """Remove what the run wrote; None when all is gone, else what is left and the command that removes it. Run in
+    ``stopping.held()``: no signal cuts it short."""
     try:
         target.close()
     except Exception as error:
-        raise ProbeError(
-            f"probe of {target.name} could not remove everything it wrote ({type(error).__name__}: {shown(str(error), 80)}); "
-            "remove its kvsize-probe-* folder or prefix by hand, or run 'kvsize probe TARGET --clean'"
-        ) from None
+        what = str(error) if isinstance(error, KvsizeError) else f"{type(error).__name__}: {shown(str(error), 80)}"
+        return f"could not remove everything it wrote ({what}): run 'kvsize probe {shlex.quote(target.name)} --clean'"
+    return None
+
+
+def ended(target: Target, failure: BaseException | None, left: str | None) -> None:
+    """How a run that cleaned up ends: ``Interrupted`` after a stop, ``ProbeError`` after a failure or a clean-up
+    that could not finish (each saying what is left), else nothing."""
+    what = left or "removed everything it wrote"
+    if stopping.requested() is not None or isinstance(failure, (KeyboardInterrupt, Interrupted)):
+        raise stopping.interrupted(what) from None
+    if isinstance(failure, KvsizeError) and not left:
+        raise failure
+    if isinstance(failure, KvsizeError):
+        raise ProbeError(f"{failure}; {left}") from None
+    if isinstance(failure, OSError):  # a read-only target, a full disk, a vanished mount
+        cause = f"{failure.strerror or failure}" + (f" ({failure.filename})" if failure.filename else "")
+        raise ProbeError(f"probe of {target.name} failed: {cause}; {what}") from None
+    if isinstance(failure, Exception):  # the storage client's own errors (S3, Redis)
+        raise ProbeError(f"probe of {target.name} failed: {type(failure).__name__}: {shown(str(failure), 100)}; {what}") from None
+    if failure is not None:
+        raise failure
+    if left:
+        raise ProbeError(f"probe of {target.name} measured, but {left}")
 
 
 def probe_plan(object_sizes: list[int], levels: list[int], objects: int, max_bytes: int) -> list[tuple[int, int, int]]:
@@ -182,37 +194,16 @@ def run_probe(
 ) -> ProbeReport:
     """Measure every (size, level) set within the bounds; clean up whatever happens."""
     plans = probe_plan(object_sizes, concurrency_levels, objects, max_bytes)
-    planned = max(size * count for size, _, count in plans)
     notes: list[str] = []
     results: list[ProbeResult] = []
-    started = time.monotonic()
     complete = True
-    with stop_on_sigterm():
+    with stopping.held():
+        failure: BaseException | None = None
         try:
-            target.prepare(planned, read_buffer_bytes(plans))
-            for index, (size, level, count) in enumerate(plans):
-                if time.monotonic() - started > time_limit_s:
-                    complete = False
-                    notes.append(
-                        f"--time-limit {time_limit_s:g} s reached: {len(plans) - index} of {len(plans)} sets not measured"
-                    )
-                    break
-                if progress:
-                    progress(f"{size:,} B x {count} at concurrency {level}", index, len(plans))
-                results.append(_measure(target, size, level, count))
-        except KeyboardInterrupt:
-            raise Interrupted("stopped by Ctrl-C") from None
-        except (KvsizeError, Interrupted):
-            raise
-        except OSError as error:  # a read-only target, a full disk, a vanished mount
-            failure = f"{error.strerror or error}" + (f" ({error.filename})" if error.filename else "")
-            raise ProbeError(f"probe of {target.name} failed: {failure}; removed everything it wrote") from None
-        except Exception as error:  # the storage client's own errors (S3, Redis)
-            raise ProbeError(
-                f"probe of {target.name} failed: {type(error).__name__}: {shown(str(error), 100)}; removed everything it wrote"
-            ) from None
-        finally:
-            _close(target)
+            complete = _measure_all(target, plans, time_limit_s, progress, results, notes)
+        except BaseException as error:  # every way out cleans up first
+            failure = error
+        ended(target, failure, close_target(target))
     if progress:
         progress("done", len(plans), len(plans))
     if target.cache_note:
@@ -225,6 +216,29 @@ def run_probe(
     return ProbeReport(
         target=target.name, direct=direct, results=tuple(results), profile=profile, notes=tuple(notes), complete=complete
     )
+
+
+def _measure_all(
+    target: Target,
+    plans: list[tuple[int, int, int]],
+    time_limit_s: float,
+    progress: Callable[[str, int, int], None] | None,
+    results: list[ProbeResult],
+    notes: list[str],
+) -> bool:
+    """Prepare the target and measure every set into ``results`` until done or ``time_limit_s``; True when all ran."""
+    started = time.monotonic()
+    check_stop()
+    target.prepare(max(size * count for size, _, count in plans), read_buffer_bytes(plans))
+    for index, (size, level, count) in enumerate(plans):
+        check_stop()
+        if time.monotonic() - started > time_limit_s:
+            notes.append(f"--time-limit {time_limit_s:g} s reached: {len(plans) - index} of {len(plans)} sets not measured")
+            return False
+        if progress:
+            progress(f"{size:,} B x {count} at concurrency {level}", index, len(plans))
+        results.append(_measure(target, size, level, count))
+    return True
 
 
 def _measure(target: Target, size: int, level: int, count: int) -> ProbeResult:
@@ -257,18 +271,41 @@ def timed_reader(target: Target, size: int, latencies: list[float]) -> Callable[
 def run_pool(
     workers: int, work: Callable[[str], None], keys: list[str], clock: Callable[[], float] = time.perf_counter
 ) -> tuple[float, float]:
-    """Run ``work`` over ``keys`` with ``workers`` in flight; (start, end) on ``clock``. On any interruption,
-    work not yet started is cancelled, so clean-up follows at once."""
-    pool = ThreadPoolExecutor(max_workers=workers)
+    """Run ``work`` over ``keys`` with ``workers`` in flight (each takes the next key when done with one); (start, end)
+    on ``clock``. After a stop (Ctrl-C, SIGTERM) or a failure no operation starts, the ones in flight finish, and
+    the first failure is raised: clean-up follows at once, with nothing still writing."""
+    pending = iter(keys)
+    lock = threading.Lock()
+    failures: list[BaseException] = []
+
+    def worker() -> None:
+        while not failures:
+            with lock:
+                key = next(pending, None)
+            if key is None:
+                return
+            try:
+                check_stop()
+                work(key)
+            except BaseException as error:
+                failures.append(error)
+
+    threads = [threading.Thread(target=worker, name=f"kvsize-probe-{index}", daemon=True) for index in range(workers)]
     begin = clock()
+    for thread in threads:
+        thread.start()
     try:
-        for future in [pool.submit(work, key) for key in keys]:
-            future.result()
-    except BaseException:
-        pool.shutdown(wait=True, cancel_futures=True)
+        for thread in threads:
+            thread.join()
+    except BaseException as error:  # an exception in this thread (Ctrl-C outside held work): the others stop too
+        failures.append(error)
+        for thread in threads:
+            thread.join()
         raise
-    pool.shutdown(wait=True)
-    return begin, clock()
+    end = clock()
+    if failures:
+        raise failures[0]
+    return begin, end
 
 
 def _elapsed(span: tuple[float, float]) -> float:

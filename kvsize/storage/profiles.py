@@ -8,7 +8,7 @@ from typing import Any
 
 from kvsize.errors import BackendError, shown
 from kvsize.files import read_yaml
-from kvsize.storage.backends import PRESETS, BackendProfile
+from kvsize.storage.backends import PRESETS, BackendProfile, figure_problem
 from kvsize.units import parse_duration, parse_rate, parse_size
 
 _PROFILE_FIELDS = {
@@ -46,7 +46,9 @@ def load_profile(path: Path) -> BackendProfile:
         if not isinstance(by_size, dict) or not by_size or len(by_size) > 64:
             raise BackendError(f"backend profile {path}: aggregate_bandwidth_by_object_size must map object sizes to levels")
         values["aggregate_by_object_size"] = {
-            int(_profile_value(path, "aggregate_bandwidth_by_object_size", size, parse_size)): _levels(path, levels_)
+            int(_profile_value(path, "aggregate_bandwidth_by_object_size", size, parse_size, "max_value_bytes")): _levels(
+                path, levels_
+            )
             for size, levels_ in by_size.items()
         }
     for key, raw in data.items():
@@ -55,7 +57,7 @@ def load_profile(path: Path) -> BackendProfile:
         if key not in _PROFILE_FIELDS:
             raise BackendError(f"backend profile {path}: unknown figure {shown(key)}; use {', '.join(_PROFILE_FIELDS)}")
         field, parser = _PROFILE_FIELDS[key]
-        values[field] = _profile_value(path, key, raw, parser)
+        values[field] = _profile_value(path, key, raw, parser, field)
         figures[field] = f"{raw} ({values['source']})"
     if clients:
         for field in ("aggregate_bytes_per_s", "max_requests_per_s"):
@@ -76,11 +78,14 @@ def _levels(path: Path, raw: Any) -> dict[int, float]:
             raise BackendError(
                 f"backend profile {path}: aggregate_bandwidth_by_concurrency level {shown(level)} is not 1 to 100,000"
             )
-        out[level] = float(_profile_value(path, f"aggregate_bandwidth_by_concurrency[{level}]", rate, parse_rate))
+        key = f"aggregate_bandwidth_by_concurrency[{level}]"
+        out[level] = float(_profile_value(path, key, rate, parse_rate, "aggregate_bytes_per_s"))
     return out
 
 
-def _profile_value(path: Path, key: str, raw: Any, parser: Any) -> float | int:
+def _profile_value(path: Path, key: str, raw: Any, parser: Any, field: str) -> float | int:
+    """``raw`` read as the figure ``field``: a finite number in its physical range (``FIGURE_RANGES``), else one line
+    naming the file, the key and the value."""
     if isinstance(raw, bool) or raw is None:
         raise BackendError(f"backend profile {path}: {key} = {shown(raw)} is not a figure")
     if isinstance(raw, (int, float)):
@@ -95,6 +100,10 @@ def _profile_value(path: Path, key: str, raw: Any, parser: Any) -> float | int:
         raise BackendError(f"backend profile {path}: {key} must be more than 0, got {shown(raw)}")
     if key == "concurrency" and (not isinstance(value, int) or isinstance(value, bool)):
         raise BackendError(f"backend profile {path}: concurrency must be a whole number, got {shown(raw)}")
+    if field.endswith("_bytes") and isinstance(value, float) and value.is_integer():
+        value = int(value)  # bytes: 8388608.0 is 8 MiB
+    if problem := figure_problem(field, value):
+        raise BackendError(f"backend profile {path}: {key} = {shown(raw)} {problem}", field=key)
     return value
 
 

@@ -7,7 +7,8 @@ starts the kernel's readahead before the large read (LMCache's own comment on it
 here read 9 MiB objects 1.36x and 72 MiB objects 1.16x faster than one large ``readv``. With ``direct`` the file is
 the bytes alone, read with O_DIRECT, as LMCache's ``_get_with_odirect`` (used when ``save_chunk_meta`` is off);
 otherwise the page cache is dropped with ``posix_fadvise`` before each read pass. S3 and Redis:
-``kvsize.storage.network_targets``. Each run writes under a name of its own and removes only what it wrote.
+``kvsize.storage.network_targets``. Each run writes under a name of its own and removes only what it wrote; in a
+directory, through descriptors that never follow a symbolic link (``kvsize.storage.rundir``).
 """
 
 from __future__ import annotations
@@ -23,15 +24,15 @@ from pathlib import Path
 from typing import Protocol
 
 from kvsize.errors import ProbeError, shown
+from kvsize.stopping import Interrupted
 from kvsize.storage.leftovers import PREFIX, run_name
 from kvsize.storage.network_targets import RedisTarget, S3Target
+from kvsize.storage.rundir import RunFolder, clean_folder
 
 FS_HEADER_BYTES = 28  # the same RemoteMetadata, inside each fs connector file ahead of the bytes
 DIRECT_ALIGN = 4096
 
-
-class Interrupted(Exception):
-    """The run was stopped (Ctrl-C or SIGTERM) and has cleaned up."""
+__all__ = ["DirectoryTarget", "Interrupted", "Target", "open_target", "read_buffer_bytes"]
 
 
 class Target(Protocol):
@@ -47,6 +48,7 @@ class Target(Protocol):
     def close(self) -> None: ...
     def leftovers(self) -> list[str]: ...
     def clean(self, name: str) -> str | None: ...
+    def check_run(self, name: str) -> str | None: ...
 
 
 class DirectoryTarget:
@@ -61,6 +63,7 @@ class DirectoryTarget:
         self.direct = direct
         self.name = str(path)
         self.run_dir: Path | None = None
+        self._folder: RunFolder | None = None
         self.cache_note: str | None = None
         self._written: set[str] = set()
         self._local = threading.local()
@@ -84,8 +87,8 @@ class DirectoryTarget:
             )
         if self.direct and not hasattr(os, "O_DIRECT"):
             raise ProbeError("`direct` needs O_DIRECT, which this OS does not offer; drop `direct`")
-        self.run_dir = self.base / run_name()
-        self.run_dir.mkdir()  # fails if it exists: never reuse a folder this run did not create
+        self._folder = RunFolder(self.base, run_name())
+        self.run_dir = self.base / self._folder.name
         if buffer_bytes:
             # Every read buffer of the run, allocated and touched now, before anything is written, as LMCache
             # allocates its CPU buffer when the engine starts. Memory first touched just before a read pass made the
@@ -102,15 +105,15 @@ class DirectoryTarget:
             finally:
                 self.remove(["odirect-check"])
 
-    def _path(self, key: str) -> Path:
-        assert self.run_dir is not None
-        return self.run_dir / f"{key}.data"
+    @property
+    def folder(self) -> RunFolder:
+        assert self._folder is not None, "prepare() first"
+        return self._folder
 
     def write(self, key: str, data: memoryview) -> None:
-        final = self._path(key)
-        temporary = final.with_suffix(".tmp")
-        self._written.add(temporary.name)
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        final, temporary = f"{key}.data", f"{key}.tmp"
+        self._written.add(temporary)
+        fd = self.folder.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
         try:
             if not self.direct:
                 _write_all(fd, memoryview(bytes(FS_HEADER_BYTES)))
@@ -118,9 +121,9 @@ class DirectoryTarget:
             os.fsync(fd)
         finally:
             os.close(fd)
-        self._written.add(final.name)
-        os.replace(temporary, final)
-        self._written.discard(temporary.name)
+        self._written.add(final)
+        self.folder.replace(temporary, final)
+        self._written.discard(temporary)
 
     def warm(self, level: int, size: int) -> None:
         """``level`` read buffers of ``size`` for the next read pass, as LMCache reads into its CPU buffer, allocated
@@ -169,7 +172,7 @@ class DirectoryTarget:
         try:
             if self.direct:
                 return self._read_direct(key, size, view)
-            with open(self._path(key), "rb") as file:  # buffered, as aiofiles.open(path, "rb")
+            with open(f"{key}.data", "rb", opener=self.folder.opener) as file:  # buffered, as aiofiles.open(path, "rb")
                 if file.readinto(bytearray(FS_HEADER_BYTES)) != FS_HEADER_BYTES:
                     return 0
                 total = 0
@@ -183,7 +186,7 @@ class DirectoryTarget:
             self._release(view)
 
     def _read_direct(self, key: str, size: int, view: memoryview) -> int:
-        fd = os.open(self._path(key), os.O_RDONLY | os.O_DIRECT)
+        fd = self.folder.open(f"{key}.data", os.O_RDONLY | os.O_DIRECT)
         try:
             total = 0
             while total < size:
@@ -203,7 +206,7 @@ class DirectoryTarget:
             self.cache_note = "could not drop the page cache (no posix_fadvise here): reads may come from memory"
             return
         for key in keys:
-            fd = os.open(self._path(key), os.O_RDONLY)
+            fd = self.folder.open(f"{key}.data", os.O_RDONLY)
             try:
                 os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
             finally:
@@ -215,41 +218,38 @@ class DirectoryTarget:
 
     def remove(self, keys: list[str]) -> None:
         for key in keys:
-            path = self._path(key)
-            for name in (path.name, path.with_suffix(".tmp").name):
+            for name in (f"{key}.data", f"{key}.tmp"):
                 if name in self._written:
-                    (path.parent / name).unlink(missing_ok=True)
+                    self.folder.unlink(name)
                     self._written.discard(name)
 
     def leftovers(self) -> list[str]:
-        """Names of earlier probe runs' folders in the target directory."""
+        """Names of earlier probe runs' folders in the target directory (and of anything else named like one, such as
+        a symbolic link, which ``clean`` then leaves, saying why)."""
         try:
-            return sorted(entry.name for entry in os.scandir(self.base) if entry.name.startswith(PREFIX) and entry.is_dir())
+            with os.scandir(self.base) as entries:
+                return sorted(entry.name for entry in entries if entry.name.startswith(PREFIX))
         except OSError:
             return []
 
+    def check_run(self, name: str) -> str | None:
+        """Why ``clean`` would leave ``name`` in place (a symbolic link, no valid marker), or None."""
+        return clean_folder(self.base, name, dry_run=True)
+
     def clean(self, name: str) -> str | None:
-        """Remove an earlier run's folder: only its ``.data`` and ``.tmp`` files, then the folder; what stays, or None."""
-        folder = self.base / name
-        for entry in os.scandir(folder):
-            if entry.is_file(follow_symlinks=False) and entry.name.endswith((".data", ".tmp")):
-                os.unlink(entry.path)
-        try:
-            folder.rmdir()
-        except OSError:
-            return f"{folder} holds files a probe does not write: left in place"
-        return None
+        """Remove an earlier run's folder (``kvsize.storage.rundir.clean_folder``); why what stays was left, or None."""
+        return clean_folder(self.base, name)
 
     def close(self) -> None:
-        """Remove what this run wrote (and only that), then its run folder if it is empty."""
+        """Remove what this run wrote (and only that), then its marker and folder if nothing else is in it."""
         self._close_arena()
-        if self.run_dir is None:
+        folder, self._folder = self._folder, None
+        if folder is None:
             return
-        for name in list(self._written):
-            (self.run_dir / name).unlink(missing_ok=True)
-            self._written.discard(name)
-        with contextlib.suppress(OSError):  # something else was put there: leave it
-            self.run_dir.rmdir()
+        left = folder.close(sorted(self._written))
+        self._written.clear()
+        if left:
+            raise ProbeError(f"{len(left):,} of its files left in {self.run_dir}")
 
 
 def read_buffer_bytes(plan: list[tuple[int, int, int]]) -> int:

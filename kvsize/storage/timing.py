@@ -219,7 +219,7 @@ def time_row(row: SweepRow, layout: Layout, profile: BackendProfile, options: Ti
     """One row on one backend: the load, its bound, the limits it breaks, and the recompute it leaves."""
     terms = load_terms(row, layout, profile, options.concurrent_prompts, options.host_cpus)
     load, bound = load_seconds(terms)
-    recompute = 0 if row.tail_saved else row.tail_tokens
+    recompute = engine_for(layout.engine).recompute_tokens(row, layout)
     if options.shared_prefix_tokens is not None:
         recompute += options.shared_prefix_tokens % row.chunk_tokens
     recompute_s = recompute / options.prefill_tokens_per_s if options.prefill_tokens_per_s else None
