@@ -11,7 +11,8 @@ command's ``--format json`` output:
 Arguments come in typed groups: ``kvsize.Serving`` (TP, PP, dtype), the engine and its settings
 (``engine="vllm"`` or ``engine=kvsize.engines.Vllm(tier="obj")``), ``kvsize.Workload`` (the prompt, prompts at
 once) and ``kvsize.Storage`` (backends and figures). ``kvsize.check`` (the CI guard), ``kvsize.capacity`` and
-``kvsize.probe`` do the same for their commands; the building blocks (``resolve_model``, ``plan_sweep``,
+``kvsize.probe`` do the same for their commands, and ``kvsize.replay`` replays a request trace over the tiers
+(``kvsize.Gpu``, ``kvsize.Replay``, ``kvsize.SyntheticTrace``); the building blocks (``resolve_model``, ``plan_sweep``,
 ``plan_storage``, ...) are here too. Errors are ``KvsizeError`` subclasses, one per kind, naming the parameter at
 fault.
 """
@@ -37,14 +38,15 @@ if TYPE_CHECKING:
     from kvsize.calls.compare import EnginesReport, compare_engines
     from kvsize.calls.guard import capacity, check
     from kvsize.calls.measure import clean_probe_leftovers, probe, probe_leftovers
+    from kvsize.calls.replaying import Replay, replay
     from kvsize.calls.sizing import size
     from kvsize.engines.base import Connector, EngineOptions, EngineSettings, Layout, Serving, Stage
     from kvsize.engines.emit import emit_config, kvbm_config, lmcache_config, sglang_config, vllm_config
     from kvsize.engines.emit_options import EmitOptions
-    from kvsize.engines.lmcache import CONNECTORS
     from kvsize.engines.lmcache_emit import settings_for
-    from kvsize.engines.lmcache_settings import read_settings
+    from kvsize.engines.lmcache_settings import CONNECTORS, read_settings
     from kvsize.engines.serving import pp_split
+    from kvsize.gpu import Gpu
     from kvsize.model.catalog import Catalog, CatalogEntry
     from kvsize.model.normalize import spec_from_config
     from kvsize.model.sources import resolve_model, spec_from_path
@@ -64,6 +66,8 @@ if TYPE_CHECKING:
     from kvsize.storage.capacity import CapacityReport, plan_capacity
     from kvsize.storage.limits import CheckReport, Limits, check_row
     from kvsize.storage.probe import ProbeReport, open_target, run_probe
+    from kvsize.traces.result import ReplayResult
+    from kvsize.traces.synthetic import SyntheticTrace
     from kvsize.units import format_iec, parse_count, parse_duration, parse_rate, parse_size
 
 __version__ = "0.1.0"
@@ -79,6 +83,8 @@ _LAZY = {
     "clean_probe_leftovers": "kvsize.calls.measure",
     "probe": "kvsize.calls.measure",
     "probe_leftovers": "kvsize.calls.measure",
+    "Replay": "kvsize.calls.replaying",
+    "replay": "kvsize.calls.replaying",
     "size": "kvsize.calls.sizing",
     "Connector": "kvsize.engines.base",
     "EngineOptions": "kvsize.engines.base",
@@ -91,10 +97,13 @@ _LAZY = {
     "lmcache_config": "kvsize.engines.emit",
     "sglang_config": "kvsize.engines.emit",
     "vllm_config": "kvsize.engines.emit",
-    "CONNECTORS": "kvsize.engines.lmcache",
+    "CONNECTORS": "kvsize.engines.lmcache_settings",
     "read_settings": "kvsize.engines.lmcache_settings",
     "settings_for": "kvsize.engines.lmcache_emit",
     "pp_split": "kvsize.engines.serving",
+    "Gpu": "kvsize.gpu",
+    "ReplayResult": "kvsize.traces.result",
+    "SyntheticTrace": "kvsize.traces.synthetic",
     "Catalog": "kvsize.model.catalog",
     "CatalogEntry": "kvsize.model.catalog",
     "spec_from_config": "kvsize.model.normalize",
@@ -163,6 +172,7 @@ __all__ = [
     "EngineOptions",
     "EngineSettings",
     "EnginesReport",
+    "Gpu",
     "HubError",
     "KvsizeError",
     "LayerKind",
@@ -173,6 +183,8 @@ __all__ = [
     "ParallelismError",
     "ProbeError",
     "ProbeReport",
+    "Replay",
+    "ReplayResult",
     "Serving",
     "SizeResult",
     "Stage",
@@ -180,6 +192,7 @@ __all__ = [
     "StoragePlan",
     "Sweep",
     "SweepRow",
+    "SyntheticTrace",
     "TimeOptions",
     "UnsupportedModelError",
     "Workload",
@@ -208,6 +221,7 @@ __all__ = [
     "probe",
     "probe_leftovers",
     "read_settings",
+    "replay",
     "resolve_backend",
     "resolve_model",
     "run_probe",

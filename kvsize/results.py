@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from kvsize.calls.gpu_memory import GpuReport
 from kvsize.plan import GroupObjects, Sweep, SweepRow
 
 if TYPE_CHECKING:
@@ -198,6 +199,8 @@ class SizeResult(SweepReport):
     time_options: dict[str, Any] | None
     prefill: str | None
     explain: list[str] | None
+    gpu: GpuReport | None = None
+    """The GPU tier (``kvsize.Gpu`` given): vLLM's KV memory per GPU, tokens that fit, maximum concurrency; else null."""
     plans: tuple[Any, ...] = Field(default=(), exclude=True, repr=False)
     """The timed plans (``StoragePlan``), one per backend, for the renderers."""
 
@@ -220,7 +223,9 @@ def backend_result(plan: StoragePlan) -> BackendResult:
     )
 
 
-def size_result(sweep: Sweep, plans: list[StoragePlan], warnings: list[str], explain: list[str] | None) -> SizeResult:
+def size_result(
+    sweep: Sweep, plans: list[StoragePlan], warnings: list[str], explain: list[str] | None, gpu: GpuReport | None = None
+) -> SizeResult:
     """The JSON contract of ``kvsize MODEL``: the sweep, and with backends the first one's timing on every row."""
     fields = sweep_fields(sweep, warnings)
     first = plans[0] if plans else None
@@ -239,5 +244,6 @@ def size_result(sweep: Sweep, plans: list[StoragePlan], warnings: list[str], exp
         time_options=first.options.model_dump() if first else None,
         prefill=first.prefill_assumption if first else None,
         explain=explain,
+        gpu=gpu,
         plans=tuple(plans),
     )

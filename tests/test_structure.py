@@ -149,7 +149,7 @@ def test_no_function_body_over_60_lines():
 def test_no_submodule_shadows_a_library_call():
     import kvsize
 
-    calls = {"size", "check", "capacity", "probe"}
+    calls = {"size", "check", "capacity", "probe", "replay"}
     assert not {path.stem for path in PACKAGE.glob("*.py")} & calls
     assert not {path.name for path in PACKAGE.iterdir() if path.is_dir()} & calls
     assert all(callable(getattr(kvsize, name)) for name in calls)

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from kvsize.cli import app
 
-COMMANDS = [["size"], ["check"], ["capacity"], ["probe"], ["models"], ["inspect"], ["catalog", "add"]]
+COMMANDS = [["size"], ["check"], ["capacity"], ["replay"], ["probe"], ["models"], ["inspect"], ["catalog", "add"]]
 _BORDER = re.compile(r"[╭╮╰╯│─]")
 
 

@@ -16,10 +16,12 @@ from kvsize.calls.timed import backend_profiles, mismatches, prefill_rate, time_
 from kvsize.engines.base import EngineOptions, EngineSettings, Serving
 from kvsize.engines.registry import engine_for
 from kvsize.errors import KvsizeError, shown, whole
+from kvsize.gpu import Gpu
 from kvsize.plan import MAX_CHUNK_CANDIDATES, MAX_TOKENS, Sweep, plan_sweep
 from kvsize.results import SizeResult, size_result
 
 if TYPE_CHECKING:
+    from kvsize.calls.gpu_memory import GpuReport
     from kvsize.storage import BackendProfile, StoragePlan, TimeOptions
 
 
@@ -53,6 +55,7 @@ def size(
     engine: str | EngineSettings | None = None,
     workload: Workload | None = None,
     storage: Storage | None = None,
+    gpu: Gpu | None = None,
     chunk_sizes: Sequence[int] | None = None,
     chunk_size: int | None = None,
     mtp: bool = False,
@@ -67,8 +70,12 @@ def size(
     ``kvsize.size("Qwen/Qwen3-4B-Instruct-2507", serving=kvsize.Serving(tp=4), engine=kvsize.engines.Vllm(tier="obj"),
     workload=kvsize.Workload(prompt=100_000), storage=kvsize.Storage(backend="s3"))``. The flat keywords of earlier
     releases (``tp=4``, ``backend=["s3"]``, ``tier="obj"``) work for one more release, with a ``DeprecationWarning``.
+    With ``gpu=kvsize.Gpu(gpu="h100")`` (or ``kv_cache_memory_bytes``) the result's ``gpu`` holds the first tier: vLLM's
+    KV memory per GPU, the tokens that fit and the maximum concurrency for the prompt.
     """
     serving, settings, workload, storage = _groups("size", flat, serving, engine, workload, storage)
+    gpu = gpu_group(gpu)
+    workload = prefill_gpu(workload, gpu)
     if not isinstance(explain, bool):
         raise KvsizeError(f"`explain` must be True or False, got {shown(explain)}", field="explain")
     sizes = candidate_sizes(chunk_sizes, chunk_size)
@@ -77,15 +84,41 @@ def size(
     spec = resolve_spec(model, catalog, revision, offline)
     options = EngineOptions(serving=draft_layers(spec, serving, mtp), settings=settings, engine=settings.engine_name())
     sweep = plan_sweep(spec, options, workload.prompt, sizes)
+    tier = _gpu_tier(sweep, gpu)
     if not storage.timed:
-        return size_result(sweep, [], list(sweep.warnings), _explain(sweep, [], explain))
+        return size_result(sweep, [], list(sweep.warnings), _explain(sweep, [], explain), tier)
     rate, assumption, warnings = prefill_rate(spec, serving.tp * serving.pp, workload)
     profiles = backend_profiles(storage)
     plans = _plans(sweep, profiles, time_options(sweep.layout, workload, rate), assumption, storage.search, warnings)
     sweep = plans[0][0]
     warnings += mismatches(storage, sweep.layout)
     timed_plans = [plan for _, plan in plans]
-    return size_result(sweep, timed_plans, [*sweep.warnings, *warnings], _explain(sweep, timed_plans, explain))
+    return size_result(sweep, timed_plans, [*sweep.warnings, *warnings], _explain(sweep, timed_plans, explain), tier)
+
+
+def gpu_group(gpu: Gpu | None) -> Gpu:
+    """``gpu`` checked (None: no GPU given)."""
+    if gpu is None:
+        return Gpu()
+    if not isinstance(gpu, Gpu):
+        raise KvsizeError(f"`gpu` must be kvsize.Gpu, got {shown(gpu)}", field="gpu")
+    return gpu
+
+
+def prefill_gpu(workload: Workload, gpu: Gpu) -> Workload:
+    """The workload with the GPU named in ``gpu`` as the prefill estimate's, unless the workload names its own."""
+    if gpu.gpu is None or "gpu" in workload.model_fields_set:
+        return workload
+    return workload.model_copy(update={"gpu": gpu.gpu})
+
+
+def _gpu_tier(sweep: Sweep, gpu: Gpu) -> GpuReport | None:
+    """The GPU tier for the sweep's prompt, when a GPU (or vLLM's KV memory) is given."""
+    if not gpu.given:
+        return None
+    from kvsize.calls.gpu_memory import plan_gpu
+
+    return plan_gpu(sweep.spec, sweep.layout, gpu, sweep.prompt_tokens)
 
 
 FLAT_ENGINE_OPTIONS = (

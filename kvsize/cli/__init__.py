@@ -1,6 +1,6 @@
 """The ``kvsize`` command: parse the flags, make one library call, render the result. No arithmetic here.
 
-One module per command group: ``size`` (``kvsize MODEL``), ``deploy`` (check, capacity), ``probe``,
+One module per command group: ``size`` (``kvsize MODEL``), ``deploy`` (check, capacity), ``probe``, ``replay``,
 ``catalog`` (models, inspect, catalog add), ``engines``; ``options`` declares every option once; ``render`` and
 ``reports`` format results; ``output`` prints them for a terminal or a pipe.
 
@@ -18,11 +18,11 @@ TYPE_CHECKING = False  # not typing's: that import alone costs more than this pa
 if TYPE_CHECKING:
     from typing import Any
 
-    from kvsize.cli import catalog, deploy, engines, probe, size
+    from kvsize.cli import catalog, deploy, engines, probe, replay, size
     from kvsize.cli.app import app
 
-__all__ = ["app", "catalog", "deploy", "engines", "main", "probe", "size"]
-COMMANDS = ("catalog", "deploy", "engines", "probe", "size")
+__all__ = ["app", "catalog", "deploy", "engines", "main", "probe", "replay", "size"]
+COMMANDS = ("catalog", "deploy", "engines", "probe", "replay", "size")
 
 
 def _app() -> Any:

@@ -47,7 +47,7 @@ def check(
     instances: o.Instances = 1,
     host_cpus: o.HostCpus = None,
     prefill_tps: o.PrefillTps = None,
-    gpu: o.Gpu = "h100",
+    gpu: o.PrefillGpu = "h100",
     mfu: o.Mfu = 0.4,
     output: Annotated[o.ReportFormat, typer.Option("--format", "-f", help="Output format.")] = o.ReportFormat.table,
     catalog: o.Catalog = None,

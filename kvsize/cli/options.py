@@ -101,8 +101,41 @@ PrefillTps = Annotated[
     float | None,
     typer.Option("--prefill-tps", help="Measured prefill tokens/s, for the recompute cost.", rich_help_panel=TIME),
 ]
+PrefillGpu = Annotated[
+    str,
+    typer.Option(
+        "--gpu",
+        help="GPU for the prefill estimate: h100, h200, b200, a100, l40s, ... (see 'kvsize MODEL --help').",
+        rich_help_panel=TIME,
+    ),
+]
+GPU = "GPU memory (the first tier)"
 Gpu = Annotated[
-    str, typer.Option("--gpu", help="GPU for the prefill estimate: a100, h100, h200, l40s, b200.", rich_help_panel=TIME)
+    str | None,
+    typer.Option(
+        "--gpu",
+        help="The GPU: h100, h200, b200, gb200, a100, a100-40gb, l40s, l4, mi300x, ... (the prefill estimate's, default "
+        "h100; given, the header shows vLLM's KV memory per GPU, the tokens that fit and the maximum concurrency).",
+        rich_help_panel=GPU,
+    ),
+]
+GpuMemory = Annotated[
+    float | None,
+    typer.Option("--gpu-memory", help="Another GPU's memory in GiB, as CUDA reports it (instead of --gpu).", rich_help_panel=GPU),
+]
+GpuMemoryUtilization = Annotated[
+    float | None,
+    typer.Option(
+        "--gpu-memory-utilization", help="vLLM's share of the GPU's memory (default 0.92, vLLM 0.33's).", rich_help_panel=GPU
+    ),
+]
+KvCacheMemoryBytes = Annotated[
+    str | None,
+    typer.Option(
+        "--kv-cache-memory-bytes",
+        help="vLLM's --kv-cache-memory-bytes: the KV cache per GPU, e.g. 10GiB (exact; the rest is then not estimated).",
+        rich_help_panel=GPU,
+    ),
 ]
 Mfu = Annotated[float, typer.Option("--mfu", help="Utilisation of peak FLOP/s for the prefill estimate.", rich_help_panel=TIME)]
 HostCpus = Annotated[
@@ -208,6 +241,17 @@ def figures(
         "max_requests_per_s": max_requests_per_s,
         "part_size": parse_size(part_size, "--part-size") if part_size is not None else None,
     }
+
+
+def gpu(gpu_name: str | None, memory: float | None, utilization: float | None, kv_bytes: str | None) -> Any:
+    """The ``kvsize.Gpu`` group from the GPU flags (only those given are set)."""
+    from kvsize.gpu import Gpu
+    from kvsize.units import parse_size
+
+    given: dict[str, Any] = {"gpu": gpu_name, "gpu_memory": memory, "gpu_memory_utilization": utilization}
+    if kv_bytes is not None:
+        given["kv_cache_memory_bytes"] = parse_size(kv_bytes, "--kv-cache-memory-bytes")
+    return Gpu(**{name: value for name, value in given.items() if value is not None})
 
 
 def storage(

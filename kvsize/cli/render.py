@@ -16,6 +16,7 @@ from kvsize.plan import BASELINE_CHUNK, Sweep, SweepRow
 from kvsize.units import format_count, format_iec
 
 if TYPE_CHECKING:  # the time model loads only when a backend is given
+    from kvsize.calls.gpu_memory import GpuReport
     from kvsize.storage import StoragePlan
 
 ROW_FIELDS = (
@@ -101,6 +102,27 @@ def headline(sweep: Sweep, sep: str = "\n") -> str:
     )
 
 
+def gpu_lines(report: GpuReport) -> list[str]:
+    """The GPU tier in words: the memory, the weights, the KV cache per GPU, the tokens that fit, the concurrency."""
+    lines = []
+    if report.requested_bytes is not None and report.gpu_memory_bytes is not None:
+        name = report.gpu or "GPU"
+        lines.append(
+            f"GPU {name}: {format_iec(report.gpu_memory_bytes)} as CUDA reports it, {report.gpu_memory_utilization:g} of it "
+            f"for vLLM = {format_iec(report.requested_bytes)}; weights {format_iec(report.weights_bytes_per_gpu or 0)} per "
+            f"GPU ({format_count(report.weights_parameters or 0)} parameters, {report.weights_rule}); runtime "
+            f"{format_iec(report.overhead_bytes or 0)} (an estimate)"
+        )
+    how = "given, exact" if report.kv_cache_bytes_exact else "estimated"
+    lines.append(
+        f"KV cache {format_iec(report.kv_cache_bytes)} per GPU ({how}): {format_count(report.num_blocks)} blocks of "
+        f"{report.block_tokens} tokens ({format_iec(report.bytes_per_block)} each) = {format_count(report.tokens_that_fit)} "
+        f"tokens fit; maximum concurrency {report.max_concurrency:.2f}x for {format_count(report.max_model_len)}-token "
+        f"requests (vLLM logs {format_count(report.kv_cache_size_tokens)} tokens)"
+    )
+    return lines
+
+
 def subtitle(sweep: Sweep) -> str:
     return engine_for(sweep.layout.engine).text(sweep.layout).subtitle
 
@@ -166,8 +188,10 @@ def _group_cell(row: SweepRow) -> str:
     return f"chunk {format_count(row.chunk_tokens)}: " + " + ".join(parts)
 
 
-def render_markdown(sweep: Sweep, plans: list[StoragePlan] | None = None) -> str:
-    lines = [f"### {sweep.spec.name}", "", headline(sweep).split("\n", 1)[1] + ".", subtitle(sweep) + ".", ""]
+def render_markdown(sweep: Sweep, plans: list[StoragePlan] | None = None, gpu: GpuReport | None = None) -> str:
+    lines = [f"### {sweep.spec.name}", "", headline(sweep).split("\n", 1)[1] + ".", subtitle(sweep) + "."]
+    lines += [f"{line}." for line in (gpu_lines(gpu) if gpu else [])]
+    lines.append("")
     lines.append("| " + " | ".join(TABLE_HEADERS) + " |")
     lines.append("|" + "|".join("---:" for _ in TABLE_HEADERS) + "|")
     for row in sweep.rows:
@@ -290,14 +314,15 @@ def recompute_verdict(plan: StoragePlan) -> str | None:
     )
 
 
-def print_size(sweep: Sweep, plans: list[StoragePlan], explain: list[str] | None) -> None:
-    """The size command's table(s), footnotes, timing tables and derivation."""
+def print_size(sweep: Sweep, plans: list[StoragePlan], explain: list[str] | None, gpu: GpuReport | None = None) -> None:
+    """The size command's table(s), footnotes, timing tables and derivation (with a GPU, its tier in the header)."""
     from rich.table import Table
 
     from kvsize.cli.output import Output
 
     console = Output()
-    table = Table(title=headline(sweep), caption=subtitle(sweep), title_justify="left", caption_justify="left")
+    title = "\n".join([headline(sweep), *(gpu_lines(gpu) if gpu else [])])
+    table = Table(title=title, caption=subtitle(sweep), title_justify="left", caption_justify="left")
     for header in TABLE_HEADERS:
         table.add_column(header, justify="right", no_wrap=header not in ("tail",))
     for row in sweep.rows:

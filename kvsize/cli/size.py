@@ -59,7 +59,10 @@ def size(
     host_cpus: o.HostCpus = None,
     shared_prefix: o.SharedPrefix = None,
     prefill_tps: o.PrefillTps = None,
-    gpu: o.Gpu = "h100",
+    gpu: o.Gpu = None,
+    gpu_memory: o.GpuMemory = None,
+    gpu_memory_utilization: o.GpuMemoryUtilization = None,
+    kv_cache_memory_bytes: o.KvCacheMemoryBytes = None,
     mfu: o.Mfu = 0.4,
     search: Annotated[
         bool,
@@ -115,13 +118,13 @@ def size(
             instances=instances,
             shared_prefix=parse_count(shared_prefix, "--shared-prefix") if shared_prefix else None,
             prefill_tps=prefill_tps,
-            gpu=gpu,
             mfu=mfu,
             host_cpus=host_cpus,
         ),
         storage=o.storage(
             backend, latency, stream_bandwidth, aggregate_bandwidth, concurrency, max_requests_per_s, part_size, search
         ),
+        gpu=o.gpu(gpu, gpu_memory, gpu_memory_utilization, kv_cache_memory_bytes),
         chunk_sizes=parse_int_list(chunk_sizes, "--chunk-sizes") if chunk_sizes is not None else None,
         chunk_size=parse_count(chunk_size, "--chunk-size") if chunk_size is not None else None,
         mtp=mtp,
@@ -159,9 +162,9 @@ def _render(
     elif output is o.SizeFormat.csv:
         sys.stdout.write(render.render_csv(result.sweep, list(result.plans)))
     elif output is o.SizeFormat.markdown:
-        text = render.render_markdown(result.sweep, list(result.plans))
+        text = render.render_markdown(result.sweep, list(result.plans), result.gpu)
         if result.explain:
             text += "\n```\n" + "\n".join(result.explain) + "\n```\n"
         sys.stdout.write(text)
     else:
-        render.print_size(result.sweep, list(result.plans), result.explain)
+        render.print_size(result.sweep, list(result.plans), result.explain, result.gpu)

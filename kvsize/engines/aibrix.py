@@ -405,6 +405,13 @@ class AibrixEngine(PerRankEngine):
             return stored + row.tail_tokens
         return row.tail_tokens
 
+    def replay_notes(self, layout: Layout) -> list[str]:
+        return [
+            "AIBrix's L1 evicts by S3FIFO, not LRU (AIBRIX_KV_CACHE_OL_L1_CACHE_EVICTION_POLICY): a replay's CPU tier "
+            "is LRU; its L2 ingestion modes and its load threshold (loads under max(8 x vLLM block, B) tokens are "
+            "skipped) are not replayed"
+        ]
+
     def limits(self, row: SweepRow, layout: Layout, load_seconds: float | None) -> list[Limit]:
         settings = _settings(layout)
         found = []

@@ -21,12 +21,17 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from kvsize.engines.layout import (
+    Admission,
     Connector,
+    GpuGroup,
+    GpuPages,
     GroupObjects,
     KvGroup,
     Layout,
     Stage,
     StageObjects,
+    StoredChunks,
+    StoredGroup,
     SweepRow,
     per_writer_bytes,
     whole_chunk_row,
@@ -43,17 +48,23 @@ from kvsize.engines.options import (
     Serving,
     pydantic_problem,
 )
-from kvsize.errors import KvsizeError
+from kvsize.errors import KvsizeError, UnsupportedModelError
+from kvsize.model.spec import LayerKind
 
 if TYPE_CHECKING:
     from kvsize.engines.emit_options import EmitOptions
     from kvsize.model.spec import ModelSpec
     from kvsize.plan import Sweep
 
+HOST_ALIGN_BYTES = 4096
+"""What a CPU tier rounds each object up to (LMCache's ``ALIGN_BYTES``; vLLM's ``mmap.PAGESIZE``)."""
+
 __all__ = [
+    "HOST_ALIGN_BYTES",
     "MAX_DRAFT_LAYERS",
     "MAX_PARALLEL",
     "VLLM_VERSION",
+    "Admission",
     "Checked",
     "Connector",
     "Deployment",
@@ -63,6 +74,8 @@ __all__ = [
     "EngineSettings",
     "EngineText",
     "Flag",
+    "GpuGroup",
+    "GpuPages",
     "GroupObjects",
     "KvDtype",
     "KvGroup",
@@ -72,6 +85,8 @@ __all__ = [
     "Share",
     "Stage",
     "StageObjects",
+    "StoredChunks",
+    "StoredGroup",
     "SweepRow",
     "per_writer_bytes",
     "pydantic_problem",
@@ -262,6 +277,53 @@ class Engine(ABC):
             objects_per_writer=per_chunk,
             stored_bytes_per_writer=row.chunk_tokens * largest.bytes_per_token_per_rank + per_chunk * header,
         )
+
+    # --- GPU memory and a trace replay --------------------------------------------------------------------------
+
+    def gpu_pages(self, layout: Layout, spec: ModelSpec) -> GpuPages:
+        """How vLLM lays the KV cache out in GPU memory under this engine. The default: vLLM with its hybrid KV-cache
+        manager off (a connector without ``SupportsHMA``: ``vllm/config/vllm.py``), so every attention layer is in one
+        full-attention group (``unify_hybrid_kv_cache_specs`` promotes sliding and chunked layers)."""
+        if spec.is_hybrid:
+            raise UnsupportedModelError(
+                f"`gpu`: {spec.name} has state layers, which vLLM sizes in GPU memory by a rule kvsize does not model "
+                f"under `engine` {self.name}; drop `gpu`",
+                field="gpu",
+            )
+        block = layout.block_tokens or 16
+        kind = LayerKind.MLA if spec.use_mla else LayerKind.FULL
+        return GpuPages(
+            block_tokens=block,
+            page_bytes_per_layer=block * kind.bytes_per_token(layout.heads_per_rank, layout.head_size, layout.dtype_bytes),
+            layers_per_block=max(stage.stored_layers for stage in layout.stages),
+            groups=(GpuGroup(kind=kind.value),),
+            rule="one full-attention group of every attention layer: the connector lacks SupportsHMA, so vLLM turns its "
+            "hybrid KV-cache manager off (vllm/config/vllm.py)",
+        )
+
+    def stored_chunks(self, layout: Layout, prompt_tokens: int, chunk_tokens: int) -> StoredChunks:
+        """The chunks a prompt stores, per group, as ``plan_row`` counts them; the default: whole chunks
+        0 .. floor(N / C) - 1 of one group, loadable up to all N tokens."""
+        return StoredChunks(groups=(StoredGroup(start=0, stop=prompt_tokens // chunk_tokens),), max_hit_tokens=prompt_tokens)
+
+    def chunk_row(self, layout: Layout, chunk_tokens: int) -> SweepRow:
+        """One stored chunk of one group as a row: its objects (every writer's) and bytes, to scale by the chunks a
+        request stores or loads."""
+        return self.plan_row(layout, chunk_tokens, chunk_tokens)
+
+    def cpu_tier_chunks(self, layout: Layout, chunk_row: SweepRow, cpu_bytes: int) -> tuple[int, str]:
+        """Chunks a CPU tier of ``cpu_bytes`` holds, and how; the default: the whole instance's tier holds every writer's
+        objects of a chunk, each rounded up to the host page."""
+        per_chunk = sum(s.objects * -(-s.object_bytes // HOST_ALIGN_BYTES) * HOST_ALIGN_BYTES for s in chunk_row.stages)
+        return cpu_bytes // max(1, per_chunk), f"{cpu_bytes:,} B for the instance / {per_chunk:,} B per chunk (every writer)"
+
+    def admission(self, layout: Layout, cpu_tier: bool) -> Admission | None:
+        """A filter that decides which offered chunks the storage tier takes (None: it takes every new one)."""
+        return None
+
+    def replay_notes(self, layout: Layout) -> list[str]:
+        """What a replay assumes of this engine's tiers (their eviction policy, cited)."""
+        return []
 
     # --- what it says -------------------------------------------------------------------------------------------
 

@@ -21,9 +21,23 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from kvsize.engines.base import Connector, EngineInfo, EngineOptions, EngineSettings, EngineText, Flag, Layout, SweepRow
+from kvsize.engines.base import (
+    Admission,
+    Connector,
+    EngineInfo,
+    EngineOptions,
+    EngineSettings,
+    EngineText,
+    Flag,
+    GpuPages,
+    Layout,
+    StoredChunks,
+    StoredGroup,
+    SweepRow,
+)
 from kvsize.engines.per_rank import PerRankEngine, per_rank_row, refuse_beyond_attention, stages
 from kvsize.engines.serving import DTYPE_BYTES, check_served, check_tp, resolve_kv_dtype, stage_layers
+from kvsize.errors import UnsupportedModelError
 from kvsize.model.spec import LayerKind, ModelSpec
 from kvsize.units import format_count, format_iec
 
@@ -144,6 +158,40 @@ class KvbmEngine(PerRankEngine):
 
     def default_candidates(self, layout: Layout) -> tuple[int, ...]:
         return (layout.block_tokens or 16,)
+
+    def gpu_pages(self, layout: Layout, spec: ModelSpec) -> GpuPages:
+        settings = layout.options.settings
+        assert isinstance(settings, Kvbm)
+        if settings.framework != "vllm":
+            raise UnsupportedModelError(
+                "`gpu` under KVBM with TensorRT-LLM: its KV pool follows free_gpu_memory_fraction, not vLLM's rule that "
+                "kvsize models; drop `gpu`, or use `kvbm_engine` vllm",
+                field="gpu",
+            )
+        return super().gpu_pages(layout, spec)
+
+    def stored_chunks(self, layout: Layout, prompt_tokens: int, chunk_tokens: int) -> StoredChunks:
+        """Whole blocks; a match that reaches the prompt's last token on a block boundary drops that block
+        (``slot.rs`` ``acquire_local_matches``): at most N - 1 tokens."""
+        return StoredChunks(groups=(StoredGroup(start=0, stop=prompt_tokens // chunk_tokens),), max_hit_tokens=prompt_tokens - 1)
+
+    def admission(self, layout: Layout, cpu_tier: bool) -> Admission | None:
+        """With a host tier (G2) and the disk tier (G3), a block reaches disk on its second offer within about 600 s
+        (``offload/filter.rs`` ``FrequencyFilter::new(2, 600 s, ...)``, attached only when both tiers exist)."""
+        if not cpu_tier or layout.connector.name != "disk":
+            return None
+        return Admission(
+            sightings=2,
+            window_seconds=600.0,
+            source="KVBM's disk offload filter (lib/llm/src/block_manager/offload/filter.rs FrequencyFilter; "
+            "DYN_KVBM_DISABLE_DISK_OFFLOAD_FILTER=true turns it off)",
+        )
+
+    def replay_notes(self, layout: Layout) -> list[str]:
+        return [
+            "KVBM's host (G2) and disk (G3) pools evict the least recently released block (pool/managed/inactive.rs "
+            "InactiveBlockPool, priority 0); its object tier (G4) never evicts"
+        ]
 
     def engine_options(self, layout: Layout) -> dict[str, Any]:
         settings = layout.options.settings

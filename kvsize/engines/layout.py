@@ -3,6 +3,8 @@ store, and one row per chunk size (objects, bytes, tail)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from pydantic import BaseModel, ConfigDict
 
 from kvsize.engines.options import EngineOptions, Serving
@@ -215,3 +217,62 @@ def per_writer_bytes(row: SweepRow, layout: Layout) -> int:
     """KV bytes one writer of the largest stage loads for the prompt (what its CPU buffer must hold)."""
     largest = layout.largest_stage
     return row.stages[largest.index].total_bytes // largest.writers
+
+
+@dataclass(frozen=True)
+class GpuGroup:
+    """One KV-cache group as vLLM sizes it in GPU memory: its kind and, for a windowed kind, the window."""
+
+    kind: str
+    window_tokens: int | None = None
+    """A sliding window's tokens (sliding_attention) or a local chunk's (chunked_attention); None otherwise."""
+
+
+@dataclass(frozen=True)
+class GpuPages:
+    """How vLLM lays a model's KV cache out in GPU memory under an engine: the groups that share one pool of blocks,
+    the block, and the bytes one block takes on the busiest worker."""
+
+    block_tokens: int
+    page_bytes_per_layer: int
+    """One layer's page: ``block x per-token bytes of one layer on one rank`` (K and V, or MLA's latent)."""
+    layers_per_block: int
+    """Layers of the widest group on the busiest worker: a block's bytes are this many pages."""
+    groups: tuple[GpuGroup, ...]
+    rule: str
+    """Why the groups are what they are (the engine's own words, cited)."""
+
+    @property
+    def bytes_per_block(self) -> int:
+        return self.layers_per_block * self.page_bytes_per_layer
+
+
+@dataclass(frozen=True)
+class StoredGroup:
+    """The chunks one KV-cache group stores for one prompt (for an engine with one group: the whole model)."""
+
+    start: int
+    stop: int
+    """Whole chunks ``start`` to ``stop - 1`` are stored."""
+    window: int | None = None
+    """None: a load needs every chunk from the first on (a prefix); W: the W chunks before the hit (a sliding window)."""
+    tail_tokens: int = 0
+    """A partial chunk stored after the whole ones (chunk ``stop``), 0 when none."""
+
+
+@dataclass(frozen=True)
+class StoredChunks:
+    """What a prompt of N tokens stores at chunk C, per group, and the most a later load of it may cover."""
+
+    groups: tuple[StoredGroup, ...]
+    max_hit_tokens: int
+    """Tokens a load may cover at most (N, or N - 1 where the engine recomputes the prompt's last token)."""
+
+
+@dataclass(frozen=True)
+class Admission:
+    """A tier that stores a chunk only on its ``sightings``-th offer within ``window_seconds`` (a frequency filter)."""
+
+    sightings: int
+    window_seconds: float
+    source: str

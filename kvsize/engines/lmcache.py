@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from kvsize.engines.base import (
+    HOST_ALIGN_BYTES,
     Connector,
     Deployment,
     Engine,
@@ -39,11 +40,13 @@ from kvsize.engines.base import (
     Limit,
     Stage,
     StageObjects,
+    StoredChunks,
+    StoredGroup,
     SweepRow,
     per_writer_bytes,
 )
 from kvsize.engines.lmcache_requirements import S3_ALIGN
-from kvsize.engines.lmcache_settings import DEFAULT_CHUNK_TOKENS, LMCache, deployment
+from kvsize.engines.lmcache_settings import CONNECTORS, DEFAULT_CHUNK_TOKENS, LMCache, deployment
 from kvsize.engines.serving import DTYPE_BYTES, check_served, check_tp, resolve_kv_dtype, stage_layers
 from kvsize.errors import KvsizeError, UnsupportedModelError
 from kvsize.model.spec import LayerKind, ModelSpec
@@ -56,113 +59,6 @@ if TYPE_CHECKING:
 GIB = 2**30
 INT32_MAX_BYTES = 2**31  # a length field of int32 cannot describe 2 GiB or more
 
-CONNECTORS: dict[str, Connector] = {
-    c.name: c
-    for c in (
-        Connector(
-            name="s3",
-            url="s3://",
-            layout="raw bytes, one object; only whole chunks are uploaded",
-            source="lmcache/v1/storage_backend/connector/s3_connector.py",
-            multipart=True,
-            pinned_memory_rule=True,
-            transport="object",
-        ),
-        Connector(
-            name="fs",
-            url="fs://",
-            header_bytes=28,
-            stores_partial_chunks=True,
-            int32_header=True,
-            layout="28-byte RemoteMetadata header + bytes, one file (tmp write + rename)",
-            source="lmcache/v1/storage_backend/connector/fs_connector.py",
-        ),
-        Connector(
-            name="mooncakestore",
-            url="mooncakestore://",
-            header_bytes=28,
-            stores_partial_chunks=True,
-            int32_header=True,
-            layout="28-byte RemoteMetadata header + bytes",
-            source="lmcache/v1/storage_backend/connector/mooncakestore_connector.py",
-            transport="other",
-        ),
-        Connector(
-            name="redis",
-            url="redis://",
-            header_bytes=28,
-            requests_per_object=2,
-            stores_partial_chunks=True,
-            int32_header=True,
-            layout="two keys per chunk: <key>kv_bytes (raw) and <key>metadata (28 bytes)",
-            source="lmcache/v1/storage_backend/connector/redis_connector.py",
-            # RedisConnector has no batched get, so RemoteBackend.batched_get_blocking submits one get per key, and
-            # each runs on the connector's AsyncPQExecutor (job_executor/pq_executor.py, max_workers=4): 4 gets in
-            # flight per writer, each a metadata GET then a kv_bytes GET.
-            io_threads=4,
-            io_note=(
-                "4 requests in flight per writer: LMCache's redis connector runs each load through its "
-                "AsyncPQExecutor of 4 workers (redis_connector.py, job_executor/pq_executor.py), whatever the "
-                "profile's concurrency; each is a metadata GET, then a kv_bytes GET"
-            ),
-            transport="kv",
-        ),
-        Connector(
-            name="valkey",
-            url="valkey://",
-            # Its adapter refuses save_unfull_chunk (lmcache_requirements): no partial chunk is ever stored.
-            stores_partial_chunks=False,
-            layout="raw bytes, one key",
-            source="lmcache/v1/storage_backend/connector/valkey_connector.py",
-            transport="kv",
-        ),
-        Connector(
-            name="resp",
-            url="resp://",
-            # Its adapter refuses save_unfull_chunk (lmcache_requirements): no partial chunk is ever stored.
-            stores_partial_chunks=False,
-            layout="raw bytes, one key",
-            source="lmcache/v1/storage_backend/connector/resp_connector.py",
-            transport="kv",
-        ),
-        Connector(
-            name="local-disk",
-            url="local_disk",
-            stores_partial_chunks=True,
-            layout="raw bytes, one file",
-            source="lmcache/v1/storage_backend/local_disk_backend.py",
-        ),
-        Connector(
-            name="gds",
-            url="gds_path",
-            header_bytes=8192,
-            requests_per_object=2,
-            stores_partial_chunks=True,
-            int32_header=True,
-            layout="4,096-byte header inside the data file + a 4,096-byte .metadata file (two files per chunk)",
-            source="lmcache/v1/storage_backend/gds_backend.py",
-        ),
-        Connector(
-            name="weka",
-            url="gds_path",
-            header_bytes=8192,
-            requests_per_object=2,
-            stores_partial_chunks=True,
-            int32_header=True,
-            layout="as gds: 4,096-byte header in the data file + a 4,096-byte .metadata file",
-            # 0.5.6 has no Weka backend of its own: GdsBackend serves WekaFS when get_fstype says wekafs (.weka1 files).
-            source="lmcache/v1/storage_backend/gds_backend.py",
-        ),
-        Connector(
-            name="cpu",
-            url="local_cpu",
-            stores_partial_chunks=True,
-            layout="pinned CPU memory, one buffer per chunk",
-            source="lmcache/v1/storage_backend/local_cpu_backend.py",
-            transport="memory",
-        ),
-    )
-}
 TRANSPORT_CONNECTORS = {"object": "s3", "file": "fs", "kv": "redis", "memory": "cpu"}
 """The connector that reaches each kind of storage, when the user names none that does."""
 
@@ -546,6 +442,37 @@ class LMCacheEngine(Engine):
 
     def stores_nothing(self, layout: Layout, chunk_tokens: int) -> str | None:
         return s3_never_uploads(layout, chunk_tokens)
+
+    def stored_chunks(self, layout: Layout, prompt_tokens: int, chunk_tokens: int) -> StoredChunks:
+        """Whole chunks, and the tail as a partial chunk when ``save_unfull_chunk`` is on and the connector stores
+        one (``ChunkedTokenDatabase._chunk_tokens``); a load covers all N tokens (on a full hit LMCache's adapter
+        recomputes the last token, ``vllm_v1_adapter.py`` ``get_num_new_matched_tokens``: one token, not counted)."""
+        settings = _settings(layout)
+        full, tail = divmod(prompt_tokens, chunk_tokens)
+        if s3_never_uploads(layout, chunk_tokens):
+            full = 0  # no whole chunk of these bytes reaches S3 (S3Connector._put)
+        if not (settings.save_unfull_chunk and layout.connector.stores_partial_chunks):
+            tail = 0
+        return StoredChunks(groups=(StoredGroup(start=0, stop=full, tail_tokens=tail),), max_hit_tokens=prompt_tokens)
+
+    def cpu_tier_chunks(self, layout: Layout, chunk_row: SweepRow, cpu_bytes: int) -> tuple[int, str]:
+        """``max_local_cpu_size`` is per rank (``LocalCPUBackend.initialize_allocator``): the busiest writer's objects
+        of a chunk, each rounded up to 4,096 B (``ALIGN_BYTES``)."""
+        stage = layout.largest_stage
+        objects = chunk_row.stages[stage.index]
+        per_writer = objects.objects // max(1, stage.writers)
+        aligned = -(-objects.object_bytes // HOST_ALIGN_BYTES) * HOST_ALIGN_BYTES
+        per_chunk = max(1, per_writer * aligned)
+        return cpu_bytes // per_chunk, (
+            f"max_local_cpu_size {cpu_bytes:,} B per rank / {per_chunk:,} B per chunk on the busiest writer "
+            f"({per_writer} object{'s' if per_writer != 1 else ''} rounded up to {HOST_ALIGN_BYTES:,} B)"
+        )
+
+    def replay_notes(self, layout: Layout) -> list[str]:
+        return [
+            "LMCache evicts least-recently-used chunks (cache_policy LRU, the default: storage_backend/cache_policy/"
+            "lru.py); a request's hits are touched with its prefix most recent (touch_cache), so its tail goes first"
+        ]
 
     def search_step(self, layout: Layout, spec: ModelSpec) -> int:
         # LMCache takes any chunk; the search steps by vLLM's default block (MLA backends use 64 or more).

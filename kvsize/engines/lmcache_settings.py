@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from kvsize.engines.base import Deployment, EngineSettings, Flag
+from kvsize.engines.base import Connector, Deployment, EngineSettings, Flag
 from kvsize.errors import ConfigError, KvsizeError, shown
 from kvsize.files import read_yaml
 
@@ -33,6 +33,115 @@ DEFAULT_BLOCKING_TIMEOUT_S = 10.0  # blocking_timeout_secs
 DEFAULT_CPU_BUFFER_BYTES = 5 * GIB  # max_local_cpu_size 5.0 (GB, read as GiB)
 DEFAULT_S3_MAX_INFLIGHT_REQS = 64  # extra_config s3_max_inflight_reqs
 ConnectorName = Literal["s3", "fs", "redis", "valkey", "resp", "mooncakestore", "gds", "weka", "local-disk", "cpu"]
+
+
+CONNECTORS: dict[str, Connector] = {
+    c.name: c
+    for c in (
+        Connector(
+            name="s3",
+            url="s3://",
+            layout="raw bytes, one object; only whole chunks are uploaded",
+            source="lmcache/v1/storage_backend/connector/s3_connector.py",
+            multipart=True,
+            pinned_memory_rule=True,
+            transport="object",
+        ),
+        Connector(
+            name="fs",
+            url="fs://",
+            header_bytes=28,
+            stores_partial_chunks=True,
+            int32_header=True,
+            layout="28-byte RemoteMetadata header + bytes, one file (tmp write + rename)",
+            source="lmcache/v1/storage_backend/connector/fs_connector.py",
+        ),
+        Connector(
+            name="mooncakestore",
+            url="mooncakestore://",
+            header_bytes=28,
+            stores_partial_chunks=True,
+            int32_header=True,
+            layout="28-byte RemoteMetadata header + bytes",
+            source="lmcache/v1/storage_backend/connector/mooncakestore_connector.py",
+            transport="other",
+        ),
+        Connector(
+            name="redis",
+            url="redis://",
+            header_bytes=28,
+            requests_per_object=2,
+            stores_partial_chunks=True,
+            int32_header=True,
+            layout="two keys per chunk: <key>kv_bytes (raw) and <key>metadata (28 bytes)",
+            source="lmcache/v1/storage_backend/connector/redis_connector.py",
+            # RedisConnector has no batched get, so RemoteBackend.batched_get_blocking submits one get per key, and
+            # each runs on the connector's AsyncPQExecutor (job_executor/pq_executor.py, max_workers=4): 4 gets in
+            # flight per writer, each a metadata GET then a kv_bytes GET.
+            io_threads=4,
+            io_note=(
+                "4 requests in flight per writer: LMCache's redis connector runs each load through its "
+                "AsyncPQExecutor of 4 workers (redis_connector.py, job_executor/pq_executor.py), whatever the "
+                "profile's concurrency; each is a metadata GET, then a kv_bytes GET"
+            ),
+            transport="kv",
+        ),
+        Connector(
+            name="valkey",
+            url="valkey://",
+            # Its adapter refuses save_unfull_chunk (lmcache_requirements): no partial chunk is ever stored.
+            stores_partial_chunks=False,
+            layout="raw bytes, one key",
+            source="lmcache/v1/storage_backend/connector/valkey_connector.py",
+            transport="kv",
+        ),
+        Connector(
+            name="resp",
+            url="resp://",
+            # Its adapter refuses save_unfull_chunk (lmcache_requirements): no partial chunk is ever stored.
+            stores_partial_chunks=False,
+            layout="raw bytes, one key",
+            source="lmcache/v1/storage_backend/connector/resp_connector.py",
+            transport="kv",
+        ),
+        Connector(
+            name="local-disk",
+            url="local_disk",
+            stores_partial_chunks=True,
+            layout="raw bytes, one file",
+            source="lmcache/v1/storage_backend/local_disk_backend.py",
+        ),
+        Connector(
+            name="gds",
+            url="gds_path",
+            header_bytes=8192,
+            requests_per_object=2,
+            stores_partial_chunks=True,
+            int32_header=True,
+            layout="4,096-byte header inside the data file + a 4,096-byte .metadata file (two files per chunk)",
+            source="lmcache/v1/storage_backend/gds_backend.py",
+        ),
+        Connector(
+            name="weka",
+            url="gds_path",
+            header_bytes=8192,
+            requests_per_object=2,
+            stores_partial_chunks=True,
+            int32_header=True,
+            layout="as gds: 4,096-byte header in the data file + a 4,096-byte .metadata file",
+            # 0.5.6 has no Weka backend of its own: GdsBackend serves WekaFS when get_fstype says wekafs (.weka1 files).
+            source="lmcache/v1/storage_backend/gds_backend.py",
+        ),
+        Connector(
+            name="cpu",
+            url="local_cpu",
+            stores_partial_chunks=True,
+            layout="pinned CPU memory, one buffer per chunk",
+            source="lmcache/v1/storage_backend/local_cpu_backend.py",
+            transport="memory",
+        ),
+    )
+}
 
 
 class LMCache(EngineSettings):

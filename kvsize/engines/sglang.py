@@ -21,10 +21,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from kvsize.engines.base import Connector, EngineInfo, EngineOptions, EngineSettings, EngineText, Flag, Layout, SweepRow
+from kvsize.engines.base import (
+    Connector,
+    EngineInfo,
+    EngineOptions,
+    EngineSettings,
+    EngineText,
+    Flag,
+    GpuPages,
+    Layout,
+    StoredChunks,
+    StoredGroup,
+    SweepRow,
+)
 from kvsize.engines.per_rank import PerRankEngine, per_rank_row, refuse_beyond_attention, stages
 from kvsize.engines.serving import DTYPE_BYTES, check_tp, resolve_kv_dtype, stage_layers
-from kvsize.errors import ParallelismError
+from kvsize.errors import ParallelismError, UnsupportedModelError
 from kvsize.model.spec import LayerKind, ModelSpec
 from kvsize.units import format_count, format_iec
 
@@ -151,6 +163,25 @@ class SglangEngine(PerRankEngine):
 
     def plan_row(self, layout: Layout, prompt_tokens: int, chunk_tokens: int) -> SweepRow:
         return per_rank_row(layout, prompt_tokens, chunk_tokens)
+
+    def gpu_pages(self, layout: Layout, spec: ModelSpec) -> GpuPages:
+        raise UnsupportedModelError(
+            "`gpu` under `engine` sglang: SGLang sizes its KV pool by --mem-fraction-static (its own allocator), not by "
+            "vLLM's rule that kvsize models; drop `gpu`",
+            field="gpu",
+        )
+
+    def stored_chunks(self, layout: Layout, prompt_tokens: int, chunk_tokens: int) -> StoredChunks:
+        """Whole pages; a match covers at most N - 1 tokens (``Req._compute_max_prefix_len``: ``input_len - 1``,
+        ``managers/schedule_batch.py``)."""
+        return StoredChunks(groups=(StoredGroup(start=0, stop=prompt_tokens // chunk_tokens),), max_hit_tokens=prompt_tokens - 1)
+
+    def replay_notes(self, layout: Layout) -> list[str]:
+        return [
+            "SGLang's host tier evicts least-recently-used pages (--radix-eviction-policy lru, mem_cache/evict_policy.py); "
+            "its file backend never evicts unless given max_size (storage/file/lru_file_evictor.py: LRU then); an L3 "
+            f"lookup needs max({PREFETCH_THRESHOLD}, page) tokens to fetch (prefetch_threshold), not modelled"
+        ]
 
     def engine_options(self, layout: Layout) -> dict[str, Any]:
         return {

@@ -25,7 +25,6 @@ from pydantic import Field
 
 from kvsize.engines.base import (
     Connector,
-    Engine,
     EngineInfo,
     EngineOptions,
     EngineSettings,
@@ -55,6 +54,7 @@ from kvsize.engines.vllm_state import (
     state_rule,
     stored_states,
 )
+from kvsize.engines.vllm_tiers import VllmTiers
 from kvsize.errors import UnsupportedModelError
 from kvsize.model.spec import LayerKind, ModelSpec
 from kvsize.units import format_count, format_iec
@@ -312,7 +312,7 @@ def _resend_hit(layout: VllmLayout, states: StoredStates | None) -> int | None:
     return states.resend_hit_tokens
 
 
-class _VllmFamily(Engine):
+class _VllmFamily(VllmTiers):
     """What vLLM native and llm-d's fs connector share: groups, pages, the chunk rule."""
 
     per_worker_files: ClassVar[bool]
@@ -576,14 +576,13 @@ class VllmNativeEngine(_VllmFamily):
         source="vllm/distributed/kv_transfer/kv_connector/v1/offloading/config.py, v1/kv_offload/cpu/spec.py",
     )
 
-    def plan_row(self, layout: Layout, prompt_tokens: int, chunk_tokens: int) -> SweepRow:
+    def _row(self, layout: Layout, prompt_tokens: int, chunk_tokens: int, counted: list[tuple[KvGroup, int]]) -> SweepRow:
         vllm = _layout(layout)
         assert vllm.copies and vllm.host_page_bytes
         block = layout.block_tokens or 1
         page = vllm.host_page_bytes
         raw = vllm.copies * vllm.worker_block_bytes * chunk_tokens // block
         object_bytes = -(-raw // page) * page
-        counted = self._group_rows(layout, prompt_tokens, chunk_tokens)
         objects = sum(count for _, count in counted)
         total = objects * object_bytes
         stages = [
@@ -673,8 +672,7 @@ class LlmdFsEngine(_VllmFamily):
         source="llmd_fs_backend/spec.py (llm-d-kv-cache-manager)",
     )
 
-    def plan_row(self, layout: Layout, prompt_tokens: int, chunk_tokens: int) -> SweepRow:
-        counted = self._group_rows(layout, prompt_tokens, chunk_tokens)
+    def _row(self, layout: Layout, prompt_tokens: int, chunk_tokens: int, counted: list[tuple[KvGroup, int]]) -> SweepRow:
         chunks = sum(count for _, count in counted)
         stages = [
             StageObjects(

@@ -34,8 +34,9 @@ class CatalogEntry(BaseModel):
     defaults: dict[str, Any] = {}
     supplement: dict[str, Any] = {}
     """Published config.json fields the copied ``config`` lacks (FFN, vocabulary and Mamba mixer sizes), from
-    ``supplement_source``: for the prefill estimate, and for a Mamba layer's state under ``--engine vllm``; they
-    never change an attention layer's bytes."""
+    ``supplement_source``: for the prefill estimate, for a Mamba layer's state under ``--engine vllm``, and for the
+    weights in GPU memory (``tie_word_embeddings``, ``quantization_config``); they never change an attention layer's
+    bytes."""
     supplement_source: str | None = None
 
     def published(self) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from kvsize.model.reader import (
 )
 from kvsize.model.spec import LayerKind, ModelSpec
 from kvsize.model.state import read_state
+from kvsize.model.weights import weights as count_weights
 
 __all__ = ["ALIAS_GROUPS", "FILL_FIELDS", "TEXT_CONFIG_KEYS", "spec_from_config"]
 
@@ -93,6 +94,7 @@ def spec_from_config(
     draft_layers = _draft_layers(reader)
 
     parameters = active_params(reader, model_type, kinds, num_heads, kv_heads, head_size)
+    loaded = count_weights(reader, model_type, kinds, num_heads, kv_heads, head_size)
 
     reader.note("layers", f"{num_layers} ({describe_kinds(kinds)})", reader.fields["layers"].field)
     max_context = _context(reader)
@@ -109,6 +111,8 @@ def spec_from_config(
         kv_cache_quant=kv_quant,
         draft_layers=draft_layers,
         active_params=parameters,
+        weights=loaded if not isinstance(loaded, str) else None,
+        weights_problem=loaded if isinstance(loaded, str) else None,
         revision=revision,
         architectures=tuple(a for a in architectures if isinstance(a, str))[:16] if isinstance(architectures, list) else (),
         max_position_embeddings=max_context,

@@ -62,6 +62,19 @@ class FieldSource(BaseModel):
     origin: str
 
 
+class Weights(BaseModel):
+    """The weights vLLM loads for a model: parameters and bytes, and how they were counted."""
+
+    model_config = ConfigDict(frozen=True)
+
+    parameters: int
+    """Every parameter of the language model (all experts; embedding and LM head once each, or once when tied)."""
+    bytes: int
+    """What the weights take in GPU memory over all ranks."""
+    rule: str
+    """The dtype or quantization applied, in words."""
+
+
 class ModelSpec(BaseModel):
     """A model's KV-relevant architecture, independent of how it is served."""
 
@@ -79,6 +92,10 @@ class ModelSpec(BaseModel):
     draft_layers: int = 0
     active_params: int | None = None
     """Parameters one token passes through (for the prefill estimate); None when the config does not tell."""
+    weights: Weights | None = None
+    """The weights vLLM loads (every parameter, in the checkpoint's dtype or quantization); None when unknown."""
+    weights_problem: str | None = None
+    """Why ``weights`` could not be counted (the field), when it is None."""
     revision: str | None = None
     local_path: str | None = None
     """The model directory of a local config, as given and made absolute (what ``vllm serve`` loads); None for

@@ -5,15 +5,10 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict
 
 from kvsize.errors import BackendError, shown
+from kvsize.gpu import GPUS as GPU_TABLE
 
-GPUS = {
-    # Dense BF16 Tensor Core peak, vendor datasheets.
-    "a100": (312e12, "NVIDIA A100 datasheet: 312 TFLOP/s dense BF16"),
-    "h100": (989e12, "NVIDIA H100 SXM datasheet: 989 TFLOP/s dense BF16"),
-    "h200": (989e12, "NVIDIA H200 datasheet: 989 TFLOP/s dense BF16"),
-    "l40s": (362e12, "NVIDIA L40S datasheet: 362 TFLOP/s dense BF16"),
-    "b200": (2.25e15, "NVIDIA B200 (HGX B200 datasheet): 2.25 PFLOP/s dense BF16"),
-}
+GPUS = {name: (gpu.bf16_flops, gpu.flops_source) for name, gpu in GPU_TABLE.items()}
+"""Dense BF16 Tensor Core peak per GPU, from vendor datasheets (``kvsize.gpu.GPUS``, with the GPUs' memory)."""
 DEFAULT_MFU = 0.4
 
 
