@@ -409,3 +409,42 @@ def test_s3_parts_follow_each_stage_object_size(run):
     parts_30 = math.ceil(30 * per_layer / 2**23)
     parts_6 = math.ceil(6 * per_layer / 2**23)
     assert row["wire_requests"] == 4 * 48 * parts_30 + 4 * 48 * parts_6
+
+
+# --- a figure's per-object cost and its range ---------------------------------------------------------------------
+
+
+def test_a_profile_carries_a_per_object_cost_and_each_figures_range(tmp_path):
+    from kvsize.storage import resolve_backend
+
+    profile = tmp_path / "nfs.yaml"
+    profile.write_text(
+        "name: nfs\nlatency: 100us\nper_object: 65us\nstream_bandwidth: 650MB/s\nconcurrency: 8\n"
+        "ranges:\n  latency: [80us, 200us]\n  per_object: [29us, 130us]\n  stream_bandwidth: [600MB/s, 700MB/s]\n"
+    )
+    loaded = resolve_backend(str(profile), {})
+    assert loaded.per_object_s == pytest.approx(65e-6)
+    assert loaded.ranges == {
+        "latency_s": pytest.approx((80e-6, 200e-6)),
+        "per_object_s": pytest.approx((29e-6, 130e-6)),
+        "stream_bytes_per_s": (600e6, 700e6),
+    }
+
+
+@pytest.mark.parametrize(
+    ("ranges", "expected"),
+    [
+        ("  latency: [200us, 80us]\n", "low is above high"),
+        ("  latency: [150us, 200us]\n", "does not hold the figure"),
+        ("  latency: [.nan, 200us]\n", "latency"),
+        ("  latency: [80us]\n", "must be [low, high]"),
+        ("  speed: [1, 2]\n", "ranges names 'speed'"),
+        ("  stream_bandwidth: [1e400, 2]\n", "stream_bandwidth"),
+        ("  latency: [80us, 9999h]\n", "latency"),
+    ],
+)
+def test_a_bad_range_is_one_line(run, tmp_path, ranges, expected):
+    profile = tmp_path / "bad.yaml"
+    profile.write_text(f"name: bad\nlatency: 100us\nstream_bandwidth: 650MB/s\nconcurrency: 8\nranges:\n{ranges}")
+    result = run(SEED, "--backend", str(profile))
+    assert result.exit_code == 2 and expected in result.stderr and len(result.stderr.splitlines()) == 1, result.stderr

@@ -20,6 +20,7 @@ MAX_CONCURRENCY = 100_000
 MAX_OBJECT_BYTES = 2**50
 FIGURE_RANGES: dict[str, tuple[float, float, str]] = {
     "latency_s": (0.0, 3600.0, "0 to 3,600 s (an hour)"),
+    "per_object_s": (0.0, 3600.0, "0 to 3,600 s (an hour)"),
     "stream_bytes_per_s": (1.0, 1e16, "1 B/s to 10 PB/s"),
     "aggregate_bytes_per_s": (1.0, 1e16, "1 B/s to 10 PB/s"),
     "max_requests_per_s": (1e-3, 1e12, "0.001 to 10^12 requests/s"),
@@ -39,7 +40,8 @@ def figure_problem(field: str, value: object) -> str | None:
     if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)):
         return f"must be {words}"
     if (isinstance(value, float) and not math.isfinite(value)) or not low <= value <= high:
-        return f"must be {words}" if whole or field == "latency_s" else f"must be a finite number more than 0, {words}"
+        zero_ok = field in ("latency_s", "per_object_s")
+        return f"must be {words}" if whole or zero_ok else f"must be a finite number more than 0, {words}"
     return None
 
 
@@ -50,6 +52,10 @@ class BackendProfile(BaseModel):
 
     name: str
     latency_s: float | None = None
+    per_object_s: float | None = None
+    """P: the fixed cost of one object beyond its data request(s): opening and closing a file and its metadata round
+    trips (NFS LOOKUP/OPEN/GETATTR/CLOSE), the local syscalls, an object store's request set-up. None: not known (0 is
+    used, and ``missing`` says so)."""
     stream_bytes_per_s: float | None = None
     aggregate_bytes_per_s: float | None = None
     concurrency: int | None = None
@@ -62,6 +68,10 @@ class BackendProfile(BaseModel):
     B at the load's own level. None: ``aggregate_bytes_per_s`` at any level."""
     aggregate_by_object_size: dict[int, dict[int, float]] | None = None
     """The same per object size (each probe set alone): the time model uses the size nearest the load's objects."""
+    ranges: dict[str, tuple[float, float]] = {}
+    """Per figure field (``latency_s``, ``per_object_s``, ``stream_bytes_per_s``, ...): ``(low, high)`` as published
+    (a preset: the figure is the typical value inside it) or as measured (a probe's repeats). A figure with no range
+    has no spread."""
     source: str = ""
     figures: dict[str, str] = {}
     """Per figure: where it comes from (a published source, or how it was derived)."""
@@ -82,6 +92,7 @@ class BackendProfile(BaseModel):
             value = getattr(self, field)
             if value is not None and (problem := figure_problem(field, value)):
                 raise BackendError(f"backend {self.name}: `{field}` {problem}, got {shown(value)}", field=field)
+        self._check_ranges()
         by_size = self.aggregate_by_object_size or {}
         if any(isinstance(size, bool) or not 1 <= size <= MAX_OBJECT_BYTES for size in by_size):
             raise BackendError(
@@ -98,6 +109,21 @@ class BackendProfile(BaseModel):
                         f"finite rates more than 0 (1 B/s to 10 PB/s), got {shown(level)}: {shown(rate)}",
                         field=table,
                     )
+
+    def _check_ranges(self) -> None:
+        """Each range is of a figure kvsize times with, ``low <= high``, both physical, and holds the figure."""
+        for field, bounds in self.ranges.items():
+            if field not in FIGURE_RANGES:
+                raise BackendError(
+                    f"backend {self.name}: its ranges name {shown(field)}, not a figure ({', '.join(FIGURE_RANGES)})",
+                    field="ranges",
+                )
+            low, high = bounds
+            problem = figure_problem(field, low) or figure_problem(field, high)
+            value = getattr(self, field)
+            if problem or low > high or (value is not None and not low <= value <= high):
+                why = problem or ("low is above high" if low > high else f"it does not hold the figure {shown(value)}")
+                raise BackendError(f"backend {self.name}: the range of {field} {shown(bounds)}: {why}", field="ranges")
 
     def aggregate_at(self, in_flight: int, object_bytes: int | None = None) -> float | None:
         """B at ``in_flight`` requests of ``object_bytes``: from the sets of the nearest object size (by ratio) when the
@@ -310,6 +336,7 @@ def connector_mismatch(backend: str | None, layout: Any) -> str | None:
 
 FIGURE_NAMES = {
     "latency_s": "latency",
+    "per_object_s": "per-object cost",
     "stream_bytes_per_s": "stream bandwidth",
     "aggregate_bytes_per_s": "aggregate bandwidth",
     "concurrency": "concurrency",

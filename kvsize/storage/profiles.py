@@ -13,6 +13,7 @@ from kvsize.units import parse_duration, parse_rate, parse_size
 
 _PROFILE_FIELDS = {
     "latency": ("latency_s", parse_duration),
+    "per_object": ("per_object_s", parse_duration),
     "stream_bandwidth": ("stream_bytes_per_s", parse_rate),
     "aggregate_bandwidth": ("aggregate_bytes_per_s", parse_rate),
     "concurrency": ("concurrency", None),
@@ -26,9 +27,10 @@ _PROFILE_FIELDS = {
 def load_profile(path: Path) -> BackendProfile:
     """A backend profile YAML (written by ``kvsize probe``, or by hand).
 
-    Keys: name, source, latency (``200us``), stream_bandwidth (``650MB/s``),
+    Keys: name, source, latency (``200us``), per_object (``65us``), stream_bandwidth (``650MB/s``),
     aggregate_bandwidth, concurrency, max_requests_per_s, write_max_requests_per_s,
-    part_size (``8MiB``), max_value_size. Bare numbers are seconds, bytes/s or bytes.
+    part_size (``8MiB``), max_value_size; ``ranges``: each figure's measured or published ``[low, high]``
+    (``ranges: {latency: [150us, 250us]}``). Bare numbers are seconds, bytes/s or bytes.
     """
     data = read_yaml(path, "backend profile")
     if not isinstance(data, dict):
@@ -51,8 +53,12 @@ def load_profile(path: Path) -> BackendProfile:
             )
             for size, levels_ in by_size.items()
         }
+    if data.get("ranges") is not None:
+        values["ranges"] = _ranges(path, data["ranges"])
     for key, raw in data.items():
-        if key in ("name", "source", "figures", "missing", "clients_measured") or key.startswith("aggregate_bandwidth_by_"):
+        if key in ("name", "source", "figures", "missing", "clients_measured", "ranges") or key.startswith(
+            "aggregate_bandwidth_by_"
+        ):
             continue
         if key not in _PROFILE_FIELDS:
             raise BackendError(f"backend profile {path}: unknown figure {shown(key)}; use {', '.join(_PROFILE_FIELDS)}")
@@ -64,6 +70,22 @@ def load_profile(path: Path) -> BackendProfile:
             if field in figures:
                 figures[field] += f", measured by {clients} clients at once"
     return BackendProfile(**values, figures=figures)
+
+
+def _ranges(path: Path, raw: Any) -> dict[str, tuple[float, float]]:
+    """``ranges``: each figure's ``[low, high]``, in the figure's own units (``[150us, 250us]``)."""
+    if not isinstance(raw, dict) or len(raw) > len(_PROFILE_FIELDS):
+        raise BackendError(f"backend profile {path}: ranges must map figures to [low, high], e.g. {{latency: [1ms, 3ms]}}")
+    out: dict[str, tuple[float, float]] = {}
+    for key, bounds in raw.items():
+        if key not in _PROFILE_FIELDS:
+            raise BackendError(f"backend profile {path}: ranges names {shown(key)}; use {', '.join(_PROFILE_FIELDS)}")
+        if not isinstance(bounds, list) or len(bounds) != 2:
+            raise BackendError(f"backend profile {path}: ranges.{key} must be [low, high], got {shown(bounds)}")
+        field, parser = _PROFILE_FIELDS[key]
+        low, high = (float(_profile_value(path, f"ranges.{key}", value, parser, field)) for value in bounds)
+        out[field] = (low, high)
+    return out
 
 
 def _levels(path: Path, raw: Any) -> dict[int, float]:
@@ -96,7 +118,7 @@ def _profile_value(path: Path, key: str, raw: Any, parser: Any, field: str) -> f
         raise BackendError(f"backend profile {path}: {key} = {shown(raw)} must be a number")
     else:
         value = parser(str(raw), f"{path}: {key}")
-    if value < 0 or (value == 0 and key != "latency"):  # a fitted latency may be 0
+    if value < 0 or (value == 0 and field not in ("latency_s", "per_object_s")):  # a fitted latency may be 0
         raise BackendError(f"backend profile {path}: {key} must be more than 0, got {shown(raw)}")
     if key == "concurrency" and (not isinstance(value, int) or isinstance(value, bool)):
         raise BackendError(f"backend profile {path}: concurrency must be a whole number, got {shown(raw)}")
